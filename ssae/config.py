@@ -1,0 +1,171 @@
+"""Every setting of a run, in one place, with where its default comes from.
+
+The paper (Bauer, Nakajima, Mueller) fixes only a few settings: the architecture of
+Table 1 (f in {3, 5}), Adam with learning rate 1e-4, lambda = 0.5 as "sufficiently good",
+5% validation data, 512x512 for textures, augmentation by 90-degree rotations and flips,
+elastic deformation as the corruption, optional brightness variation, progressive crops.
+Everything else (patch sizes, elastic strength, number of steps, the crop schedule,
+n/k/t of the scoring) is ours. Each field's comment says ``paper`` or ``ours``.
+
+A run is described by a :class:`Config`; :func:`profile` returns the defaults of the
+``smoke`` (tests), ``cpu`` (a laptop) and ``paper`` (a GPU) profiles.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, asdict
+from typing import Any
+
+#: Version of the on-disk run format (checkpoints, config.json). Bump on incompatible change.
+FORMAT_VERSION = 1
+
+PROFILES = ("smoke", "cpu", "paper")
+
+
+@dataclass
+class DataConfig:
+    image_size: int | None = 512     # paper (textures): images resized to 512x512. None keeps native size (ours)
+    val_fraction: float = 0.05       # paper: 5% of the training data as validation set
+    rot90: bool = True               # paper: rotations by multiples of 90 degrees "depending on the category"
+    flips: bool = True               # paper: horizontal and vertical flips "depending on the category"
+    max_train: int | None = None     # ours: cap on training images (None = all)
+    max_test: int | None = None      # ours: cap on test images, stratified (None = all); smoke only
+
+
+@dataclass
+class CorruptionConfig:
+    method: str = "elastic"          # paper: elastic deformation worked best. Also: cutout | swap | occlusion | none
+    alternate: tuple[str, ...] = ()  # paper (objects): extra methods applied alternately, e.g. ("occlusion",)
+    patch_min: float = 0.05          # ours: smallest patch side as a fraction of the crop side
+    patch_max: float = 0.35          # ours: largest patch side (|S|/N <= 0.12 < 0.5, Figure 9's safe range)
+    n_patches: int = 1               # ours: patches per image
+    elastic_alpha: float = 0.15      # ours: displacement amplitude as a fraction of the patch side
+    elastic_sigma: float = 0.08      # ours: smoothing of the displacement field, fraction of the patch side
+    shape_sigma: float = 0.15        # ours: smoothness of the random shape mask X2, fraction of the patch side
+    brightness: float = 0.1          # paper mentions it; ours: max relative brightness change of the patch
+    rotation: bool = False           # paper (transistor): rotate corrupted images around the centre
+    p_clean: float = 0.0             # ours: probability that an image is left uncorrupted
+
+
+@dataclass
+class ModelConfig:
+    in_channels: int = 3             # paper: colour images; 1 for grey data sets (ours: set from the data)
+    f: int = 3                       # paper: SDC kernel width f in {3, 5}; f = 3 for textures
+    width: float = 1.0               # ours: channel multiplier (1.0 = Table 1)
+
+
+@dataclass
+class TrainConfig:
+    objective: int = 1               # paper: objective (1) (default) or (4)
+    lam: float = 0.5                 # paper: lambda = 0.5 "sufficiently good in many cases"
+    lr: float = 1e-4                 # paper: Adam, initial learning rate 1e-4
+    batch_size: int = 16             # ours
+    steps: int = 20000               # ours: optimiser steps
+    crop_start: int = 128            # ours: progressive training, first crop side (pixels at fixed resolution)
+    crop_end: int = 512              # ours: last crop side (capped by the image size)
+    crop_growth: float = 0.5         # ours: fraction of the steps over which the crop grows
+    seed: int = 0                    # ours
+    amp: bool = True                 # ours: bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True       # ours: on CUDA
+    compile: bool = False            # ours: torch.compile
+    checkpoint_every: int = 500      # ours: steps between checkpoints
+    log_every: int = 50              # ours
+    max_minutes: float | None = None # ours: wall-clock budget; training stops (and checkpoints) when reached
+
+
+@dataclass
+class ScoreConfig:
+    diff: str = "l2"                 # paper: eq. (2) squared difference; "ssim" for the SSIM-based Diff
+    n: int = 1                       # paper: G_k^n smoothing, n repetitions (ours: default)
+    k: int = 9                       # paper: box size k (ours: default)
+    t: int = 0                       # paper: avgmap exponent of eq. (14); 0 disables the weighting
+    reduce: str = "sum"              # paper: image score = sum over the map. "max" is ours
+    select_nk: bool = True           # ours: choose n, k, reduce on corrupted validation images (no test labels)
+    threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
+
+
+@dataclass
+class Config:
+    profile: str = "paper"
+    data: DataConfig = field(default_factory=DataConfig)
+    corruption: CorruptionConfig = field(default_factory=CorruptionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        """Rebuild a config; unknown keys are an error (an incompatible run directory)."""
+        d = dict(d)
+        version = d.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(f"run format version {version!r}, this ssae reads version {FORMAT_VERSION}")
+        sub = {"data": DataConfig, "corruption": CorruptionConfig, "model": ModelConfig,
+               "train": TrainConfig, "score": ScoreConfig}
+        kwargs: dict[str, Any] = {}
+        for key, value in d.items():
+            if key in sub:
+                kwargs[key] = _build(sub[key], value)
+            elif key in ("profile", "format_version"):
+                kwargs[key] = value
+            else:
+                raise ValueError(f"unknown config key {key!r}")
+        return cls(**kwargs)
+
+
+def _build(klass, values: dict[str, Any]):
+    names = {f.name for f in dataclasses.fields(klass)}
+    unknown = set(values) - names
+    if unknown:
+        raise ValueError(f"unknown {klass.__name__} keys: {sorted(unknown)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    return klass(**values)
+
+
+def profile(name: str) -> Config:
+    """Defaults of a named profile.
+
+    - ``smoke``: seconds, for tests. Tiny network, 64 px, a handful of steps.
+    - ``cpu``: a laptop (2 cores): Table 1 at width 1/4, 256 px, minutes per category.
+    - ``paper``: Table 1 at width 1, 512 px, on a GPU.
+    """
+    if name == "smoke":
+        return Config(
+            profile="smoke",
+            data=DataConfig(image_size=64, max_train=24, max_test=24),
+            model=ModelConfig(width=1 / 16),
+            train=TrainConfig(batch_size=4, steps=4, crop_start=32, crop_end=64,
+                              checkpoint_every=2, log_every=1),
+            score=ScoreConfig(n=1, k=3, select_nk=False),
+        )
+    if name == "cpu":
+        return Config(
+            profile="cpu",
+            data=DataConfig(image_size=256),
+            model=ModelConfig(width=0.25),
+            train=TrainConfig(batch_size=8, steps=3000, crop_start=64, crop_end=256,
+                              checkpoint_every=250, log_every=25, max_minutes=20.0),
+            score=ScoreConfig(n=1, k=9),
+        )
+    if name == "paper":
+        return Config(profile="paper")
+    raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}")
+
+
+def override(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """Return a copy of ``cfg`` with fields replaced, e.g. ``override(cfg, train={"steps": 10})``."""
+    out = Config.from_dict(cfg.to_dict())
+    for section, values in sections.items():
+        if section == "profile":
+            out.profile = values
+            continue
+        target = getattr(out, section)
+        for key, value in values.items():
+            if not hasattr(target, key):
+                raise ValueError(f"unknown setting {section}.{key}")
+            setattr(target, key, value)
+    return out
