@@ -1,0 +1,164 @@
+"""Command line: ``ssae train | evaluate | predict | book``.
+
+Expected failures (bad input, incompatible run directories, NaN losses) print one line
+``ssae: error: ...`` naming the file or cause and exit with status 2. An interrupted training
+(Ctrl-C) keeps its last checkpoint; the same command resumes it.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+
+from .config import PROFILES, override, profile
+from .errors import SsaeError
+
+
+def _parse_value(text: str):
+    if text.lower() in ("none", "null"):
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def build_config(args):
+    """The profile's Config with the command line's explicit settings applied."""
+    cfg = profile(args.profile)
+    sections: dict[str, dict] = {}
+    if args.objective is not None:
+        sections.setdefault("train", {})["objective"] = args.objective
+    if args.seed is not None:
+        sections.setdefault("train", {})["seed"] = args.seed
+    if args.steps is not None:
+        sections.setdefault("train", {})["steps"] = args.steps
+    if args.minutes is not None:
+        sections.setdefault("train", {})["max_minutes"] = args.minutes
+    if args.image_size is not None:
+        sections.setdefault("data", {})["image_size"] = None if args.image_size == "native" else int(args.image_size)
+    if args.corruption is not None:
+        sections.setdefault("corruption", {})["method"] = args.corruption
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        section, dot, field = key.partition(".")
+        if not sep or not dot:
+            raise SsaeError(f"--set expects section.field=value, got {item!r}")
+        sections.setdefault(section, {})[field] = _parse_value(value)
+    try:
+        return override(cfg, **sections)
+    except ValueError as e:
+        raise SsaeError(str(e))
+
+
+def cmd_train(args) -> int:
+    from .data import load_split
+    from .training import train
+
+    cfg = build_config(args)
+    split = load_split(args.data, cfg.data, seed=cfg.train.seed)
+    print(f"data {split.name}: {len(split.train)} train, {len(split.val)} validation, "
+          f"{len(split.test)} test images, {split.channels} channel(s)"
+          + ("" if split.has_masks else "; no pixel masks: image-level metrics only"), flush=True)
+    res = train(cfg, split, args.out, device=args.device, data_spec=args.data)
+    print(f"trained {res['steps']} steps in {res['seconds']:.0f} s (stopped by {res['stopped_by']}); "
+          f"run directory {args.out}", flush=True)
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluation import evaluate
+    from .training import read_run_config, write_json
+
+    data = args.data
+    if data is None:
+        _, meta = read_run_config(Path(args.run_dir))
+        data = meta.get("data")
+    res = evaluate(args.run_dir, data, device=args.device)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.json), res)
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"{res['dataset']}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC {fmt(res['pixel_auroc'])}, "
+          f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']})")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .evaluation import predict
+
+    out = predict(args.run_dir, args.images, args.out, device=args.device)
+    print(f"wrote overlays, masks and scores.csv to {out}")
+    return 0
+
+
+def cmd_book(args) -> int:
+    from .book import main as book_main
+
+    return book_main(args)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ssae", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on a data set")
+    t.add_argument("--data", required=True, help="folder (MVTec AD or MTD layout) or embedded:<category>")
+    t.add_argument("--out", required=True, help="run directory (resumed if it holds a checkpoint)")
+    t.add_argument("--profile", choices=PROFILES, default="cpu")
+    t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    t.add_argument("--objective", type=int, choices=(1, 4))
+    t.add_argument("--seed", type=int)
+    t.add_argument("--steps", type=int, help="optimiser steps (overrides the profile)")
+    t.add_argument("--minutes", type=float, help="wall-clock training budget")
+    t.add_argument("--image-size", help="pixels (square) or 'native'")
+    t.add_argument("--corruption", choices=("elastic", "cutout", "swap", "occlusion", "none"))
+    t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="any config field, e.g. --set score.diff=ssim --set model.width=0.5")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics of a trained run on a data set's test split")
+    e.add_argument("run_dir")
+    e.add_argument("--data", help="defaults to the data the run was trained on")
+    e.add_argument("--json", help="write the metrics to this JSON file")
+    e.add_argument("--device", default="cpu")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("predict", help="heatmaps, masks and scores for your own images")
+    r.add_argument("run_dir")
+    r.add_argument("images", nargs="+")
+    r.add_argument("--out", required=True)
+    r.add_argument("--device", default="cpu")
+    r.set_defaults(func=cmd_predict)
+
+    b = sub.add_parser("book", help="run the notebooks with papermill and build the Jupyter Book")
+    b.add_argument("--profile", choices=PROFILES, default="cpu")
+    b.add_argument("--data", action="append", help="extra data folders (MVTec AD or MTD layout)")
+    b.add_argument("--categories", nargs="*", help="embedded categories (default: all five)")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--minutes", type=float, help="training budget per category")
+    b.add_argument("--compare", nargs="*", help="categories also trained with objective (4) and cut-out")
+    b.add_argument("--out", default="_build", help="build folder")
+    b.set_defaults(func=cmd_book)
+    return p
+
+
+def main(argv=None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SsaeError as e:
+        print(f"ssae: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ssae: interrupted; the last checkpoint is kept, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,283 @@
+"""From a trained run to anomaly maps, scores and metrics (Figure 3, Section 4.1, Tables 2-4).
+
+- :func:`calibrate` chooses the scoring settings on *validation* data only (no test labels):
+  n and k of G_k^n (eq. 3) and the image-score reduction (sum, the paper's, or max), by how well
+  they separate clean validation images from the same images corrupted as in training; the
+  avgmap of eq. (13); and the threshold for binary masks (a quantile of clean validation maps).
+- :func:`evaluate` computes image AUROC, pixel AUROC and AUPRO on the test split.
+- :func:`predict` writes heatmap overlays, binary masks and a CSV of image scores.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import data as D
+from . import metrics as M
+from . import scoring as S
+from .config import Config
+from .corruption import corrupt
+from .errors import SsaeError
+from .training import load_model, read_run_config, write_json
+
+CALIBRATION = "calibration.json"
+AVGMAP = "avgmap.npy"
+#: candidate (n, k) pairs for G_k^n; (0, 1) is the raw Diff of eq. (2)
+NK_GRID = ((0, 1), (1, 5), (1, 9), (2, 9), (1, 17), (2, 17), (3, 17), (2, 33))
+
+
+def hardware(device: str) -> str:
+    """A short description of the machine that produced a number."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
+    return f"CPU {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+# ----------------------------------------------------------------------------- maps
+
+def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_size: int = 8,
+              progress: bool = False, desc: str = "maps") -> list[torch.Tensor]:
+    """Raw difference maps Diff(X, F(X)) (eq. 2, or the SSIM-based one), one 1 x H x W tensor
+    per image, on the CPU. Images of equal size are processed in batches."""
+    out: list[torch.Tensor | None] = [None] * len(images)
+    groups: dict[tuple, list[int]] = {}
+    for i, a in enumerate(images):
+        groups.setdefault(a.shape, []).append(i)
+    bar = tqdm(total=len(images), disable=not progress, desc=desc, unit="img")
+    for idx in groups.values():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s:s + batch_size]
+            x = torch.from_numpy(np.stack([images[i].transpose(2, 0, 1) for i in chunk])).to(device)
+            y = S.reconstruct(model, x, batch_size=batch_size)
+            d = S.ssim_diff(x, y) if kind == "ssim" else S.diff(x, y)
+            for j, i in enumerate(chunk):
+                out[i] = d[j].float().cpu()
+            bar.update(len(chunk))
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+def finish_maps(raw: list[torch.Tensor], n: int, k: int, avg: np.ndarray | None, t: int) -> list[np.ndarray]:
+    """anomap (eq. 3) from raw Diff maps, optionally weighted by the avgmap (eq. 14)."""
+    res = []
+    for d in raw:
+        m = S.smooth(d[None], n, k)[0]
+        if t and avg is not None and avg.shape == tuple(m.shape[-2:]):
+            m = S.weighted_anomap(m, torch.from_numpy(avg)[None], t)
+        res.append(m[0].numpy())
+    return res
+
+
+# ----------------------------------------------------------------------------- calibration
+
+def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress: bool = True,
+              seed: int = 12345) -> dict:
+    """Choose n, k, the reduction and the mask threshold on validation data; write
+    ``calibration.json`` (and ``avgmap.npy``). Uses no test image."""
+    run_dir = Path(run_dir)
+    cfg, _ = read_run_config(run_dir)
+    if model is None:
+        model, cfg = load_model(run_dir, device)
+    sc = cfg.score
+    val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    clean_raw = diff_maps(model, val, sc.diff, device, progress=False)
+    n, k, reduce = sc.n, sc.k, sc.reduce
+    selection = []
+    if sc.select_nk:
+        corrupted, masks = _corrupt_like_training(val, cfg, seed)
+        bad_raw = diff_maps(model, corrupted, sc.diff, device, progress=False)
+        best = (-1.0, None)
+        for nn_, kk in NK_GRID:
+            clean = finish_maps(clean_raw, nn_, kk, None, 0)
+            bad = finish_maps(bad_raw, nn_, kk, None, 0)
+            pix = _pixel_auroc_subsampled(bad, masks, seed)
+            labels = [0] * len(clean) + [1] * len(bad)
+            img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
+                                             for m in clean + bad]) for r in ("sum", "max")}
+            selection.append({"n": nn_, "k": kk, "pixel_auroc": pix, "image_auroc_sum": img["sum"],
+                              "image_auroc_max": img["max"]})
+            score = pix + max(img.values())
+            if score > best[0]:
+                best = (score, (nn_, kk, max(img, key=img.get)))
+        n, k, reduce = best[1]
+    clean_maps = finish_maps(clean_raw, n, k, None, 0)
+    avg = None
+    if len({m.shape for m in clean_maps}) == 1:
+        avg = S.avgmap(torch.from_numpy(np.stack(clean_maps))[:, None]).numpy()[0]
+        _save_npy(run_dir / AVGMAP, avg)
+    final = finish_maps(clean_raw, n, k, avg, sc.t)
+    threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
+    val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
+    doc = {"n": n, "k": k, "reduce": reduce, "diff": sc.diff, "t": sc.t, "threshold": float(threshold),
+           "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
+           "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
+           "selection": selection}
+    write_json(run_dir / CALIBRATION, doc)
+    return doc
+
+
+def _corrupt_like_training(images: list[np.ndarray], cfg: Config, seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    out, masks = [], []
+    for a in images:
+        x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
+        xh, m = corrupt(x, cfg.corruption, gen)
+        out.append(xh[0].numpy().transpose(1, 2, 0))
+        masks.append(m[0, 0].numpy() > 0.5)
+    return out, masks
+
+
+def _pixel_auroc_subsampled(maps, masks, seed, max_pixels=400_000) -> float:
+    scores = np.concatenate([m.ravel() for m in maps])
+    truth = np.concatenate([m.ravel() for m in masks])
+    if truth.all() or not truth.any():
+        return float("nan")
+    if scores.size > max_pixels:
+        idx = np.random.default_rng(seed).choice(scores.size, max_pixels, replace=False)
+        scores, truth = scores[idx], truth[idx]
+    return float(M.pixel_auroc([truth], [scores]))
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, arr)
+    os.replace(tmp, path)
+
+
+def read_calibration(run_dir) -> tuple[dict, np.ndarray | None]:
+    run_dir = Path(run_dir)
+    path = run_dir / CALIBRATION
+    if not path.is_file():
+        raise SsaeError(f"{run_dir} has no {CALIBRATION}: training did not finish; rerun `ssae train` to resume")
+    cal = json.loads(path.read_text())
+    avg = np.load(run_dir / AVGMAP) if (run_dir / AVGMAP).is_file() else None
+    return cal, avg
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+def anomaly_maps(run_dir, data_spec: str, device: str = "cpu", progress: bool = True):
+    """Test items, their images, anomaly maps (eq. 3/14 with the calibrated settings) and the
+    mask threshold: ``(items, images, maps, threshold)``."""
+    model, cfg = load_model(run_dir, device)
+    split = D.load_split(data_spec, cfg.data, seed=cfg.train.seed)
+    if split.channels != cfg.model.in_channels:
+        raise SsaeError(f"{data_spec} has {split.channels} channel(s) but the model in {run_dir} "
+                        f"was trained on {cfg.model.in_channels}")
+    cal, avg = read_calibration(run_dir)
+    items = split.test
+    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=progress)
+    raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps")
+    maps = finish_maps(raw, cal["n"], cal["k"], avg, cal["t"])
+    return split, items, images, maps, cal
+
+
+def ground_truth(split: D.Split, items, maps) -> list[np.ndarray] | None:
+    """Boolean masks at each map's resolution (nearest neighbour), or None without masks."""
+    if not split.has_masks:
+        return None
+    out = []
+    for it, m in zip(items, maps):
+        if it.mask_path is None:
+            out.append(np.zeros(m.shape, bool))
+        else:
+            D.check_mask(it.path, it.mask_path)
+            out.append(D.read_mask(it.mask_path, m.shape))
+    return out
+
+
+def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True) -> dict:
+    """Image AUROC, pixel AUROC and AUPRO (fractions in [0, 1]) on the test split."""
+    run_dir = Path(run_dir)
+    split, items, images, maps, cal = anomaly_maps(run_dir, data_spec, device, progress)
+    cfg, meta = read_run_config(run_dir)
+    labels = [it.label for it in items]
+    scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in ("sum", "max")}
+    masks = ground_truth(split, items, maps)
+    summary = {}
+    if (run_dir / "train_summary.json").is_file():
+        summary = json.loads((run_dir / "train_summary.json").read_text())
+    per_defect = {}
+    for defect in sorted({it.defect for it in items if it.label == 1}):
+        sel = [i for i, it in enumerate(items) if it.label == 0 or it.defect == defect]
+        per_defect[defect] = M.image_auroc([labels[i] for i in sel], [scores[cal["reduce"]][i] for i in sel])
+    result = {
+        "dataset": split.name,
+        "data_spec": data_spec,
+        "image_auroc": M.image_auroc(labels, scores[cal["reduce"]]),
+        "image_auroc_sum": M.image_auroc(labels, scores["sum"]),
+        "image_auroc_max": M.image_auroc(labels, scores["max"]),
+        "pixel_auroc": M.pixel_auroc(masks, maps) if masks is not None else None,
+        "aupro": M.aupro(masks, maps, fpr_limit=0.3) if masks is not None else None,
+        "metrics_note": ("pixel metrics at the evaluated image size" if masks is not None else
+                         "no ground_truth masks: image-level metrics only"),
+        "n_test_images": len(items),
+        "n_defective": int(sum(labels)),
+        "image_size": cfg.data.image_size if cfg.data.image_size else "native",
+        "profile": cfg.profile,
+        "device": str(device),
+        "hardware": hardware(device),
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "objective": cfg.train.objective,
+        "corruption": cfg.corruption.method,
+        "width": cfg.model.width,
+        "train_seconds": summary.get("seconds"),
+        "train_steps": summary.get("steps"),
+        "score": {k: cal[k] for k in ("diff", "n", "k", "t", "reduce")},
+        "per_defect": per_defect,
+        "run_dir": str(run_dir),
+    }
+    return result
+
+
+# ----------------------------------------------------------------------------- prediction
+
+def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True) -> Path:
+    """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``."""
+    from PIL import Image
+    import matplotlib
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    model, cfg = load_model(run_dir, device)
+    cal, avg = read_calibration(run_dir)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise SsaeError("no images given to predict")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    images = D.load_images(paths, cfg.data.image_size, cfg.model.in_channels, progress=False)
+    raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
+    maps = finish_maps(raw, cal["n"], cal["k"], avg, cal["t"])
+    cmap = matplotlib.colormaps["jet"]
+    scale = max(cal["threshold"] * 2, 1e-12)
+    rows = []
+    for p, img, m in zip(paths, images, maps):
+        rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+        heat = cmap(np.clip(m / scale, 0, 1))[..., :3]
+        overlay = (0.5 * rgb + 0.5 * heat).clip(0, 1)
+        _save_png(out_dir / f"{p.stem}_overlay.png", (overlay * 255).astype(np.uint8))
+        _save_png(out_dir / f"{p.stem}_mask.png", ((m > cal["threshold"]) * 255).astype(np.uint8))
+        score = float(S.image_score(torch.from_numpy(m)[None], cal["reduce"]))
+        rows.append({"image": str(p), "score": score,
+                     "anomalous": None if cal.get("image_threshold") is None else score > cal["image_threshold"]})
+    tmp = out_dir / "scores.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "score", "anomalous"])
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out_dir / "scores.csv")
+    return out_dir
+
+
+def _save_png(path: Path, arr: np.ndarray) -> None:
+    from PIL import Image
+    tmp = path.with_name(path.stem + ".tmp.png")
+    Image.fromarray(arr).save(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,305 @@
+"""Training (Sections 3.2 and 4.1): Adam on corrupted crops, progressive crop sizes, checkpoints.
+
+One step:
+
+1. sample a batch of training images and a random crop of side ``crop_size(step)`` from each
+   (progressive training: the crop grows during training at a *fixed* pixel resolution; the
+   images are never resized for it, Section 3.2),
+2. augment (rotations by 90 degrees, flips; Section 4.1),
+3. corrupt (:func:`ssae.corruption.corrupt`, Figure 5) to get ``(X^, M)``,
+4. minimise objective (1) or (4) (:mod:`ssae.objectives`) with Adam (lr 1e-4, Section 4.1).
+
+The whole training set is decoded once and kept on the device, so a GPU is not starved by
+image decoding. Checkpoints hold the model, the optimiser, the step, the random states and
+the full config; they are written to a temporary name and renamed, and :func:`train` resumes
+from the last one after an interruption. ``run_dir/done`` is written last.
+
+Multi-GPU (or multi-process CPU) training runs under ``torchrun``: each process draws its own
+batches, gradients are averaged by DistributedDataParallel, rank 0 writes the run directory.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import Config
+from .corruption import corrupt, random_rotation
+from .data import Split, augment, load_images
+from .errors import SsaeError
+from .model import SSAE
+from .objectives import loss as objective_loss
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+HISTORY = "history.json"
+DONE = "done"
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def crop_size(step: int, cfg: Config, max_side: int) -> int:
+    """Progressive training: crop side for ``step``, growing linearly from ``crop_start`` to
+    ``crop_end`` over the first ``crop_growth`` fraction of the steps; a multiple of 8 and at
+    most ``max_side`` (the smallest image side, rounded down to a multiple of 8)."""
+    t = cfg.train
+    grow_steps = max(1, int(t.crop_growth * t.steps))
+    frac = min(1.0, step / grow_steps)
+    side = t.crop_start + frac * (t.crop_end - t.crop_start)
+    side = int(side) // 8 * 8
+    return int(max(8, min(side, max_side)))
+
+
+def write_json(path: Path, obj) -> None:
+    """Write JSON to a temporary name, then rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+def build_model(cfg: Config) -> SSAE:
+    m = cfg.model
+    return SSAE(in_channels=m.in_channels, f=m.f, width=m.width)
+
+
+def _dist_info() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class TrainingImages:
+    """The decoded training set on the device, and random crops from it.
+
+    Images of one size are stacked in one tensor; images of varying native size (e.g. the
+    Magnetic Tile Defects) are kept as a list. A crop larger than an image is reflect-padded.
+    """
+
+    def __init__(self, arrays: list[np.ndarray], device: torch.device):
+        tensors = [torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1))) for a in arrays]
+        self.same_size = len({t.shape for t in tensors}) == 1
+        if self.same_size:
+            self.stack = torch.stack(tensors).to(device)
+            self.images = list(self.stack)
+        else:
+            self.images = [t.to(device) for t in tensors]
+        self.n = len(self.images)
+        self.min_side = min(min(t.shape[1:]) for t in self.images)
+
+    def sample(self, batch: int, side: int, gen: torch.Generator) -> torch.Tensor:
+        idx = torch.randint(self.n, (batch,), generator=gen).tolist()
+        crops = []
+        for i in idx:
+            img = self.images[i]
+            _, h, w = img.shape
+            if h < side or w < side:
+                ph, pw = max(0, side - h), max(0, side - w)
+                img = torch.nn.functional.pad(img[None], (0, pw, 0, ph), mode="reflect" if
+                                              (ph < h and pw < w) else "replicate")[0]
+                _, h, w = img.shape
+            y = int(torch.randint(h - side + 1, (1,), generator=gen))
+            x = int(torch.randint(w - side + 1, (1,), generator=gen))
+            crops.append(img[:, y:y + side, x:x + side])
+        return torch.stack(crops)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(run_dir: Path, model, optimiser, step: int, history: list, gens: dict,
+                    cfg: Config, seconds: float) -> None:
+    state = {
+        "model": _unwrap(model).state_dict(),
+        "optimiser": optimiser.state_dict(),
+        "step": step,
+        "history": history,
+        "seconds": seconds,
+        "rng": {k: g.get_state() for k, g in gens.items()},
+        "config": json.dumps(cfg.to_dict()),
+        "ssae_version": __version__,
+    }
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, run_dir / CHECKPOINT)
+
+
+def read_checkpoint(run_dir: Path, device="cpu") -> dict:
+    path = Path(run_dir) / CHECKPOINT
+    if not path.is_file():
+        raise SsaeError(f"no checkpoint in {run_dir} (expected {path}); train first with `ssae train`")
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad run directory
+        raise SsaeError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+
+
+def read_run_config(run_dir: Path) -> tuple[Config, dict]:
+    """The run's Config and its metadata (data spec, channels, ...) from ``config.json``."""
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise SsaeError(f"not a run directory: {run_dir} has no {CONFIG}")
+    try:
+        doc = json.loads(path.read_text())
+        cfg = Config.from_dict(doc["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise SsaeError(f"incompatible run directory {path}: {e}")
+    return cfg, doc.get("meta", {})
+
+
+def load_model(run_dir, device="cpu") -> tuple[SSAE, Config]:
+    """The trained model of a run directory (eval mode) and its Config."""
+    run_dir = Path(run_dir)
+    cfg, _ = read_run_config(run_dir)
+    state = read_checkpoint(run_dir, device)
+    model = build_model(cfg)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as e:
+        raise SsaeError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model in {CONFIG}: "
+                        f"{str(e).splitlines()[0][:200]}")
+    return model.to(device).eval(), cfg
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+# ----------------------------------------------------------------------------- training
+
+def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | None = None,
+          progress: bool = True, calibrate: bool = True) -> dict:
+    """Train a model for ``split`` into ``run_dir``; resume if ``run_dir`` holds a checkpoint.
+
+    Returns ``{"history": [...], "seconds": float, "steps": int, "stopped_by": "steps"|"time"}``.
+    ``cfg.model.in_channels`` is set from the data. With ``calibrate`` (default) the scoring
+    settings are chosen on validation data afterwards (:func:`ssae.evaluation.calibrate`).
+    """
+    run_dir = Path(run_dir)
+    device = torch.device(device)
+    rank, world = _dist_info()
+    cfg.model.in_channels = split.channels
+    t = cfg.train
+    if t.objective not in (1, 4):
+        raise SsaeError(f"objective must be 1 or 4, got {t.objective}")
+
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _check_or_write_config(run_dir, cfg, split, data_spec)
+        (run_dir / DONE).unlink(missing_ok=True)
+
+    torch.manual_seed(t.seed)
+    model = build_model(cfg).to(device)
+    cuda = device.type == "cuda"
+    if cuda and t.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.Adam(model.parameters(), lr=t.lr)
+    gens = {"sample": torch.Generator().manual_seed(t.seed * 1000 + rank),
+            "device": torch.Generator(device=device).manual_seed(t.seed * 1000 + 7 + rank)}
+
+    step, history, seconds_before = 0, [], 0.0
+    if (run_dir / CHECKPOINT).is_file():
+        state = read_checkpoint(run_dir, device)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        step, history, seconds_before = state["step"], list(state["history"]), state.get("seconds", 0.0)
+        for k, g in gens.items():
+            if k in state.get("rng", {}):
+                g.set_state(state["rng"][k].cpu() if k == "sample" or not cuda else state["rng"][k])
+        if progress and rank == 0:
+            print(f"resuming {run_dir} from step {step}", flush=True)
+
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    step_fn = model
+    if t.compile:
+        step_fn = torch.compile(model)
+
+    images = TrainingImages(load_images(split.train, cfg.data.image_size, split.channels,
+                                        progress=progress and rank == 0), device)
+    # crops never exceed a same-size training set; images of varying size are padded instead
+    max_side = max(8, images.min_side // 8 * 8) if images.same_size else t.crop_end
+
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if (cuda and t.amp) else nullcontext())
+    start = time.time()
+    stopped_by = "steps"
+    bar = tqdm(total=t.steps, initial=step, disable=not progress or rank != 0,
+               desc=f"train {split.name}", unit="step")
+    model.train()
+    while step < t.steps:
+        side = crop_size(step, cfg, max_side)
+        target = images.sample(t.batch_size, side, gens["sample"])
+        target = augment(target, gens["device"], rot90=cfg.data.rot90, flips=cfg.data.flips)
+        if cfg.corruption.rotation:
+            target = random_rotation(target, gens["device"])
+        corrupted, mask = corrupt(target, cfg.corruption, gens["device"])
+        if cuda and t.channels_last:
+            corrupted = corrupted.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            out = step_fn(corrupted)
+        value = objective_loss(t, out.float(), target, corrupted, mask)
+        if not torch.isfinite(value):
+            where = f"; the last good checkpoint is {run_dir / CHECKPOINT}" if (run_dir / CHECKPOINT).is_file() else ""
+            raise SsaeError(f"loss became {value.item()} at step {step} (lr {t.lr}){where}")
+        optimiser.zero_grad(set_to_none=True)
+        value.backward()
+        optimiser.step()
+        step += 1
+        bar.update(1)
+        elapsed = seconds_before + time.time() - start
+        if step % t.log_every == 0 or step == t.steps:
+            history.append({"step": step, "loss": float(value.detach()), "crop": side,
+                            "seconds": round(elapsed, 2)})
+            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
+        out_of_time = t.max_minutes is not None and elapsed > 60 * t.max_minutes
+        if rank == 0 and (step % t.checkpoint_every == 0 or step == t.steps or out_of_time):
+            save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, elapsed)
+            write_json(run_dir / HISTORY, history)
+        if out_of_time:
+            stopped_by = "time"
+            break
+    bar.close()
+    seconds = seconds_before + time.time() - start
+    result = {"history": history, "seconds": seconds, "steps": step, "stopped_by": stopped_by}
+    if rank == 0:
+        save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds)
+        write_json(run_dir / HISTORY, history)
+        if calibrate:
+            from .evaluation import calibrate as _calibrate
+            _calibrate(run_dir, split, device=str(device), model=_unwrap(model).eval(), progress=progress)
+        write_json(run_dir / "train_summary.json", {k: v for k, v in result.items() if k != "history"})
+        (run_dir / DONE).write_text("ok\n")
+    return result
+
+
+def _check_or_write_config(run_dir: Path, cfg: Config, split: Split, data_spec: str | None) -> None:
+    """Write ``config.json``; when resuming, refuse a run directory trained with other settings."""
+    meta = {"data": data_spec or split.name, "name": split.name, "channels": split.channels,
+            "has_masks": split.has_masks, "ssae_version": __version__}
+    doc = {"config": cfg.to_dict(), "meta": meta}
+    path = run_dir / CONFIG
+    if path.is_file() and (run_dir / CHECKPOINT).is_file():
+        old_cfg, old_meta = read_run_config(run_dir)
+        a, b = old_cfg.to_dict(), cfg.to_dict()
+        for d in (a, b):  # the budget may change between resumptions
+            d["train"].pop("steps"), d["train"].pop("max_minutes")
+            d["score"] = None
+        if a != b:
+            raise SsaeError(f"{run_dir} holds a run with other settings; use a new --out folder")
+    write_json(path, doc)
+
