@@ -57,8 +57,9 @@ def build_config(args):
 
 def cmd_train(args) -> int:
     from .data import load_split
-    from .training import train
+    from .training import init_distributed, train
 
+    args.device = init_distributed(args.device)
     cfg = build_config(args)
     split = load_split(args.data, cfg.data, seed=cfg.train.seed)
     print(f"data {split.name}: {len(split.train)} train, {len(split.val)} validation, "

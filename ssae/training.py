@@ -176,6 +176,21 @@ def load_model(run_dir, device="cpu") -> tuple[SSAE, Config]:
     return model.to(device).eval(), cfg
 
 
+def init_distributed(device: str) -> str:
+    """Under ``torchrun`` (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on CPU)
+    and return this process's device; otherwise return ``device`` unchanged."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or (dist.is_available() and dist.is_initialized()):
+        return device
+    cuda = str(device).startswith("cuda")
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    if cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        return f"cuda:{local}"
+    return device
+
+
 def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
@@ -267,6 +282,10 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
                             "seconds": round(elapsed, 2)})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
         out_of_time = t.max_minutes is not None and elapsed > 60 * t.max_minutes
+        if world > 1 and t.max_minutes is not None:  # all processes stop at the same step
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
         if rank == 0 and (step % t.checkpoint_every == 0 or step == t.steps or out_of_time):
             save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, elapsed)
             write_json(run_dir / HISTORY, history)
