@@ -259,9 +259,8 @@ def classify(result: dict[str, Any]) -> DataKind:
     if cat in TEXTURES + OBJECTS:
         if _has_masks(result):
             return DataKind("mvtec", cat, f"MVTec AD {cat}")
-        size_txt = f"{size} px" if size else "native size"
         return DataKind("mvtec-copy", cat,
-                        f"MVTec AD {cat} images, resized copy without masks ({size_txt})")
+                        f"MVTec AD {cat} images, resized copy without masks ({size_text(size)})")
     return DataKind("other", dataset or name or spec, f"{dataset or spec} (not part of the paper)")
 
 
@@ -286,13 +285,17 @@ def _diff(ours: float | None, paper: float) -> str:
     return f"{d:+.1f}".replace("-", "\u2212")
 
 
+def size_text(size: Any) -> str:
+    """'256 px' for an int size, 'native size' otherwise (None or "native")."""
+    return f"{size} px" if isinstance(size, int) and not isinstance(size, bool) else "native size"
+
+
 def run_label(result: dict[str, Any], with_data: bool = True) -> str:
     """'MVTec AD carpet, 512 px, paper profile, NVIDIA H200, 2025-01-01' for the data column."""
     parts = []
     if with_data:
         parts.append(classify(result).label)
-    size = result.get("image_size")
-    parts.append(f"{size} px" if size else "native size")
+    parts.append(size_text(result.get("image_size")))
     parts.append(f"{result.get('profile', '?')} profile")
     hw = result.get("hardware") or result.get("device")
     if hw:
@@ -475,7 +478,7 @@ def runs_table(results: Iterable[dict[str, Any]]) -> Table:
         rows.append([
             k.label,
             str(r.get("status", "ok")),
-            f"{r['image_size']} px" if r.get("image_size") else "native size",
+            size_text(r.get("image_size")),
             str(r.get("profile", "?")),
             str(r.get("hardware") or r.get("device") or "?"),
             str(r.get("date", "?"))[:19],
