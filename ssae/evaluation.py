@@ -14,6 +14,7 @@ import datetime as _dt
 import json
 import os
 import platform
+import time
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,17 @@ def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress
     cfg, _ = read_run_config(run_dir)
     if model is None:
         model, cfg = load_model(run_dir, device)
+    doc, avg = calibrate_model(model, cfg, split, device, seed=seed)
+    if avg is not None:
+        _save_npy(run_dir / AVGMAP, avg)
+    write_json(run_dir / CALIBRATION, doc)
+    return doc
+
+
+def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
+                    seed: int = 12345) -> tuple[dict, np.ndarray | None]:
+    """:func:`calibrate` for any model (a trained SSAE or a reference such as
+    :class:`ssae.references.BlurReference`): returns ``(calibration, avgmap or None)``."""
     sc = cfg.score
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
     clean_raw = diff_maps(model, val, sc.diff, device, progress=False)
@@ -112,7 +124,6 @@ def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress
     avg = None
     if len({m.shape for m in clean_maps}) == 1:
         avg = S.avgmap(torch.from_numpy(np.stack(clean_maps))[:, None]).numpy()[0]
-        _save_npy(run_dir / AVGMAP, avg)
     final = finish_maps(clean_raw, n, k, avg, sc.t)
     threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
     val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
@@ -120,8 +131,7 @@ def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
            "selection": selection}
-    write_json(run_dir / CALIBRATION, doc)
-    return doc
+    return doc, avg
 
 
 def _corrupt_like_training(images: list[np.ndarray], cfg: Config, seed: int):
@@ -165,19 +175,27 @@ def read_calibration(run_dir) -> tuple[dict, np.ndarray | None]:
 # ----------------------------------------------------------------------------- evaluation
 
 def anomaly_maps(run_dir, data_spec: str, device: str = "cpu", progress: bool = True):
-    """Test items, their images, anomaly maps (eq. 3/14 with the calibrated settings) and the
-    mask threshold: ``(items, images, maps, threshold)``."""
+    """Test split, items, images, anomaly maps (eq. 3/14 with the calibrated settings) and the
+    calibration: ``(split, items, images, maps, calibration)``."""
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data_spec, cfg.data, seed=cfg.train.seed)
     if split.channels != cfg.model.in_channels:
         raise SsaeError(f"{data_spec} has {split.channels} channel(s) but the model in {run_dir} "
                         f"was trained on {cfg.model.in_channels}")
     cal, avg = read_calibration(run_dir)
+    items, images, maps, _ = model_maps(model, cfg, split, cal, avg, device, progress)
+    return split, items, images, maps, cal
+
+
+def model_maps(model, cfg: Config, split: D.Split, cal: dict, avg, device: str, progress: bool = True):
+    """Anomaly maps of the test split for any model; also returns the seconds spent on the maps
+    (model, Diff, smoothing; image decoding excluded)."""
     items = split.test
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=progress)
+    start = time.time()
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps")
     maps = finish_maps(raw, cal["n"], cal["k"], avg, cal["t"])
-    return split, items, images, maps, cal
+    return items, images, maps, time.time() - start
 
 
 def ground_truth(split: D.Split, items, maps) -> list[np.ndarray] | None:
@@ -189,27 +207,42 @@ def ground_truth(split: D.Split, items, maps) -> list[np.ndarray] | None:
         if it.mask_path is None:
             out.append(np.zeros(m.shape, bool))
         else:
-            D.check_mask(it.path, it.mask_path)
+            D.check_mask_size(it.path, it.mask_path)
             out.append(D.read_mask(it.mask_path, m.shape))
     return out
 
 
 def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True) -> dict:
-    """Image AUROC, pixel AUROC and AUPRO (fractions in [0, 1]) on the test split."""
+    """Image AUROC, pixel AUROC and AUPRO (fractions in [0, 1]) on the test split of
+    ``data_spec`` for the run in ``run_dir``."""
     run_dir = Path(run_dir)
-    split, items, images, maps, cal = anomaly_maps(run_dir, data_spec, device, progress)
-    cfg, meta = read_run_config(run_dir)
-    labels = [it.label for it in items]
-    scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in ("sum", "max")}
-    masks = ground_truth(split, items, maps)
+    model, cfg = load_model(run_dir, device)
+    split = D.load_split(data_spec, cfg.data, seed=cfg.train.seed)
+    if split.channels != cfg.model.in_channels:
+        raise SsaeError(f"{data_spec} has {split.channels} channel(s) but the model in {run_dir} "
+                        f"was trained on {cfg.model.in_channels}")
+    cal, avg = read_calibration(run_dir)
     summary = {}
     if (run_dir / "train_summary.json").is_file():
         summary = json.loads((run_dir / "train_summary.json").read_text())
+    res = evaluate_model(model, cfg, split, cal, avg, device, data_spec=data_spec, progress=progress)
+    res.update({"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps"),
+                "train_images_per_s": summary.get("images_per_s"), "run_dir": str(run_dir)})
+    return res
+
+
+def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: str = "cpu", *,
+                   data_spec: str = "", progress: bool = True) -> dict:
+    """:func:`evaluate` for any model and calibration (used for the references too)."""
+    items, images, maps, seconds = model_maps(model, cfg, split, cal, avg, device, progress)
+    labels = [it.label for it in items]
+    scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in ("sum", "max")}
+    masks = ground_truth(split, items, maps)
     per_defect = {}
     for defect in sorted({it.defect for it in items if it.label == 1}):
         sel = [i for i, it in enumerate(items) if it.label == 0 or it.defect == defect]
         per_defect[defect] = M.image_auroc([labels[i] for i in sel], [scores[cal["reduce"]][i] for i in sel])
-    result = {
+    return {
         "dataset": split.name,
         "data_spec": data_spec,
         "image_auroc": M.image_auroc(labels, scores[cal["reduce"]]),
@@ -229,13 +262,10 @@ def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True
         "objective": cfg.train.objective,
         "corruption": cfg.corruption.method,
         "width": cfg.model.width,
-        "train_seconds": summary.get("seconds"),
-        "train_steps": summary.get("steps"),
+        "inference_images_per_s": len(items) / max(seconds, 1e-9),
         "score": {k: cal[k] for k in ("diff", "n", "k", "t", "reduce")},
         "per_defect": per_defect,
-        "run_dir": str(run_dir),
     }
-    return result
 
 
 # ----------------------------------------------------------------------------- prediction

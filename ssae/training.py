@@ -294,7 +294,9 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
             break
     bar.close()
     seconds = seconds_before + time.time() - start
-    result = {"history": history, "seconds": seconds, "steps": step, "stopped_by": stopped_by}
+    result = {"history": history, "seconds": seconds, "steps": step, "stopped_by": stopped_by,
+              "world_size": world, "batch_size": t.batch_size,
+              "images_per_s": step * t.batch_size * world / max(seconds, 1e-9)}
     if rank == 0:
         save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds)
         write_json(run_dir / HISTORY, history)
