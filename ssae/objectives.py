@@ -1,0 +1,94 @@
+"""Training objectives of Section 3.1: eq. (1) and eq. (4).
+
+Notation of the paper: X the original image (``target``), X^ its corrupted copy
+(``corrupted``), F(X^) the network output (``out``), M the real-valued mask of the
+corrupted region (``mask``) and, by footnote 1, its complement M_bar = 1 - M.
+
+Both objectives are computed literally, per sample, then averaged over the batch:
+``||.||_2`` is the (not squared) Euclidean norm and ``||.||_1`` the sum of absolute values
+over the whole C x H x W tensor. ``mask`` is B x 1 x H x W and stands for the paper's
+n x m x 3 mask, the same in every channel, so ``||M||_1`` counts each pixel C times.
+A norm ``||M||_1 = 0`` (nothing corrupted) or ``||M_bar||_1 = 0`` (everything corrupted)
+makes its term 0 instead of 0/0.
+"""
+from __future__ import annotations
+
+import torch
+
+from ssae.errors import SsaeError
+
+
+def _check(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> None:
+    if out.shape != target.shape or out.dim() != 4:
+        raise SsaeError(f"output {tuple(out.shape)} and target {tuple(target.shape)} must both be B x C x H x W")
+    b, _, h, w = out.shape
+    if mask.shape != (b, 1, h, w):
+        raise SsaeError(f"mask must be B x 1 x H x W = {(b, 1, h, w)}, got {tuple(mask.shape)}")
+
+
+def _l2(t: torch.Tensor) -> torch.Tensor:
+    """Per-sample Euclidean norm of a B x ... tensor (its gradient at 0 is 0)."""
+    return torch.linalg.vector_norm(t.flatten(1), ord=2, dim=1)
+
+
+def _weighted(weight: torch.Tensor, norm: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """``weight / count * norm`` per sample, 0 where ``count == 0``."""
+    safe = torch.where(count > 0, count, torch.ones_like(count))
+    return torch.where(count > 0, weight * norm / safe, torch.zeros_like(norm))
+
+
+def _normal_term(out, target, mask, lam):
+    """First term of eqs. (1) and (4): ``(1 - lam) / ||M_bar||_1 * ||M_bar (.) (F(X^) - X)||_2``."""
+    channels = out.shape[1]
+    keep = 1.0 - mask
+    count = keep.flatten(1).sum(1) * channels
+    return _weighted(1.0 - lam, _l2(keep * (out - target)), count)
+
+
+def objective1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float) -> torch.Tensor:
+    """Eq. (1), mean over the batch.
+
+    ``L = (1-lam)/||M_bar||_1 * ||M_bar (.) (F(X^) - X)||_2 + lam/||M||_1 * ||M (.) (F(X^) - X)||_2``
+
+    The first term asks for an accurate reconstruction of the untouched region, the second
+    for restoring the original content in the corrupted region; each is normalised by the
+    size of its region, so a small patch still gets weight ``lam``.
+    """
+    _check(out, target, mask)
+    channels = out.shape[1]
+    count = mask.flatten(1).sum(1) * channels
+    corrupted_term = _weighted(lam, _l2(mask * (out - target)), count)
+    return (_normal_term(out, target, mask, lam) + corrupted_term).mean()
+
+
+def objective4(out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor, mask: torch.Tensor,
+               lam: float) -> torch.Tensor:
+    """Eq. (4), mean over the batch.
+
+    ``L = (1-lam)/||M_bar||_1 * ||M_bar (.) (F(X^) - X)||_2 - lam/||M||_1 * || |X^ - X| (.) (F(X^) - X)||_2``
+
+    Note the minus: the second term rewards a large reconstruction error where the input
+    was corrupted, which raises the contrast of the anomaly heatmap even for low-contrast
+    defects. With M itself as the weight, the network could lower the loss by pushing every
+    masked pixel as far from X as possible, even pixels the corruption left (almost) equal
+    to X. Weighting by ``|X^ - X|`` instead (Sec. 3.1, last paragraph) scales the reward by
+    how much each pixel was actually changed; the normalisation ``||M||_1`` is unchanged.
+    """
+    _check(out, target, mask)
+    if corrupted.shape != target.shape:
+        raise SsaeError(f"corrupted input {tuple(corrupted.shape)} and target {tuple(target.shape)} differ in shape")
+    channels = out.shape[1]
+    count = mask.flatten(1).sum(1) * channels
+    weight = (corrupted - target).abs()
+    reward = _weighted(lam, _l2(weight * (out - target)), count)
+    return (_normal_term(out, target, mask, lam) - reward).mean()
+
+
+def loss(train_cfg, out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
+         mask: torch.Tensor) -> torch.Tensor:
+    """The objective chosen by ``train_cfg.objective`` (1 or 4) with ``train_cfg.lam``."""
+    if train_cfg.objective == 1:
+        return objective1(out, target, mask, train_cfg.lam)
+    if train_cfg.objective == 4:
+        return objective4(out, target, corrupted, mask, train_cfg.lam)
+    raise SsaeError(f"unknown objective {train_cfg.objective!r}; the paper defines objectives 1 and 4")

@@ -1,0 +1,123 @@
+"""Corruption of Section 3.2 / Figure 5: masks, boxes, exactness, determinism, methods."""
+import dataclasses
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from ssae.config import CorruptionConfig
+from ssae.corruption import METHODS, corrupt, random_rotation
+from ssae.errors import SsaeError
+
+
+def images(b=4, c=3, h=48, w=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(b, c, h, w, generator=g)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+def check_invariants(x, x_hat, mask, boxes):
+    b, c, h, w = x.shape
+    assert x_hat.shape == x.shape and mask.shape == (b, 1, h, w)
+    assert float(mask.min()) >= 0 and float(mask.max()) <= 1
+    assert float(x_hat.min()) >= 0 and float(x_hat.max()) <= 1
+    inside = torch.zeros(b, 1, h, w, dtype=torch.bool)
+    for i in range(b):
+        for y0, x0, y1, x1 in boxes[i].tolist():
+            assert 0 <= y0 < y1 <= h and 0 <= x0 < x1 <= w and y1 - y0 == x1 - x0
+            inside[i, :, y0:y1, x0:x1] = True
+    assert torch.all(mask[~inside] == 0)                      # support inside the sampled patches
+    untouched = (mask == 0).expand_as(x)
+    assert torch.equal(x_hat[untouched], x[untouched])        # bit for bit where M = 0
+
+
+@pytest.mark.parametrize("method", ["elastic", "cutout", "swap", "occlusion"])
+def test_methods_change_only_the_masked_region(method):
+    x = images()
+    cfg = CorruptionConfig(method=method, n_patches=2, patch_min=0.2, patch_max=0.4)
+    x_hat, mask, boxes = corrupt(x, cfg, gen(), return_boxes=True)
+    assert boxes.shape == (4, 2, 4)
+    check_invariants(x, x_hat, mask, boxes)
+    assert torch.all(mask.flatten(1).amax(1) > 0.5)           # every image got a nonempty shape
+    assert torch.all((x_hat - x).abs().flatten(1).amax(1) > 0.05)
+
+
+def test_none_is_identity_and_p_clean():
+    x = images()
+    x_hat, mask = corrupt(x, CorruptionConfig(method="none"), gen())
+    assert torch.equal(x_hat, x) and torch.all(mask == 0)
+    x_hat, mask = corrupt(x, CorruptionConfig(p_clean=1.0), gen())
+    assert torch.equal(x_hat, x) and torch.all(mask == 0)
+
+
+def test_alternate_is_chosen_per_image():
+    x = images(b=16, h=16, w=16)
+    cfg = CorruptionConfig(method="cutout", alternate=("none",))
+    _, mask = corrupt(x, cfg, gen())
+    touched = mask.flatten(1).amax(1) > 0
+    assert 0 < int(touched.sum()) < 16
+
+
+def test_source_images():
+    x, other = images(b=2), images(b=1, seed=5)
+    for method in ("swap", "occlusion"):
+        cfg = CorruptionConfig(method=method, patch_min=0.3, patch_max=0.3, brightness=0.0)
+        x_hat, mask = corrupt(x, cfg, gen(), source=other)
+        full = (mask > 0.999).expand_as(x)                    # where M ~ 1 the content is the source's
+        assert full.any()
+        assert torch.allclose(x_hat[full], other.expand_as(x)[full], atol=2e-3)
+    with pytest.raises(SsaeError):
+        corrupt(x, CorruptionConfig(method="swap"), gen(), source=images(b=1, h=32))
+
+
+def test_single_image_swap_still_changes():
+    x = images(b=1)
+    x_hat, mask = corrupt(x, CorruptionConfig(method="swap", patch_min=0.3), gen())
+    assert (x_hat - x).abs().max() > 0.05
+
+
+def test_determinism():
+    x = images()
+    cfg = CorruptionConfig(alternate=("occlusion", "cutout"), n_patches=2)
+    a = corrupt(x, cfg, gen(1))
+    b = corrupt(x, cfg, gen(1))
+    c = corrupt(x, cfg, gen(2))
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+
+
+@settings(max_examples=12, deadline=None)
+@given(c=st.sampled_from([1, 3]), h=st.integers(8, 40), w=st.integers(8, 40),
+       method=st.sampled_from(METHODS), seed=st.integers(0, 1000))
+def test_shapes_property(c, h, w, method, seed):
+    x = images(b=2, c=c, h=h, w=w, seed=seed)
+    cfg = CorruptionConfig(method=method, patch_min=0.1, patch_max=1.0)
+    x_hat, mask, boxes = corrupt(x, cfg, gen(seed), return_boxes=True)
+    check_invariants(x, x_hat, mask, boxes)
+
+
+def test_bad_config():
+    with pytest.raises(SsaeError, match="method"):
+        corrupt(images(), CorruptionConfig(method="blur"), gen())
+    with pytest.raises(SsaeError):
+        corrupt(images(), dataclasses.replace(CorruptionConfig(), patch_min=0.5, patch_max=0.2), gen())
+
+
+def test_random_rotation():
+    x = images(b=3, h=32, w=48)
+    r = random_rotation(x, gen(), max_degrees=180)
+    assert r.shape == x.shape and float(r.min()) >= 0 and float(r.max()) <= 1
+    assert torch.equal(r, random_rotation(x, gen(), max_degrees=180))
+    assert (r - x).abs().mean() > 0.05
+    assert torch.allclose(random_rotation(x, gen(), max_degrees=0), x, atol=1e-5)
+
+
+def test_elastic_without_displacement_keeps_the_image():
+    x = images(b=2)
+    cfg = CorruptionConfig(method="elastic", elastic_alpha=0.0, brightness=0.0, patch_min=0.4, patch_max=0.5)
+    x_hat, mask = corrupt(x, cfg, gen())
+    assert mask.max() > 0.5
+    assert torch.allclose(x_hat, x, atol=1e-5)                # X3 = X1, so X4 = X1
