@@ -1,0 +1,307 @@
+"""Data sets in their original layouts, image reading and training augmentation (Sec. 4.1).
+
+Three sources are understood by :func:`load_split`:
+
+- **MVTec AD** (a category folder): ``train/good/*``, ``test/<defect>/*`` with ``test/good``
+  the defect-free test images, and optionally ``ground_truth/<defect>/<stem>_mask.png``.
+  Without ``ground_truth/`` the split has ``has_masks=False`` and only image-level metrics can
+  be computed. With it, every defective test image must have its mask.
+- **Magnetic Tile Defects** (the folder holding ``MT_Free/``): ``MT_<class>/Imgs/<name>.jpg``
+  is a grey image and ``<name>.png`` beside it its pixel mask. ``differnet_train_split.txt``
+  lists one ``MT_Free`` file name per line: these are the training images; the test set is
+  the remaining ``MT_Free`` images (label 0) plus every defect image (label 1, with mask;
+  some masks are empty).
+- ``"embedded:<category>"``: the generated data of :mod:`ssae.embedded`, in MVTec layout.
+
+The paper uses 5% of the training data as validation set (Sec. 4.1); here the fraction is
+``cfg.val_fraction`` (at least one image), drawn deterministically from ``seed``.
+Augmentation follows Sec. 4.1: rotations by multiples of 90 degrees and flips.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from ssae.config import DataConfig
+from ssae.errors import SsaeError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+MTD_SPLIT_FILE = "differnet_train_split.txt"
+MASK_LEVEL = 128  # mask pixels >= this grey level are defective (MTD masks have soft edges)
+
+
+@dataclass
+class TestItem:
+    __test__ = False           # not a pytest test class despite the name
+    path: Path
+    label: int                 # 0 good, 1 defective
+    defect: str                # "good" or the defect folder / MTD class (e.g. "Blowhole")
+    mask_path: Path | None     # None: no pixel mask (good images, or data set without ground_truth)
+
+
+@dataclass
+class Split:
+    name: str                  # e.g. "mtd", "bottle", "embedded:carpet"
+    train: list[Path]
+    val: list[Path]            # cfg.val_fraction of the training images, deterministic for the seed
+    test: list[TestItem]
+    channels: int              # 1 for grey data sets, 3 for colour
+    has_masks: bool            # pixel masks available for the defective test images
+
+
+# -----------------------------------------------------------------------------
+# splits
+
+def load_split(spec: str, cfg: DataConfig, seed: int = 0) -> Split:
+    """Read a data set listing (no pixels are decoded) and split off the validation images.
+
+    ``spec`` is a folder in MVTec AD or Magnetic Tile Defects layout, or ``"embedded:<category>"``.
+    ``cfg.max_train`` caps the training pool before the validation split; ``cfg.max_test``
+    caps the test set, keeping both labels. All random choices derive from ``seed``.
+    """
+    spec = str(spec)
+    if spec.startswith("embedded:"):
+        from ssae import embedded  # lazy: generating data is only needed for this spec
+        root = Path(embedded.ensure(spec.split(":", 1)[1]))
+        train, test, has_masks = _list_mvtec(root)
+        name = spec
+    else:
+        root = Path(spec)
+        if not root.exists():
+            raise SsaeError(f"data path not found: {root}")
+        if (root / "MT_Free").is_dir():
+            train, test, has_masks = _list_mtd(root)
+            name = root.name or "mtd"
+        elif (root / "train" / "good").is_dir() and (root / "test").is_dir():
+            train, test, has_masks = _list_mvtec(root)
+            name = root.name
+        else:
+            raise SsaeError(f"unknown data layout at {root}: expected train/good + test/ (MVTec AD) "
+                            f"or MT_Free/ (Magnetic Tile Defects)")
+
+    rng = np.random.default_rng(seed)
+    if cfg.max_train is not None and len(train) > cfg.max_train:
+        keep = np.sort(rng.choice(len(train), size=max(cfg.max_train, 2), replace=False))
+        train = [train[i] for i in keep]
+    train, val = _split_validation(train, cfg.val_fraction, rng)
+    if cfg.max_test is not None and len(test) > cfg.max_test:
+        test = _stratified_cap(test, cfg.max_test, rng)
+    return Split(name=name, train=train, val=val, test=test,
+                 channels=image_channels(train[0]), has_masks=has_masks)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _list_mvtec(root: Path) -> tuple[list[Path], list[TestItem], bool]:
+    """MVTec AD layout: train/good, test/<defect>, optional ground_truth/<defect>/<stem>_mask.png."""
+    train = _images_in(root / "train" / "good")
+    if not train:
+        raise SsaeError(f"no training images in {root / 'train' / 'good'}")
+    has_masks = (root / "ground_truth").is_dir()
+    test: list[TestItem] = []
+    for folder in sorted(p for p in (root / "test").iterdir() if p.is_dir()):
+        defect = folder.name
+        label = 0 if defect == "good" else 1
+        for path in _images_in(folder):
+            mask = None
+            if label == 1 and has_masks:
+                mask = root / "ground_truth" / defect / f"{path.stem}_mask.png"
+                if not mask.is_file():
+                    raise SsaeError(f"missing mask {mask} for test image {path}")
+            test.append(TestItem(path=path, label=label, defect=defect, mask_path=mask))
+    if not test:
+        raise SsaeError(f"no test images in {root / 'test'}")
+    return train, test, has_masks
+
+
+def _list_mtd(root: Path) -> tuple[list[Path], list[TestItem], bool]:
+    """Magnetic Tile Defects original layout with the DifferNet training split."""
+    split_file = root / MTD_SPLIT_FILE
+    if not split_file.is_file():
+        raise SsaeError(f"missing training split {split_file} (one MT_Free file name per line)")
+    free = {p.name: p for p in sorted((root / "MT_Free" / "Imgs").glob("*.jpg"))}
+    names = [Path(line.strip()).name for line in split_file.read_text().splitlines() if line.strip()]
+    unknown = [n for n in names if n not in free]
+    if unknown:
+        raise SsaeError(f"{split_file} lists {unknown[0]!r}, which is not in {root / 'MT_Free' / 'Imgs'}")
+    chosen = set(names)
+    train = [p for n, p in free.items() if n in chosen]
+    if not train:
+        raise SsaeError(f"no training images: {split_file} is empty")
+    test = [TestItem(path=p, label=0, defect="good", mask_path=None)
+            for n, p in free.items() if n not in chosen]
+    classes = sorted(p for p in root.glob("MT_*") if p.is_dir() and p.name != "MT_Free")
+    for folder in classes:
+        for path in sorted((folder / "Imgs").glob("*.jpg")):
+            mask = path.with_suffix(".png")
+            if not mask.is_file():
+                raise SsaeError(f"missing mask {mask} for test image {path}")
+            test.append(TestItem(path=path, label=1, defect=folder.name[3:], mask_path=mask))
+    return train, test, True
+
+
+def _split_validation(paths: list[Path], fraction: float, rng: np.random.Generator):
+    """Hold out ``fraction`` of the training images (at least one, Sec. 4.1: 5%)."""
+    if len(paths) < 2:
+        raise SsaeError(f"need at least 2 training images for a validation split, found {len(paths)}"
+                        + (f" in {paths[0].parent}" if paths else ""))
+    n_val = min(max(1, int(round(fraction * len(paths)))), len(paths) - 1)
+    held = set(rng.choice(len(paths), size=n_val, replace=False).tolist())
+    train = [p for i, p in enumerate(paths) if i not in held]
+    val = [p for i, p in enumerate(paths) if i in held]
+    return train, val
+
+
+def _stratified_cap(test: list[TestItem], cap: int, rng: np.random.Generator) -> list[TestItem]:
+    """Keep ``cap`` test items, both labels in proportion (at least one each), original order."""
+    groups = [[i for i, t in enumerate(test) if t.label == lab] for lab in (0, 1)]
+    groups = [g for g in groups if g]
+    cap = max(cap, len(groups))
+    counts = [max(1, int(round(cap * len(g) / len(test)))) for g in groups]
+    while sum(counts) > cap:  # rounding can overshoot by one: take it from the larger group
+        counts[int(np.argmax(counts))] -= 1
+    keep = []
+    for g, c in zip(groups, counts):
+        keep.extend(g[i] for i in rng.choice(len(g), size=min(c, len(g)), replace=False))
+    return [test[i] for i in sorted(keep)]
+
+
+# -----------------------------------------------------------------------------
+# pixels
+
+def _open(path) -> Image.Image:
+    """Open and fully decode an image; unreadable or truncated files raise SsaeError.
+
+    Pillow raises on truncated data as long as ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` is
+    False (its default); nothing in ssae changes that setting.
+    """
+    im = None
+    try:
+        im = Image.open(path)
+        im.load()
+    except FileNotFoundError:
+        raise SsaeError(f"image not found: {path}") from None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
+        if im is not None:
+            im.close()
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise SsaeError(f"cannot read image {path}: {reason}") from None
+    return im
+
+
+def image_channels(path) -> int:
+    """1 for grey images (PIL modes L, I;16, ...), 3 otherwise; reads only the header."""
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except (OSError, ValueError, SyntaxError) as err:
+        raise SsaeError(f"cannot read image {path}: {str(err).splitlines()[0]}") from None
+    return 1 if mode in GREY_MODES else 3
+
+
+def native_size(path) -> tuple[int, int]:
+    """(H, W) of an image file, from its header."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (OSError, ValueError, SyntaxError) as err:
+        raise SsaeError(f"cannot read image {path}: {str(err).splitlines()[0]}") from None
+    return h, w
+
+
+def check_mask_size(image_path, mask_path) -> None:
+    """Raise SsaeError naming the mask if its native size differs from its image's."""
+    hi, wi = native_size(image_path)
+    hm, wm = native_size(mask_path)
+    if (hi, wi) != (hm, wm):
+        raise SsaeError(f"mask {mask_path} is {wm}x{hm} but its image {image_path} is {wi}x{hi}")
+
+
+def _to_float(im: Image.Image, channels: int) -> np.ndarray:
+    """PIL image -> H x W x channels float32 in [0, 1]."""
+    if im.mode.startswith("I;16") or im.mode == "I":
+        grey = np.asarray(im, dtype=np.float32) / 65535.0
+        return np.repeat(grey[..., None], channels, axis=2)
+    if im.mode == "F":
+        grey = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(grey[..., None], channels, axis=2)
+    im = im.convert("L" if channels == 1 else "RGB")
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    return arr[..., None] if channels == 1 else arr
+
+
+def read_image(path, size: int | None, channels: int) -> np.ndarray:
+    """Read an image as H x W x C float32 in [0, 1].
+
+    ``size`` None keeps the native resolution; an int resizes to ``size x size`` (bilinear).
+    ``channels`` 1 converts colour to grey (PIL luma); 3 repeats a grey image.
+    """
+    im = _open(path)
+    arr = _to_float(im, channels)
+    if size is not None and arr.shape[:2] != (size, size):
+        planes = [Image.fromarray(np.ascontiguousarray(arr[..., c])).resize((size, size), Image.BILINEAR)
+                  for c in range(arr.shape[2])]
+        arr = np.clip(np.stack([np.asarray(p) for p in planes], axis=2), 0.0, 1.0)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def read_mask(path, shape: tuple[int, int]) -> np.ndarray:
+    """Read a pixel mask as H x W bool at ``shape = (H, W)`` (nearest-neighbour resize).
+
+    A pixel is defective where its grey level is >= 128 (MTD masks have anti-aliased edges).
+    Use :func:`check_mask_size` to verify that the mask matches its image's native size.
+    """
+    im = _open(path)
+    if im.mode.startswith("I;16") or im.mode == "I":
+        im = Image.fromarray((np.asarray(im) > 0).astype(np.uint8) * 255)
+    im = im.convert("L")
+    h, w = shape
+    if im.size != (w, h):
+        im = im.resize((w, h), Image.NEAREST)
+    return np.asarray(im) >= MASK_LEVEL
+
+
+def load_images(paths, size: int | None, channels: int, progress: bool = True) -> list[np.ndarray]:
+    """:func:`read_image` for each path, with a tqdm progress bar."""
+    paths = list(paths)
+    return [read_image(p, size, channels)
+            for p in tqdm(paths, desc="reading images", unit="img", disable=not progress, leave=False)]
+
+
+# -----------------------------------------------------------------------------
+# augmentation
+
+def augment(x: torch.Tensor, generator: torch.Generator, rot90: bool = True,
+            flips: bool = True) -> torch.Tensor:
+    """Random per-image rotations by multiples of 90 degrees and flips (Sec. 4.1).
+
+    ``x`` is B x C x H x W. For non-square images only rotations by 0 or 180 degrees are
+    drawn, so the batch keeps its shape. Random numbers come from ``generator`` only.
+    """
+    b, _, h, w = x.shape
+    dev = generator.device
+
+    def draw(high):
+        return torch.randint(0, high, (b,), generator=generator, device=dev).to(x.device)
+
+    out = x.clone()
+    if rot90:
+        quarter = draw(4) if h == w else 2 * draw(2)
+        for k in (1, 2, 3):
+            sel = quarter == k
+            if sel.any():
+                out[sel] = torch.rot90(out[sel], k, dims=(-2, -1))
+    if flips:
+        for dim in (-1, -2):
+            sel = draw(2) == 1
+            if sel.any():
+                out[sel] = out[sel].flip(dim)
+    return out

@@ -1,0 +1,174 @@
+"""From reconstructions to anomaly maps and image scores: eqs. (2), (3), (13), (14), Table 4.
+
+Given a trained autoencoder F and an image X (B x C x H x W, values in [0, 1]):
+
+- eq. (2): ``Diff(X, F(X)) = avg_c (X - F(X))^2``, one value per pixel (:func:`diff`);
+  Sec. 4.1 alternatively uses 1 - SSIM as the distance (:func:`ssim_diff`);
+- eq. (3): ``anomap^{n,k} = G_k^n(Diff)``, n successive k x k averaging filters (:func:`smooth`);
+- image score: the sum of the anomap over the pixels (Sec. 3.1; :func:`image_score`);
+- eq. (13): ``avgmap`` = mean anomap over the validation images (:func:`avgmap`);
+- eq. (14): ``anomap * (1 - avgmap)^t`` (:func:`weighted_anomap`);
+- Table 4: the ensemble of two models is the pixel-wise maximum (:func:`ensemble`).
+
+All maps are B x 1 x H x W float32 tensors at the resolution of the input.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ssae.errors import SsaeError
+
+
+def diff(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Eq. (2): squared difference averaged over the colour channels, B x 1 x H x W."""
+    return (x.float() - y.float()).pow(2).mean(dim=1, keepdim=True)
+
+
+def _gaussian_window(window: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
+    r = torch.arange(window, device=device, dtype=dtype) - (window - 1) / 2
+    g = torch.exp(-(r ** 2) / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, window, window).contiguous()
+
+
+def ssim_diff(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """1 - SSIM(x, y) per pixel, averaged over channels (the SSIM-based Diff of Sec. 4.1).
+
+    SSIM of Wang et al. (2004) with a ``window x window`` Gaussian window (std ``sigma``),
+    data range 1 (C1 = 0.01^2, C2 = 0.03^2). Borders are replicate-padded so the output has
+    the input's size. Values lie in [0, 2]; 0 where the images agree.
+    """
+    x, y = x.float(), y.float()
+    c = x.shape[1]
+    w = _gaussian_window(window, sigma, c, x.device, x.dtype)
+    p = window // 2
+
+    def blur(t):
+        return F.conv2d(F.pad(t, (p, window - 1 - p, p, window - 1 - p), mode="replicate"), w, groups=c)
+
+    mx, my = blur(x), blur(y)
+    vx = blur(x * x) - mx * mx
+    vy = blur(y * y) - my * my
+    cov = blur(x * y) - mx * my
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    ssim = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return (1.0 - ssim).mean(dim=1, keepdim=True)
+
+
+def smooth(d: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """G_k^n of eq. (3): n successive k x k averaging filters with weights 1/k^2.
+
+    The output has the input's size: each filter pads the borders by replicating the edge
+    pixels (our choice; the paper does not say how borders are treated). For even k the
+    window covers (k-1)//2 pixels before and k//2 after the centre. n = 0 is the identity.
+    """
+    if n < 0 or k < 1:
+        raise SsaeError(f"smoothing needs n >= 0 and k >= 1, got n={n}, k={k}")
+    if n == 0 or k == 1:
+        return d
+    before, after = (k - 1) // 2, k // 2
+    for _ in range(n):
+        d = F.avg_pool2d(F.pad(d, (before, after, before, after), mode="replicate"), k, stride=1)
+    return d
+
+
+def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+    """F(X) for a batch of images of any size, without gradients, in eval mode.
+
+    The network downsamples by 8, so H and W are padded at the bottom/right to a multiple of
+    8 (reflect; replicate for sides under 8 pixels) and the output is cropped back. On CUDA
+    the forward pass runs under bf16 autocast; the result is float32 on ``x.device``.
+    """
+    was_training = model.training
+    model.eval()
+    _, _, h, w = x.shape
+    ph, pw = (-h) % 8, (-w) % 8
+    mode = "reflect" if (ph < h and pw < w) else "replicate"
+    outs = []
+    try:
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+            for chunk in x.split(batch_size):
+                if ph or pw:
+                    chunk = F.pad(chunk, (0, pw, 0, ph), mode=mode)
+                outs.append(model(chunk)[..., :h, :w].float())
+    finally:
+        model.train(was_training)
+    return torch.cat(outs)
+
+
+def anomap(model: torch.nn.Module, x: torch.Tensor, n: int, k: int, kind: str = "l2",
+           batch_size: int = 8) -> torch.Tensor:
+    """Eq. (3): G_k^n(Diff(X, F(X))) with Diff the squared error (eq. 2) or 1 - SSIM."""
+    y = reconstruct(model, x, batch_size)
+    if kind == "l2":
+        d = diff(x, y)
+    elif kind == "ssim":
+        d = ssim_diff(x, y)
+    else:
+        raise SsaeError(f"unknown difference {kind!r}; choose l2 or ssim")
+    return smooth(d, n, k)
+
+
+def avgmap(maps) -> torch.Tensor:
+    """Eq. (13): the mean anomap over the validation images, 1 x 1 x H x W.
+
+    ``maps`` is a B x 1 x H x W tensor or a list of such tensors of one size.
+    """
+    if isinstance(maps, (list, tuple)):
+        shapes = {tuple(m.shape[-2:]) for m in maps}
+        if len(shapes) != 1:
+            raise SsaeError(f"avgmap needs maps of one size, got sizes {sorted(shapes)}")
+        maps = torch.cat([m.reshape(-1, 1, *m.shape[-2:]) for m in maps])
+    return maps.float().mean(dim=0, keepdim=True)
+
+
+def weighted_anomap(m: torch.Tensor, avg: torch.Tensor, t: int) -> torch.Tensor:
+    """Eq. (14): m * (1 - avg)^t.
+
+    The paper leaves the scale of avgmap implicit; for (1 - avg) to be a weight in [0, 1] we
+    divide avg by its maximum first (ours). t = 0 returns m unchanged.
+    """
+    if t == 0:
+        return m
+    if avg.shape[-2:] != m.shape[-2:]:
+        raise SsaeError(f"avgmap is {tuple(avg.shape[-2:])} but the anomap is {tuple(m.shape[-2:])}")
+    top = avg.max()
+    a = avg / top if top > 0 else torch.zeros_like(avg)
+    return m * (1.0 - a).pow(t)
+
+
+def image_score(m: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
+    """Anomaly score per image: the sum over the anomap's pixels (Sec. 3.1) or its maximum (ours)."""
+    flat = m.reshape(m.shape[0], -1)
+    if reduce == "sum":
+        return flat.sum(dim=1)
+    if reduce == "max":
+        return flat.amax(dim=1)
+    raise SsaeError(f"unknown score reduction {reduce!r}; choose sum or max")
+
+
+def ensemble(*maps: torch.Tensor) -> torch.Tensor:
+    """Table 4: anomap_Ens = max{anomap_1, anomap_2, ...}, pixel-wise."""
+    if not maps:
+        raise SsaeError("ensemble needs at least one anomaly map")
+    out = maps[0]
+    for m in maps[1:]:
+        out = torch.maximum(out, m)
+    return out
+
+
+def threshold_from_validation(val_maps, quantile: float) -> float:
+    """The ``quantile`` of all validation-map pixels: a threshold for binary masks (ours).
+
+    ``val_maps`` is a tensor or a list of tensors / arrays (sizes may differ).
+    """
+    if isinstance(val_maps, torch.Tensor):
+        val_maps = [val_maps]
+    flat = [np.asarray(m.detach().cpu() if isinstance(m, torch.Tensor) else m, dtype=np.float64).ravel()
+            for m in val_maps]
+    values = np.concatenate(flat) if flat else np.empty(0)
+    if values.size == 0:
+        raise SsaeError("no validation maps to choose a threshold from")
+    return float(np.quantile(values, quantile))

@@ -1,0 +1,102 @@
+"""ssae.scoring: eqs. (2), (3), (13), (14), reconstruction padding, Table 4 ensemble."""
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from ssae import scoring
+from ssae.errors import SsaeError
+
+
+def test_diff_eq2_by_hand():
+    x = torch.zeros(1, 3, 1, 2)
+    y = torch.tensor([[[[1.0, 0.0]], [[0.5, 0.0]], [[0.0, 0.3]]]])
+    d = scoring.diff(x, y)
+    assert d.shape == (1, 1, 1, 2)
+    assert torch.allclose(d, torch.tensor([[[[(1 + 0.25) / 3, 0.09 / 3]]]]))
+
+
+@pytest.mark.parametrize("n,k", [(1, 3), (2, 5), (3, 1), (2, 9)])
+def test_smooth_is_n_box_filters(n, k):
+    d = torch.rand(2, 1, 13, 17, generator=torch.Generator().manual_seed(0))
+    ours = scoring.smooth(d, n, k).numpy()
+    ref = d.numpy().astype(np.float64)
+    for _ in range(n):
+        ref = ndimage.uniform_filter(ref, size=(1, 1, k, k), mode="nearest")
+    assert ours.shape == d.shape
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_smooth_even_k_and_identity():
+    d = torch.rand(1, 1, 6, 7)
+    assert scoring.smooth(d, 0, 9) is d
+    e = scoring.smooth(d, 2, 4)
+    assert e.shape == d.shape
+    c = torch.full((1, 1, 5, 5), 0.7)
+    assert torch.allclose(scoring.smooth(c, 3, 4), c)          # constants stay constant at borders
+    with pytest.raises(SsaeError):
+        scoring.smooth(d, 1, 0)
+
+
+class Identity(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(tuple(x.shape))
+        return x
+
+
+def test_reconstruct_pads_and_crops_back():
+    model = Identity().train()
+    x = torch.rand(5, 3, 30, 44)
+    y = scoring.reconstruct(model, x, batch_size=2)
+    assert torch.equal(y, x)
+    assert model.seen == [(2, 3, 32, 48), (2, 3, 32, 48), (1, 3, 32, 48)]
+    assert model.training                                      # mode restored
+    tiny = torch.rand(1, 1, 3, 5)                              # sides under 8: replicate padding
+    assert torch.equal(scoring.reconstruct(model, tiny), tiny)
+
+
+def test_anomap_zero_for_perfect_reconstruction():
+    x = torch.rand(2, 3, 16, 16)
+    for kind in ("l2", "ssim"):
+        m = scoring.anomap(Identity(), x, n=1, k=3, kind=kind)
+        assert m.shape == (2, 1, 16, 16) and m.abs().max() < 1e-4
+    with pytest.raises(SsaeError, match="unknown difference"):
+        scoring.anomap(Identity(), x, 1, 3, kind="l1")
+
+
+def test_ssim_diff_grows_with_distortion():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 24, 24, generator=g)
+    noise = torch.rand(1, 3, 24, 24, generator=g) - 0.5
+    small = scoring.ssim_diff(x, (x + 0.05 * noise).clamp(0, 1)).mean()
+    large = scoring.ssim_diff(x, (x + 0.5 * noise).clamp(0, 1)).mean()
+    assert 0 < small < large <= 2
+
+
+def test_avgmap_and_weighting_eq13_eq14():
+    maps = [torch.tensor([[[[0.0, 2.0]]]]), torch.tensor([[[[2.0, 2.0]]]])]
+    avg = scoring.avgmap(maps)
+    assert torch.equal(avg, torch.tensor([[[[1.0, 2.0]]]]))
+    m = torch.tensor([[[[4.0, 4.0]]]])
+    w = scoring.weighted_anomap(m, avg, t=2)                   # avg/max = [0.5, 1]
+    assert torch.allclose(w, torch.tensor([[[[1.0, 0.0]]]]))
+    assert scoring.weighted_anomap(m, avg, t=0) is m
+    with pytest.raises(SsaeError, match="one size"):
+        scoring.avgmap([torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 3, 2)])
+
+
+def test_image_score_ensemble_threshold():
+    m = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 0.0], [0.0, 5.0]]]])
+    assert scoring.image_score(m).tolist() == [10.0, 5.0]
+    assert scoring.image_score(m, "max").tolist() == [4.0, 5.0]
+    a, b = torch.tensor([1.0, 5.0]), torch.tensor([3.0, 2.0])
+    assert scoring.ensemble(a, b).tolist() == [3.0, 5.0]
+    vals = [torch.arange(50.0).reshape(1, 1, 5, 10), np.arange(50.0, 101.0)]
+    assert scoring.threshold_from_validation(vals, 0.5) == pytest.approx(50.0)
+    assert scoring.threshold_from_validation(vals, 1.0) == pytest.approx(100.0)
+    with pytest.raises(SsaeError):
+        scoring.image_score(m, "mean")
