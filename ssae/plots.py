@@ -1,0 +1,449 @@
+"""Figures of the paper, as functions that return a :class:`matplotlib.figure.Figure`.
+
+The figures are built on a bare ``Figure`` (no pyplot, no global state); a notebook shows
+the returned object, a script calls ``fig.savefig(path)``. Every function takes a ``label``
+naming the data (data set, resolution) that goes into the title. The computations live in
+:mod:`ssae.theory` (and the other modules); these functions only draw their results.
+matplotlib is imported inside the functions so that importing this module stays cheap.
+"""
+from __future__ import annotations
+
+import math
+
+
+def _figure(ncols: int, width: float = 4.2, height: float = 3.6):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, axes
+
+
+def _as_list(x) -> list:
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+# --- theory figures ---
+
+def fig6_cases(label: str = "Proposition 1, 2-D illustration", resolution: int = 121,
+               sbar_dist: float = 1.0):
+    """Figure 6: the two feasible cases of condition (6) in the plane of ``x_S, y_S``.
+
+    Left: case 1 (``x~_S`` on the segment between ``x_S`` and ``y_S``); middle: case 2
+    (``x_S`` between ``x~_S`` and ``y_S``); each with an example ``x^_S`` and its
+    projection. Right: where ``||x^ - x|| <= ||x^ - y||`` actually holds when
+    ``||x_S' - y_S'|| = sbar_dist`` (with ``sbar_dist = 1`` the premise of (5) is an equality
+    and the region coincides with the union of the two cases: (6) is tight).
+    """
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    from ssae.theory import fig6_grid
+
+    g = fig6_grid(resolution=resolution, sbar_dist=sbar_dist)
+    fig, axes = _figure(3)
+    extent = (g.xx.min(), g.xx.max(), g.yy.min(), g.yy.max())
+    xs, ys = np.array([0.0, 0.0]), np.array([1.0, 0.0])
+    panels = [
+        ("case 1: $\\tilde x_S$ between $x_S$ and $y_S$", (g.t >= 0) & (g.t <= 1), np.array([0.6, 0.9])),
+        ("case 2: $x_S$ between $\\tilde x_S$ and $y_S$", g.t <= 0, np.array([-0.8, 0.7])),
+        (f"conclusion holds ($\\|x_{{\\bar S}}-y_{{\\bar S}}\\|$={sbar_dist:g})", g.conclusion, None),
+    ]
+    for ax, (title, region, example) in zip(axes, panels):
+        ax.imshow(region.astype(float), origin="lower", extent=extent, vmin=0, vmax=1,
+                  cmap=ListedColormap(["white", "#9ecae1"]), aspect="equal")
+        ax.axline(xs, ys, color="grey", lw=0.8)
+        ax.plot(*zip(xs, ys), "k-", lw=1.5)
+        ax.plot(*xs, "ko")
+        ax.plot(*ys, "ks")
+        ax.annotate("$x_S$", xs, textcoords="offset points", xytext=(-14, -14))
+        ax.annotate("$y_S$", ys, textcoords="offset points", xytext=(4, -14))
+        if example is not None:
+            proj = np.array([example[0], 0.0])
+            ax.plot(*example, "r^")
+            ax.plot([example[0], proj[0]], [example[1], proj[1]], "r--", lw=1)
+            ax.plot(*proj, "rx")
+            ax.annotate("$\\hat x_S$", example, textcoords="offset points", xytext=(4, 4), color="r")
+            ax.annotate("$\\tilde x_S$", proj, textcoords="offset points", xytext=(4, 4), color="r")
+        else:
+            ax.contour(g.xx, g.yy, g.condition6.astype(float), levels=[0.5], colors="k",
+                       linestyles="dotted", linewidths=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("coordinate 1 of $S$")
+        ax.set_ylabel("coordinate 2 of $S$")
+    fig.suptitle(f"Figure 6, condition (6) - {label}")
+    return fig
+
+
+def fig8_pixel_stats(stats, label: str, kind: str = "texture"):
+    """Figure 8: per-pixel mean and standard deviation over all sliding windows
+    (:func:`ssae.theory.sliding_window_pixel_stats`), against the pixel's position in the
+    flattened window (``kind="texture"``) or along the middle row (``kind="object"``)."""
+    import numpy as np
+
+    from ssae.theory import pixel_stats_spread
+
+    if kind == "texture":
+        mean, std = stats.mean.ravel(), stats.std.ravel()
+        xlabel = "pixel index in the flattened window"
+    else:
+        row = stats.mean.shape[0] // 2
+        mean, std = stats.mean[row], stats.std[row]
+        xlabel = "pixel column on the middle row"
+    spread = pixel_stats_spread(stats, kind)
+    fig, axes = _figure(1, width=7.0)
+    ax = axes[0]
+    idx = np.arange(mean.size)
+    ax.plot(idx, mean, lw=0.6, label=f"mean (spread {spread['mean_spread']:.3f})", rasterized=True)
+    ax.plot(idx, std, lw=0.6, label=f"std (spread {spread['std_spread']:.3f})", rasterized=True)
+    ax.set_ylim(0, max(1.0, float(mean.max()) * 1.05))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("pixel value")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(f"Figure 8: {label} ({kind}; {stats.n_images} images at "
+                 f"{stats.image_size}x{stats.image_size}, {stats.window}x{stats.window} windows)",
+                 fontsize=9)
+    return fig
+
+
+def theorem2_violations(counts, label: str):
+    """Theorem 2: fraction of pairs with ``||x_S - y_S|| > ||x_S' - y_S'||`` against
+    ``|S|/N``, one line per image size ``N`` (a list of
+    :class:`ssae.theory.ViolationCounts`), with the bound (11) ``|S| = 2 sigma^2 |S'|``
+    (dashed) and ``|S|/N = 0.5`` (dotted). The dash-dotted lines are the proof's larger
+    event (25) ``||x_S' - y_S'||^2 < |S|``."""
+    fig, axes = _figure(1, width=6.0)
+    ax = axes[0]
+    for c in _as_list(counts):
+        h, w = c.image_shape
+        line, = ax.plot(c.fractions, c.rates, "o-", ms=3, label=f"N = {h}x{w}")
+        ax.plot(c.fractions, c.superset / c.n_pairs, "-.", lw=0.8, color=line.get_color())
+        ax.axvline(c.bound_fraction, color=line.get_color(), ls="--", lw=0.8)
+    ax.axvline(0.5, color="red", ls=":", lw=1, label="|S|/N = 0.5")
+    first = _as_list(counts)[0]
+    ax.plot([], [], "k--", lw=0.8, label=f"bound (11), sigma^2 = {first.sigma2:.3g}")
+    ax.plot([], [], "k-.", lw=0.8, label="event (25) of the proof")
+    ax.set_xlabel("|S| / N")
+    ax.set_ylabel("fraction of violating pairs")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    ax.set_title(f"Theorem 2: violating pairs - {label}", fontsize=9)
+    return fig
+
+
+def theorem3_convergence(result, label: str):
+    """Theorem 3 / Corollary 1: ``(1/|S|) ||x_S - y_S||^2 -> 2 sigma^2``. Left: mean absolute
+    deviation and the observed / predicted standard deviation of the average; right: the
+    observed ``P(|m - 2 sigma^2| > eps)`` beside the Chebyshev bound (exact variance) and
+    the bound from the proof's variance estimate."""
+    import numpy as np
+
+    fig, axes = _figure(2)
+    ax = axes[0]
+    ax.loglog(result.s_sizes, result.mean_abs_dev, "o-", label="mean |m - 2 sigma^2|")
+    ax.loglog(result.s_sizes, np.sqrt(result.var_observed), "s--", label="std of m, observed")
+    ax.loglog(result.s_sizes, np.sqrt(result.var_predicted), "k:", label="std of m, predicted")
+    ax.set_xlabel("|S| (pixels)")
+    ax.set_ylabel("deviation from 2 sigma^2")
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    ax.semilogx(result.s_sizes, result.exceed, "o-", label="observed")
+    ax.semilogx(result.s_sizes, result.chebyshev, "k--", label="Chebyshev, exact Var")
+    ax.semilogx(result.s_sizes, result.proof_bound, "k:", label="Chebyshev, proof's estimate")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("|S| (pixels)")
+    ax.set_ylabel(f"P(|m - 2 sigma^2| > {result.eps:g})")
+    ax.legend(fontsize=8)
+    fig.suptitle(f"Corollary 1: {label} (corr. length {result.corr_length:g} px, "
+                 f"{result.n_trials} pairs, 2 sigma^2 = {2 * result.sigma2:g})", fontsize=10)
+    return fig
+
+
+def fig9_orthogonality(curves, label: str):
+    """Figure 9: for each mapping F (a list of :class:`ssae.theory.OrthogonalityCurve`), the
+    frequency of ``argmin_Y ||X^ - Y|| = X`` and of ``argmin_Y ||F(X^) - Y|| = X``, and the
+    mean +- std of ``||F(X^) - X||``, against the normalised width ``sqrt(|S|/N)``; the red
+    dotted line marks ``|S|/N = 0.5``."""
+    curves = _as_list(curves)
+    fig, axes = _figure(3)
+    for c in curves:
+        name = c.label or "F"
+        axes[0].plot(c.widths, c.acc_input, "o-", ms=3, label=name)
+        axes[1].plot(c.widths, c.acc_output, "o-", ms=3, label=name)
+        axes[2].errorbar(c.widths, c.dist_mean, yerr=c.dist_std, fmt="o-", ms=3, capsize=2, label=name)
+    titles = ["argmin$_Y$ ||X^ - Y|| = X", "argmin$_Y$ ||F(X^) - Y|| = X", "||F(X^) - X||"]
+    ylabels = ["accuracy", "accuracy", "L2 distance"]
+    for ax, title, ylabel in zip(axes, titles, ylabels):
+        ax.axvline(math.sqrt(0.5), color="red", ls=":", lw=1)
+        ax.set_xlabel("normalised patch width sqrt(|S|/N)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7)
+    for ax in axes[:2]:
+        ax.set_ylim(-0.02, 1.02)
+    fig.suptitle(f"Figure 9: orthogonality of F - {label}", fontsize=10)
+    return fig
+
+
+# --- method and evaluation figures ---
+# Figures 1, 2/4, 3, 5, 10, 11 and the loss curves, for the book's method, training and
+# evaluation notebooks. Images are H x W x C float arrays in [0, 1] (C = 1 or 3); maps are
+# H x W float arrays; masks H x W bool (or None without ground truth).
+
+def _show_image(ax, img, title: str = ""):
+    import numpy as np
+
+    a = np.asarray(img, dtype=float)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    ax.imshow(np.clip(a, 0, 1), cmap="gray" if a.ndim == 2 else None, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=8)
+
+
+def _grid(rows: int, cols: int, cell: float = 2.0):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(cell * cols, cell * rows + 0.5), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    return fig, axes
+
+
+def _rgb(img):
+    import numpy as np
+
+    a = np.asarray(img, dtype=float)
+    if a.ndim == 2:
+        a = a[..., None]
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a[..., :3]
+
+
+def heat_overlay(img, amap, scale: float, alpha: float = 0.5):
+    """``img`` blended with the ``jet`` colouring of ``amap / scale`` (clipped to [0, 1])."""
+    import numpy as np
+    import matplotlib
+
+    heat = matplotlib.colormaps["jet"](np.clip(np.asarray(amap) / max(scale, 1e-12), 0, 1))[..., :3]
+    return np.clip((1 - alpha) * _rgb(img) + alpha * heat, 0, 1)
+
+
+def evaluation_map(pred, truth):
+    """Figure 10's colouring: true positives green, false positives blue, false negatives red,
+    true negatives black (``pred`` and ``truth`` H x W bool)."""
+    import numpy as np
+
+    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
+    out = np.zeros(pred.shape + (3,))
+    out[pred & truth] = (0.0, 0.8, 0.0)
+    out[pred & ~truth] = (0.1, 0.3, 1.0)
+    out[~pred & truth] = (1.0, 0.0, 0.0)
+    return out
+
+
+def loss_curve(history, label: str, title: str = "Training loss"):
+    """Loss per logged step (log scale) with the crop side of progressive training."""
+    fig, axes = _figure(1, width=6.5, height=3.4)
+    ax = axes[0]
+    steps = [h["step"] for h in history]
+    loss = [h["loss"] for h in history]
+    ax.plot(steps, loss, "-", lw=1.0, color="C0", label="loss")
+    if loss and min(loss) > 0:
+        ax.set_yscale("log")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("loss", color="C0")
+    if history and "crop" in history[0]:
+        ax2 = ax.twinx()
+        ax2.plot(steps, [h["crop"] for h in history], "--", lw=0.8, color="C1")
+        ax2.set_ylabel("crop side (px)", color="C1")
+    ax.set_title(f"{title} - {label}", fontsize=9)
+    return fig
+
+
+def corruption_steps(image, corrupted, mask, box, label: str):
+    """Figure 5: the patch location, the patch X1, the shape mask X2, the transformed patch
+    X3 (recovered from X4 where X2 > 0.1), the glued patch X4 = X2 X3 + (1 - X2) X1, the
+    corrupted image and the global mask M. ``box`` = (y0, x0, y1, x1)."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    y0, x0, y1, x1 = (int(v) for v in box)
+    img, cor = np.asarray(image, float), np.asarray(corrupted, float)
+    m = np.asarray(mask, float)
+    if m.ndim == 3:
+        m = m[..., 0]
+    p1, p4, p2 = img[y0:y1, x0:x1], cor[y0:y1, x0:x1], m[y0:y1, x0:x1]
+    w = p2[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p3 = np.where(w > 0.1, (p4 - (1 - w) * p1) / np.maximum(w, 1e-6), 0.5)
+    fig, axes = _grid(1, 7, cell=2.0)
+    axes = axes[0]
+    _show_image(axes[0], img, "1. patch location")
+    axes[0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="red", lw=1.2))
+    _show_image(axes[1], p1, "X1: patch")
+    _show_image(axes[2], p2, "X2: shape mask")
+    _show_image(axes[3], np.clip(p3, 0, 1), "X3: deformed\n(where X2 > 0.1)")
+    _show_image(axes[4], p4, "X4 = X2 X3 + (1-X2) X1")
+    _show_image(axes[5], cor, "corrupted image X^")
+    _show_image(axes[6], m, "global mask M")
+    fig.suptitle(f"Figure 5: generating a corrupted training input - {label}", fontsize=9)
+    return fig
+
+
+def pipeline(image, reconstruction, diff, anomap, threshold: float, label: str, truth=None):
+    """Figure 3: input X^, reconstruction F(X^), Diff (eq. 2), anomap (eq. 3) and the binary
+    mask anomap > threshold (with the ground truth outlined when given)."""
+    import numpy as np
+
+    cols = 5
+    fig, axes = _grid(1, cols, cell=2.3)
+    axes = axes[0]
+    _show_image(axes[0], image, "1. input X^")
+    _show_image(axes[1], reconstruction, "F(X^)")
+    d = np.asarray(diff, float)
+    axes[2].imshow(d, cmap="inferno")
+    axes[2].set_title("2. Diff(X^, F(X^))", fontsize=8)
+    a = np.asarray(anomap, float)
+    axes[3].imshow(a, cmap="jet")
+    axes[3].set_title("3. anomap = G_k^n(Diff)", fontsize=8)
+    axes[4].imshow(a > threshold, cmap="gray", vmin=0, vmax=1)
+    axes[4].set_title("4. mask: anomap > threshold", fontsize=8)
+    if truth is not None and np.asarray(truth).any():
+        axes[4].contour(np.asarray(truth, float), levels=[0.5], colors="red", linewidths=0.8)
+    for ax in axes[2:]:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"Figure 3: the detection pipeline - {label}", fontsize=9)
+    return fig
+
+
+def reconstructions(rows, label: str, title: str = "Figure 2: reconstructions"):
+    """Figures 2 and 4: each row a dict with ``input`` (a corrupted or defective image),
+    ``output`` (its reconstruction), optional ``clean`` (the uncorrupted original) and
+    ``mask`` (corruption or defect mask), and ``name``."""
+    import numpy as np
+
+    cols = 4
+    fig, axes = _grid(len(rows), cols, cell=2.1)
+    for r, row in zip(axes, rows):
+        _show_image(r[0], row["input"], f"input ({row.get('name', '')})")
+        _show_image(r[1], row["output"], "reconstruction F(input)")
+        if row.get("clean") is not None:
+            _show_image(r[2], row["clean"], "original (target)")
+        else:
+            r[2].set_axis_off()
+        m = row.get("mask")
+        if m is not None:
+            _show_image(r[3], np.asarray(m, float), "mask")
+        else:
+            d = ((np.asarray(row["input"], float) - np.asarray(row["output"], float)) ** 2).mean(axis=-1)
+            r[3].imshow(d, cmap="inferno")
+            r[3].set_title("Diff(input, F(input))", fontsize=8)
+            r[3].set_xticks([])
+            r[3].set_yticks([])
+    fig.suptitle(f"{title} - {label}", fontsize=9)
+    return fig
+
+
+def detection_examples(images, maps, threshold: float, titles, label: str):
+    """Figure 1: per row the input image, the heatmap overlay, and the predicted mask."""
+    import numpy as np
+
+    n = len(images)
+    fig, axes = _grid(n, 3, cell=2.2)
+    scale = 2 * threshold
+    for r, img, m, t in zip(axes, images, maps, titles):
+        _show_image(r[0], img, f"input ({t})")
+        _show_image(r[1], heat_overlay(img, m, scale), "anomaly heatmap")
+        _show_image(r[2], (np.asarray(m) > threshold).astype(float), "predicted mask")
+    fig.suptitle(f"Figure 1: detection results - {label}", fontsize=9)
+    return fig
+
+
+def evaluation_maps(images, maps, masks, threshold: float, titles, label: str):
+    """Figure 10: per row the input, the predicted mask, and the evaluation map against the
+    ground truth (TP green, FP blue, FN red). Rows without a mask show 'no ground truth'."""
+    import numpy as np
+
+    n = len(images)
+    fig, axes = _grid(n, 3, cell=2.2)
+    for r, img, m, gt, t in zip(axes, images, maps, masks, titles):
+        pred = np.asarray(m) > threshold
+        _show_image(r[0], img, f"input ({t})")
+        _show_image(r[1], pred.astype(float), "predicted mask")
+        if gt is None:
+            r[2].set_axis_off()
+            r[2].text(0.5, 0.5, "no ground truth", ha="center", va="center", fontsize=8,
+                      transform=r[2].transAxes)
+        else:
+            _show_image(r[2], evaluation_map(pred, gt), "TP green / FP blue / FN red")
+    fig.suptitle(f"Figure 10: evaluation maps - {label}", fontsize=9)
+    return fig
+
+
+def objective_comparison(ex, label: str):
+    """Figure 11: per row the input, the ground-truth mask, and the heatmaps of objective (4)
+    with elastic deformation, objective (1) with elastic deformation and objective (1) with
+    cut-out ("zeros"). ``ex`` is the ``figure11`` dict of :func:`ssae.book.compare_objectives`;
+    each heatmap is scaled by twice its model's calibrated threshold."""
+    import numpy as np
+
+    n = len(ex["images"])
+    fig, axes = _grid(n, 5, cell=2.1)
+    th = ex["thresholds"]
+    for i, r in enumerate(axes):
+        _show_image(r[0], ex["images"][i], f"input ({ex['titles'][i]})")
+        gt = ex["masks"][i]
+        if gt is None:
+            r[1].set_axis_off()
+            r[1].text(0.5, 0.5, "no ground truth", ha="center", va="center", fontsize=8,
+                      transform=r[1].transAxes)
+        else:
+            _show_image(r[1], np.asarray(gt, float), "label mask")
+        for ax, key, name in ((r[2], "objective4", "obj. (4), ED"), (r[3], "objective1", "obj. (1), ED"),
+                              (r[4], "cutout", "obj. (1), zeros")):
+            a = np.asarray(ex[key][i], float)
+            ax.imshow(np.clip(a / max(2 * th[key], 1e-12), 0, 1), cmap="jet", vmin=0, vmax=1)
+            ax.set_title(name, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"Figure 11: objective (4) against objective (1) and cut-out - {label}", fontsize=9)
+    return fig
+
+
+def score_histogram(scores_good, scores_bad, label: str):
+    """Image anomaly scores of good and defective test images."""
+    fig, axes = _figure(1, width=6.0, height=3.2)
+    ax = axes[0]
+    ax.hist(scores_good, bins=20, alpha=0.6, label="good")
+    ax.hist(scores_bad, bins=20, alpha=0.6, label="defective")
+    ax.set_xlabel("image score")
+    ax.set_ylabel("images")
+    ax.legend(fontsize=8)
+    ax.set_title(f"Image scores - {label}", fontsize=9)
+    return fig
+
+
+def mrf_grid(n: int = 5, centre: tuple[int, int] = (2, 2), order: int = 1,
+             label: str = "Figure 7: a Markov random field on the pixel grid"):
+    """Figure 7: an ``n x n`` MRF; the neighbourhood of order ``order`` (graph distance) of
+    the node ``centre`` is shaded, the node itself highlighted."""
+    fig, axes = _figure(1, width=4.2, height=4.2)
+    ax = axes[0]
+    for i in range(n):
+        ax.plot([0, n - 1], [i, i], color="grey", lw=0.8, zorder=0)
+        ax.plot([i, i], [0, n - 1], color="grey", lw=0.8, zorder=0)
+    cy, cx = centre
+    for y in range(n):
+        for x in range(n):
+            dist = abs(y - cy) + abs(x - cx)
+            colour = "orange" if dist == 0 else "#6baed6" if dist <= order else "white"
+            ax.scatter([x], [n - 1 - y], s=420, c=colour, edgecolors="black", zorder=2)
+            ax.text(x, n - 1 - y, f"{y + 1},{x + 1}", ha="center", va="center", fontsize=6, zorder=3)
+    ax.set_xlim(-0.6, n - 0.4)
+    ax.set_ylim(-0.6, n - 0.4)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    ax.set_title(label, fontsize=9)
+    return fig
