@@ -27,6 +27,11 @@ def _parse_value(text: str):
         return text
 
 
+def _tty() -> bool:
+    """Progress bars only on a terminal: logs and pipes get one clean line per message."""
+    return sys.stderr.isatty()
+
+
 def build_config(args):
     """The profile's Config with the command line's explicit settings applied."""
     cfg = profile(args.profile)
@@ -65,7 +70,7 @@ def cmd_train(args) -> int:
     print(f"data {split.name}: {len(split.train)} train, {len(split.val)} validation, "
           f"{len(split.test)} test images, {split.channels} channel(s)"
           + ("" if split.has_masks else "; no pixel masks: image-level metrics only"), flush=True)
-    res = train(cfg, split, args.out, device=args.device, data_spec=args.data)
+    res = train(cfg, split, args.out, device=args.device, data_spec=args.data, progress=_tty())
     print(f"trained {res['steps']} steps in {res['seconds']:.0f} s (stopped by {res['stopped_by']}); "
           f"run directory {args.out}", flush=True)
     return 0
@@ -79,7 +84,7 @@ def cmd_evaluate(args) -> int:
     if data is None:
         _, meta = read_run_config(Path(args.run_dir))
         data = meta.get("data")
-    res = evaluate(args.run_dir, data, device=args.device)
+    res = evaluate(args.run_dir, data, device=args.device, progress=_tty())
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(args.json), res)
@@ -92,7 +97,7 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from .evaluation import predict
 
-    out = predict(args.run_dir, args.images, args.out, device=args.device)
+    out = predict(args.run_dir, args.images, args.out, device=args.device, progress=_tty())
     print(f"wrote overlays, masks and scores.csv to {out}")
     return 0
 

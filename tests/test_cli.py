@@ -1,0 +1,99 @@
+"""The command line as users and checks call it: train, evaluate, predict, and bad input."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+import fixtures
+from ssae.cli import main
+
+
+def run_cli(*args):
+    """Run ``python -m ssae.cli`` in a subprocess: (exit code, stdout, stderr)."""
+    p = subprocess.run([sys.executable, "-m", "ssae.cli", *map(str, args)], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data = fixtures.make_mvtec(root)
+    run = root / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+    return data, run
+
+
+def test_evaluate_writes_the_promised_json(trained, tmp_path):
+    data, run = trained
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(run), "--data", str(data), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    for key in ("image_auroc", "pixel_auroc", "aupro"):
+        assert 0.0 <= res[key] <= 1.0, key
+    assert res["n_test_images"] == 6 and res["image_size"] == 64
+    assert res["profile"] == "smoke" and res["device"] == "cpu"
+
+
+def test_evaluate_without_masks_says_image_level_only(trained, tmp_path, capsys):
+    _, run = trained
+    data = fixtures.make_mvtec(tmp_path, masks=False)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", str(run), "--data", str(data), "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["pixel_auroc"] is None and res["aupro"] is None
+    assert "image-level metrics only" in capsys.readouterr().out
+
+
+def test_predict_writes_overlays_masks_and_scores(trained, tmp_path):
+    data, run = trained
+    images = sorted((data / "test").rglob("*.png"))[:2]
+    assert main(["predict", str(run), *map(str, images), "--out", str(tmp_path / "p")]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "p" / "scores.csv")))
+    assert len(rows) == 2 and all(float(r["score"]) >= 0 for r in rows)
+    for img in images:
+        assert (tmp_path / "p" / f"{img.stem}_overlay.png").is_file()
+        assert (tmp_path / "p" / f"{img.stem}_mask.png").is_file()
+
+
+def assert_one_line_error(rc, err, *needles):
+    assert rc == 2, err
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("ssae: error: ") and "Traceback" not in err
+    for n in needles:
+        assert str(n) in lines[0], (n, lines[0])
+
+
+@pytest.mark.parametrize("breaker", ["truncate", "remove_mask", "resize_mask", "empty_train", "unknown"])
+def test_bad_input_is_one_line_naming_the_file(trained, tmp_path, breaker):
+    _, run = trained
+    data = fixtures.make_mvtec(tmp_path)
+    if breaker == "truncate":
+        bad = fixtures.truncate_file(sorted((data / "test" / "scratch").glob("*.png"))[0])
+        rc, _, err = run_cli("evaluate", run, "--data", data)
+    elif breaker == "remove_mask":
+        bad = fixtures.remove_mask(data)
+        rc, _, err = run_cli("evaluate", run, "--data", data)
+    elif breaker == "resize_mask":
+        bad = fixtures.resize_mask(data)
+        rc, _, err = run_cli("evaluate", run, "--data", data)
+    elif breaker == "empty_train":
+        bad = fixtures.empty_train(data)
+        rc, _, err = run_cli("train", "--data", data, "--out", tmp_path / "r", "--profile", "smoke")
+    else:
+        bad = fixtures.make_unknown(tmp_path / "unknown")
+        rc, _, err = run_cli("train", "--data", bad, "--out", tmp_path / "r", "--profile", "smoke")
+    assert_one_line_error(rc, err, bad.name)
+    assert not (tmp_path / "r" / "done").exists()
+
+
+def test_not_a_run_directory(tmp_path):
+    rc, _, err = run_cli("evaluate", tmp_path, "--data", tmp_path)
+    assert_one_line_error(rc, err, "not a run directory")
+
+
+def test_bad_setting_is_one_line(tmp_path):
+    rc, _, err = run_cli("train", "--data", tmp_path, "--out", tmp_path / "r", "--set", "model.depth=3")
+    assert_one_line_error(rc, err, "model.depth")

@@ -1,0 +1,103 @@
+"""Training: progressive crops, checkpoints, resume after interruption, NaN losses, run folders."""
+import json
+
+import pytest
+import torch
+
+import ssae.training as T
+from ssae.config import override, profile
+from ssae.data import load_split
+from ssae.errors import SsaeError
+
+
+def smoke(**train):
+    return override(profile("smoke"), train=train) if train else profile("smoke")
+
+
+def test_crop_size_grows_at_fixed_resolution():
+    cfg = override(profile("cpu"), train={"steps": 100, "crop_start": 64, "crop_end": 256, "crop_growth": 0.5})
+    sides = [T.crop_size(s, cfg, max_side=256) for s in range(0, 101, 5)]
+    assert sides[0] == 64 and sides[-1] == 256
+    assert all(a <= b for a, b in zip(sides, sides[1:]))
+    assert all(s % 8 == 0 for s in sides)
+    assert T.crop_size(100, cfg, max_side=200) == 200  # capped by the smallest image side
+
+
+def test_train_writes_a_complete_run(mvtec_dir, tmp_path):
+    cfg = smoke()
+    split = load_split(str(mvtec_dir), cfg.data)
+    run = tmp_path / "run"
+    res = T.train(cfg, split, run, progress=False)
+    assert res["steps"] == cfg.train.steps and res["stopped_by"] == "steps"
+    for name in ("config.json", "checkpoint.pt", "history.json", "calibration.json", "done"):
+        assert (run / name).is_file(), name
+    assert not list(run.glob("*.tmp*"))
+    model, cfg2 = T.load_model(run)
+    assert cfg2.model.in_channels == 3 and not model.training
+
+
+def test_same_seed_same_weights(mvtec_grey_dir, tmp_path):
+    cfg = smoke(steps=2)
+    split = load_split(str(mvtec_grey_dir), cfg.data)
+    T.train(cfg, split, tmp_path / "a", progress=False, calibrate=False)
+    T.train(smoke(steps=2), split, tmp_path / "b", progress=False, calibrate=False)
+    a = torch.load(tmp_path / "a" / T.CHECKPOINT, weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / T.CHECKPOINT, weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupted_training_resumes_from_last_checkpoint(mvtec_dir, tmp_path, monkeypatch):
+    cfg = smoke(steps=4, checkpoint_every=1)
+    split = load_split(str(mvtec_dir), cfg.data)
+    run = tmp_path / "run"
+    real = T.objective_loss
+    calls = {"n": 0}
+
+    def interrupt_at_third(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "objective_loss", interrupt_at_third)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, split, run, progress=False)
+    assert not (run / T.DONE).exists()  # an interrupted run does not look complete
+    assert torch.load(run / T.CHECKPOINT, weights_only=True)["step"] == 2
+
+    monkeypatch.setattr(T, "objective_loss", real)
+    res = T.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
+    assert res["steps"] == 4 and (run / T.DONE).exists()
+    assert [h["step"] for h in res["history"]] == [1, 2, 3, 4]
+
+
+def test_nan_loss_is_a_clear_error(mvtec_dir, tmp_path, monkeypatch):
+    cfg = smoke()
+    split = load_split(str(mvtec_dir), cfg.data)
+    monkeypatch.setattr(T, "objective_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
+    with pytest.raises(SsaeError, match="loss became nan at step 0"):
+        T.train(cfg, split, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / T.DONE).exists()
+
+
+def test_resume_refuses_other_settings(mvtec_dir, tmp_path):
+    cfg = smoke(steps=1)
+    split = load_split(str(mvtec_dir), cfg.data)
+    T.train(cfg, split, tmp_path / "run", progress=False, calibrate=False)
+    other = override(smoke(steps=1), model={"width": 1 / 8})
+    with pytest.raises(SsaeError, match="other settings"):
+        T.train(other, split, tmp_path / "run", progress=False)
+
+
+def test_incompatible_run_directory(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"config": {"format_version": 99}, "meta": {}}))
+    with pytest.raises(SsaeError, match="incompatible run directory"):
+        T.load_model(tmp_path)
+    with pytest.raises(SsaeError, match="not a run directory"):
+        T.load_model(tmp_path / "missing")
+
+
+def test_checkpoints_load_with_weights_only():
+    import inspect
+    src = inspect.getsource(T.read_checkpoint)
+    assert "weights_only=True" in src
