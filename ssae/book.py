@@ -1,0 +1,1114 @@
+"""The papermill runner behind ``ssae book``, and the small helpers its notebooks call.
+
+``ssae book`` turns the library into the published reproduction:
+
+1. every notebook in ``notebooks/`` is executed with papermill into ``<out>/book/notebooks/``
+   (working directory: that folder); the training and evaluation notebooks once per data set,
+   as ``train_<slug>.ipynb`` and ``evaluate_<slug>.ipynb``; each evaluation writes its metrics
+   to ``<out>/book/results/<slug>.json``;
+2. the tables notebook runs last, on those results and on the kept GPU results in
+   ``book/gpu_results/``;
+3. ``_config.yml`` (with the build's substitutions), the chapters of ``book/`` and a
+   ``_toc.yml`` (the fixed chapters plus a "Categories" part with a page per data set) are
+   staged into ``<out>/book/``, every notebook of the TOC is checked for outputs, and
+   ``jupyter-book build <out>/book --builder html -W -n --keep-going`` renders the HTML
+   (execution off) into ``<out>/book/_build/html``.
+
+A data set whose notebook fails is named at the end and gets a page saying that it failed;
+the others still render. The exit status is non-zero if anything failed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import inspect
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .config import PROFILES, Config, override, profile as make_profile
+from .errors import SsaeError
+from .tables import Table, classify, size_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+NOTEBOOKS = {
+    "settings": "00_settings.ipynb",
+    "method": "01_method.ipynb",
+    "train": "02_train.ipynb",
+    "evaluate": "03_evaluate.ipynb",
+    "tables": "04_tables.ipynb",
+    "proposition2": "05_proposition2.ipynb",
+    "theorems": "06_theorems.ipynb",
+    "orthogonality": "07_orthogonality.ipynb",
+    "geometry": "08_geometry.ipynb",
+}
+#: Training budget per data set (minutes) when ``--minutes`` is not given.
+DEFAULT_MINUTES = {"smoke": None, "cpu": 2.0, "paper": None}
+#: Embedded categories compared against objective (4) and cut-out when ``--compare`` is not given.
+DEFAULT_COMPARE = ("embedded:wood",)
+EMBEDDED = ("carpet", "grid", "leather", "tile", "wood")
+
+
+# =========================================================================== settings chapter
+
+def config_comments() -> dict[tuple[str, str], str]:
+    """{(section, field): comment} from the source of :mod:`ssae.config` (the ``# paper: ...``
+    and ``# ours: ...`` comment on each field's line)."""
+    from . import config as C
+
+    sections = {"DataConfig": "data", "CorruptionConfig": "corruption", "ModelConfig": "model",
+                "TrainConfig": "train", "ScoreConfig": "score"}
+    out: dict[tuple[str, str], str] = {}
+    for cls_name, section in sections.items():
+        src = inspect.getsource(getattr(C, cls_name))
+        for line in src.splitlines():
+            m = re.match(r"\s+(\w+)\s*:\s*[^=]+=\s*.*?#\s*(.*)$", line)
+            if m:
+                out[(section, m.group(1))] = m.group(2).strip()
+    return out
+
+
+def source_of(comment: str) -> str:
+    """'paper', 'ours' or 'paper + ours' from a field comment."""
+    c = comment.lower()
+    paper = c.startswith("paper")
+    ours = c.startswith("ours") or "ours" in c
+    if paper and ours:
+        return "paper + ours"
+    return "paper" if paper else "ours" if ours else "?"
+
+
+def settings_table(profiles: tuple[str, ...] = ("paper", "cpu", "smoke")) -> Table:
+    """Every config field with its default in each profile and whether the paper fixes it."""
+    comments = config_comments()
+    cfgs = {p: make_profile(p).to_dict() for p in profiles}
+    rows = []
+    for section in ("data", "corruption", "model", "train", "score"):
+        for name in cfgs[profiles[0]][section]:
+            comment = comments.get((section, name), "")
+            values = [_show(cfgs[p][section][name]) for p in profiles]
+            rows.append([f"{section}.{name}", *values, source_of(comment), comment])
+    return Table("Every setting, its default per profile, and where it comes from",
+                 ["Setting", *[f"{p} profile" for p in profiles], "Source", "Note (ssae/config.py)"],
+                 rows, caption="'paper': fixed by the paper; 'ours': chosen by this reproduction.")
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "(" + ", ".join(map(str, v)) + ")" if v else "()"
+    return str(v)
+
+
+# =========================================================================== data sets
+
+@dataclass(frozen=True)
+class DataSet:
+    spec: str       # what load_split reads: a folder or "embedded:<category>"
+    slug: str       # file-name-safe name: "embedded-carpet", "mtd", "bottle"
+    title: str      # heading of the category page
+
+
+def slugify(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return s or "data"
+
+
+def dataset(spec: str) -> DataSet:
+    """A :class:`DataSet` for a data spec, titled by what it is (see :func:`ssae.tables.classify`)."""
+    spec = str(spec)
+    if spec.startswith("embedded:"):
+        cat = spec.split(":", 1)[1]
+        return DataSet(spec, f"embedded-{slugify(cat)}", f"{cat} (embedded look-alike)")
+    path = Path(spec)
+    kind = classify({"data_spec": spec, "has_masks": (path / "ground_truth").is_dir()})
+    if kind.kind == "mtd":
+        title = "Magnetic Tile Defects"
+    elif kind.kind == "mvtec-copy":
+        title = f"{kind.category} (MVTec AD images, resized copy without masks)"
+    elif kind.kind == "mvtec":
+        title = f"{kind.category} (MVTec AD)"
+    else:
+        title = path.name
+    return DataSet(spec, slugify(path.name or spec), title)
+
+
+def shared_data(root: str | Path | None = None) -> list[str]:
+    """The data sets found in ``../shared/data`` (relative to the repository) or ``root``:
+    ``mtd/`` and every MVTec-layout folder in ``mvtec_ad/``."""
+    root = Path(root) if root is not None else REPO.parent / "shared" / "data"
+    return expand_data(root) if root.is_dir() else []
+
+
+def expand_data(path: str | Path) -> list[str]:
+    """A data set folder as itself; a collection (holding ``mtd/`` or ``mvtec_ad/`` or MVTec
+    category folders) as the data sets inside it."""
+    p = Path(path)
+    if not p.exists():
+        raise SsaeError(f"data path not found: {p}")
+    if (p / "MT_Free").is_dir() or ((p / "train" / "good").is_dir() and (p / "test").is_dir()):
+        return [str(p)]
+    found = []
+    if (p / "mtd" / "MT_Free").is_dir():
+        found.append(str(p / "mtd"))
+    for parent in (p / "mvtec_ad", p):
+        if parent.is_dir():
+            for sub in sorted(parent.iterdir()):
+                if (sub / "train" / "good").is_dir() and (sub / "test").is_dir():
+                    found.append(str(sub))
+    if not found:
+        raise SsaeError(f"no data set in {p}: expected an MVTec AD category folder (train/good, test/), "
+                        f"an MTD folder (MT_Free/) or a folder holding them")
+    return found
+
+
+def plan_datasets(categories: list[str] | None = None, data: list[str] | None = None,
+                  shared: str | Path | None | bool = True) -> list[DataSet]:
+    """The data sets of a book build, in order, with unique slugs.
+
+    ``categories``: embedded categories (``carpet`` or ``embedded:carpet``); None means all five.
+    ``data``: extra folders; the value ``none`` switches off the automatic ``../shared/data``.
+    ``shared``: True looks in ``../shared/data``; a path looks there; False/None does not.
+    """
+    data = list(data or [])
+    if any(d.lower() == "none" for d in data):
+        shared = False
+        data = [d for d in data if d.lower() != "none"]
+    specs: list[str] = []
+    for c in (EMBEDDED if categories is None else categories):
+        c = c if c.startswith("embedded:") else f"embedded:{c}"
+        if c.split(":", 1)[1] not in EMBEDDED:
+            raise SsaeError(f"unknown embedded category {c!r}; choose from {', '.join(EMBEDDED)}")
+        specs.append(c)
+    if shared:
+        specs += shared_data(None if shared is True else shared)
+    for d in data:
+        specs += expand_data(d)
+    out, seen, slugs = [], set(), set()
+    for s in specs:
+        key = s if s.startswith("embedded:") else str(Path(s).resolve())
+        if key in seen:
+            continue
+        seen.add(key)
+        ds = dataset(s)
+        slug, i = ds.slug, 2
+        while slug in slugs:
+            slug, i = f"{ds.slug}-{i}", i + 1
+        slugs.add(slug)
+        out.append(dataclasses.replace(ds, slug=slug))
+    return out
+
+
+def select_compare(datasets: list[DataSet], compare: list[str] | None) -> set[str]:
+    """Slugs of the data sets trained also with objective (4) and cut-out."""
+    wanted = DEFAULT_COMPARE if compare is None else compare
+    out = set()
+    for w in wanted:
+        for ds in datasets:
+            names = {ds.slug, ds.spec, ds.spec.split(":", 1)[-1], Path(ds.spec).name}
+            if w in names or f"embedded:{w}" == ds.spec:
+                out.add(ds.slug)
+    return out
+
+
+# =========================================================================== notebook helpers
+
+def run_config(profile: str, *, minutes: float | None = None, seed: int = 0, objective: int = 1,
+               corruption: str | None = None) -> Config:
+    """The profile's Config for one book run (time budget, seed, objective, corruption)."""
+    cfg = make_profile(profile)
+    train: dict[str, Any] = {"seed": int(seed), "objective": int(objective)}
+    if minutes is not None and minutes > 0:
+        train["max_minutes"] = float(minutes)
+    sections: dict[str, dict] = {"train": train}
+    if corruption:
+        sections["corruption"] = {"method": corruption}
+    return override(cfg, **sections)
+
+
+def hardware(device: str = "cpu") -> str:
+    from .evaluation import hardware as _hw
+    return _hw(device)
+
+
+def figure_label(data: str, image_size: Any, profile: str, device: str = "cpu",
+                 has_masks: bool | None = None) -> str:
+    """'embedded look-alike 'carpet' (generated, not MVTec AD) · 256 px · cpu profile · CPU ...'
+    for figure titles: data set, resolution, profile and hardware."""
+    if has_masks is None:
+        has_masks = str(data).startswith("embedded:") or (Path(data) / "ground_truth").is_dir()
+    kind = classify({"data_spec": data, "has_masks": has_masks, "image_size": image_size})
+    size = "" if kind.kind == "mvtec-copy" else f" · {size_text(image_size)}"
+    return f"{kind.label}{size} · {profile} profile · {hardware(device)}"
+
+
+def train_category(data: str, profile: str, run_dir: str | Path, device: str = "cpu", seed: int = 0,
+                   minutes: float | None = None, objective: int = 1, corruption: str | None = None,
+                   progress: bool = False) -> dict[str, Any]:
+    """Train one data set (:func:`ssae.training.train`) and return what the notebook shows."""
+    from .data import load_split
+    from .training import train
+
+    cfg = run_config(profile, minutes=minutes, seed=seed, objective=objective, corruption=corruption)
+    split = load_split(data, cfg.data, seed=seed)
+    t0 = time.time()
+    result = train(cfg, split, run_dir, device=device, data_spec=data, progress=progress)
+    return {"cfg": cfg, "split": split, "result": result, "history": result["history"],
+            "run_dir": str(run_dir), "wall_seconds": time.time() - t0,
+            "label": figure_label(data, cfg.data.image_size, profile, device, split.has_masks)}
+
+
+def training_table(run: dict[str, Any]) -> Table:
+    cfg, split, res = run["cfg"], run["split"], run["result"]
+    rows = [
+        ["data", run["label"].split(" · ")[0]],
+        ["training / validation / test images", f"{len(split.train)} / {len(split.val)} / {len(split.test)}"],
+        ["channels", str(split.channels)],
+        ["pixel masks", "yes" if split.has_masks else "no (image-level metrics only)"],
+        ["image size", size_text(cfg.data.image_size)],
+        ["model", f"Table 1 at width {cfg.model.width:g}, f = {cfg.model.f}"],
+        ["objective", f"({cfg.train.objective}), λ = {cfg.train.lam:g}"],
+        ["corruption", cfg.corruption.method],
+        ["optimiser steps", f"{res['steps']} (stopped by {res.get('stopped_by', '?')})"],
+        ["crop side", f"{cfg.train.crop_start} → {cfg.train.crop_end} px (progressive)"],
+        ["training time", f"{res['seconds'] / 60:.1f} min"],
+        ["profile", cfg.profile],
+        ["hardware", run["label"].split(" · ")[-1]],
+    ]
+    return Table("Training run", ["quantity", "value"], rows)
+
+
+def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
+                      results_json: str | Path | None = None, slug: str | None = None) -> dict[str, Any]:
+    """:func:`ssae.evaluation.evaluate` plus the book's fields; written to ``results_json``."""
+    from .evaluation import evaluate
+
+    res = evaluate(run_dir, data, device=device, progress=False)
+    res["slug"] = slug or dataset(data).slug
+    res["status"] = "ok"
+    res["has_masks"] = res.get("pixel_auroc") is not None
+    if results_json:
+        write_result(results_json, res)
+    return res
+
+
+def write_result(path: str | Path, result: dict[str, Any]) -> Path:
+    """Write a result JSON (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2, default=_json_default), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+        if isinstance(o, (np.floating, np.integer)):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+def _pct(v) -> str:
+    return "n/a (no masks)" if v is None else f"{100 * float(v):.1f}"
+
+
+def metrics_table(res: dict[str, Any]) -> Table:
+    """The evaluation's numbers, named with data, size, profile and hardware."""
+    sc = res.get("score") or {}
+    rows = [
+        ["image AUROC (%)", _pct(res.get("image_auroc"))],
+        ["pixel AUROC (%)", _pct(res.get("pixel_auroc"))],
+        ["AUPRO (%, FPR ≤ 0.3)", _pct(res.get("aupro"))],
+        ["test images (defective)", f"{res.get('n_test_images')} ({res.get('n_defective', '?')})"],
+        ["scoring", f"Diff = {sc.get('diff')}, n = {sc.get('n')}, k = {sc.get('k')}, t = {sc.get('t')}, "
+                    f"image score = {sc.get('reduce')} (chosen on validation data)"],
+        ["data", classify(res).label],
+        ["image size", size_text(res.get("image_size"))],
+        ["profile", str(res.get("profile"))],
+        ["hardware", str(res.get("hardware"))],
+        ["date", str(res.get("date"))],
+    ]
+    return Table("Evaluation (objective (%s))" % res.get("objective", 1), ["quantity", "value"], rows,
+                 caption=str(res.get("metrics_note", "")))
+
+
+def per_defect_table(res: dict[str, Any]) -> Table:
+    rows = [[d, _pct(v)] for d, v in sorted((res.get("per_defect") or {}).items())]
+    return Table("Image AUROC (%) per defect type (each against all good test images)",
+                 ["defect", "image AUROC (%)"], rows)
+
+
+def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4, good: int = 1,
+                 seed: int = 0) -> dict[str, Any]:
+    """Anomaly maps for a few test images (defective ones of different types first), for
+    Figures 1, 3 and 10, without mapping the whole test set."""
+    import numpy as np
+    from . import data as D
+    from .evaluation import diff_maps, finish_maps, read_calibration
+    from .training import load_model
+
+    model, cfg = load_model(run_dir, device)
+    split = D.load_split(data, cfg.data, seed=cfg.train.seed)
+    cal, avg = read_calibration(run_dir)
+    items = pick_items(split.test, n, good, seed)
+    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    raw = diff_maps(model, images, cal["diff"], device)
+    maps = finish_maps(raw, cal["n"], cal["k"], avg, cal["t"])
+    masks = []
+    for it, m in zip(items, maps):
+        if split.has_masks and it.mask_path is not None:
+            masks.append(D.read_mask(it.mask_path, m.shape))
+        elif split.has_masks:
+            masks.append(np.zeros(m.shape, bool))
+        else:
+            masks.append(None)
+    import torch
+    from .scoring import reconstruct
+    recon = []
+    for a in images:
+        x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None].to(device)
+        recon.append(reconstruct(model, x)[0].cpu().numpy().transpose(1, 2, 0))
+    return {"items": items, "images": images, "reconstructions": recon, "maps": maps, "masks": masks,
+            "threshold": float(cal["threshold"]), "calibration": cal, "has_masks": split.has_masks,
+            "titles": [f"{it.defect}" for it in items], "cfg": cfg}
+
+
+def pick_items(test: list, n: int, good: int = 1, seed: int = 0) -> list:
+    """``n`` defective test items spread over the defect types (round robin), then ``good`` good ones."""
+    by_defect: dict[str, list] = {}
+    for it in test:
+        if it.label == 1:
+            by_defect.setdefault(it.defect, []).append(it)
+    picked, i = [], 0
+    while len(picked) < n and any(len(v) > i for v in by_defect.values()):
+        for d in sorted(by_defect):
+            if len(by_defect[d]) > i and len(picked) < n:
+                picked.append(by_defect[d][i])
+        i += 1
+    picked += [it for it in test if it.label == 0][:good]
+    return picked
+
+
+VARIANTS = {"objective4": {"objective": 4}, "cutout": {"objective": 1, "corruption": "cutout"}}
+
+
+def variant_dir(run_dir: str | Path, name: str) -> Path:
+    """Run directory of a comparison model next to ``run_dir``: ``<run_dir>_objective4``, ..."""
+    base = Path(run_dir)
+    return base.with_name(f"{base.name}_{name}")
+
+
+def train_variants(run_dir: str | Path, data: str, profile: str, device: str = "cpu", seed: int = 0,
+                   minutes: float | None = None) -> dict[str, dict[str, Any]]:
+    """Train the comparison models of Table 4 and Figure 11 beside ``run_dir``: objective (4)
+    with elastic deformation and objective (1) with cut-out ("zeros")."""
+    return {name: train_category(data, profile, variant_dir(run_dir, name), device=device, seed=seed,
+                                 minutes=minutes, **kw)
+            for name, kw in VARIANTS.items()}
+
+
+def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed: int = 0,
+                       n_examples: int = 3) -> dict[str, Any]:
+    """Table 4 and Figure 11 for one data set: evaluate the models of :func:`train_variants`
+    beside the objective (1) run in ``run_dir``, and the pixel-wise maximum ensemble of the
+    objective (1) and (4) heatmaps (Table 4, "Ens.")."""
+    import numpy as np
+    from . import metrics as M
+    from .evaluation import anomaly_maps, evaluate, ground_truth, read_calibration
+
+    out: dict[str, Any] = {}
+    maps: dict[str, list] = {}
+    split, items, images, maps["objective1"], _ = anomaly_maps(run_dir, data, device, progress=False)
+    for name in VARIANTS:
+        vdir = variant_dir(run_dir, name)
+        r = evaluate(vdir, data, device=device, progress=False)
+        out[name] = {k: r.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "train_seconds",
+                                            "train_steps", "objective", "corruption")}
+        _, _, _, maps[name], _ = anomaly_maps(vdir, data, device, progress=False)
+    masks = ground_truth(split, items, maps["objective1"])
+    ens = [np.maximum(a, b) for a, b in zip(maps["objective1"], maps["objective4"])]
+    out["ensemble"] = {"pixel_auroc": M.pixel_auroc(masks, ens) if masks is not None else None,
+                       "aupro": M.aupro(masks, ens, fpr_limit=0.3) if masks is not None else None}
+    out["run_dirs"] = {name: str(variant_dir(run_dir, name)) for name in VARIANTS}
+    idx = [items.index(it) for it in pick_items(items, n_examples, 0, seed)]
+    out["figure11"] = {
+        "images": [images[i] for i in idx],
+        "masks": [masks[i] if masks is not None else None for i in idx],
+        **{k: [maps[k][i] for i in idx] for k in maps},
+        "titles": [items[i].defect for i in idx],
+        "thresholds": {"objective1": read_calibration(run_dir)[0]["threshold"],
+                       **{k: read_calibration(variant_dir(run_dir, k))[0]["threshold"] for k in VARIANTS}},
+    }
+    return out
+
+
+def comparison_table(res: dict[str, Any], comp: dict[str, Any]) -> Table:
+    rows = [
+        ["objective (1), elastic deformation", _pct(res.get("image_auroc")), _pct(res.get("pixel_auroc"))],
+        ["objective (4), elastic deformation", _pct(comp["objective4"].get("image_auroc")),
+         _pct(comp["objective4"].get("pixel_auroc"))],
+        ["ensemble: max of (1) and (4) maps", "—", _pct(comp["ensemble"].get("pixel_auroc"))],
+        ["objective (1), cut-out (zeros)", _pct(comp["cutout"].get("image_auroc")),
+         _pct(comp["cutout"].get("pixel_auroc"))],
+    ]
+    return Table("Objective (1) against objective (4) and cut-out training (Table 4, Figure 11)",
+                 ["model", "image AUROC (%)", "pixel AUROC (%)"], rows,
+                 caption=f"{classify(res).label}; {size_text(res.get('image_size'))}; "
+                         f"{res.get('profile')} profile; {res.get('hardware')}.")
+
+
+def public_comparison(comp: dict[str, Any]) -> dict[str, Any]:
+    """The JSON-safe part of :func:`compare_objectives` (no images) for the results file."""
+    return {k: v for k, v in comp.items() if k not in ("figure11",)}
+
+
+def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_defective: int = 2,
+                        n_corrupted: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+    """Rows for :func:`ssae.plots.reconstructions` (Figures 2 and 4): defective test images
+    and their reconstructions, then validation images corrupted as in training with the
+    clean original (the target) beside them."""
+    import numpy as np
+    import torch
+    from . import data as D
+    from .corruption import corrupt
+    from .scoring import reconstruct
+    from .training import load_model
+
+    model, cfg = load_model(run_dir, device)
+    split = D.load_split(data, cfg.data, seed=cfg.train.seed)
+    rows: list[dict[str, Any]] = []
+    bad = pick_items(split.test, n_defective, 0, seed)
+    for it, img in zip(bad, D.load_images([it.path for it in bad], cfg.data.image_size, split.channels,
+                                          progress=False)):
+        mask = D.read_mask(it.mask_path, img.shape[:2]) if (split.has_masks and it.mask_path) else None
+        rows.append({"input": img, "mask": mask, "name": f"test: {it.defect}"})
+    val = (split.val + split.train)[:n_corrupted]
+    gen = torch.Generator().manual_seed(seed)
+    for img in D.load_images(val, cfg.data.image_size, split.channels, progress=False):
+        x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None]
+        xh, m = corrupt(x, cfg.corruption, gen)
+        rows.append({"input": xh[0].numpy().transpose(1, 2, 0), "clean": img,
+                     "mask": m[0, 0].numpy(), "name": f"corrupted ({cfg.corruption.method})"})
+    for row in rows:
+        x = torch.from_numpy(np.ascontiguousarray(row["input"].transpose(2, 0, 1)))[None].float().to(device)
+        row["output"] = reconstruct(model, x)[0].cpu().numpy().transpose(1, 2, 0)
+    return rows
+
+
+def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = None, profile: str = "cpu",
+                   device: str = "cpu", seed: int = 0) -> dict[str, Any]:
+    """One image through Figure 5 (the corruption) and Figure 3 (the detection pipeline).
+
+    The image is a defective test image of ``data``. The reconstruction comes from the trained
+    model in ``run_dir`` when given (with its calibrated n, k and threshold), else from
+    :class:`ssae.references.BlurReference` (a no-network stand-in, said so in the label)."""
+    import numpy as np
+    import torch
+    from . import data as D
+    from .corruption import corrupt
+    from .scoring import diff, reconstruct, smooth
+
+    cfg = make_profile(profile)
+    model, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
+    if run_dir and (Path(run_dir) / "checkpoint.pt").is_file():
+        from .evaluation import read_calibration
+        from .training import load_model
+        model, cfg = load_model(run_dir, device)
+        cal, _ = read_calibration(run_dir)
+        n, k, threshold = cal["n"], cal["k"], cal["threshold"]
+        what = f"trained model ({Path(run_dir).name})"
+    split = D.load_split(data, cfg.data, seed=seed)
+    item = (pick_items(split.test, 1, 0, seed) or split.test[:1])[0]
+    img = D.read_image(item.path, cfg.data.image_size, split.channels)
+    truth = D.read_mask(item.mask_path, img.shape[:2]) if (split.has_masks and item.mask_path) else None
+    clean = D.read_image(split.train[0], cfg.data.image_size, split.channels)
+    gen = torch.Generator().manual_seed(seed)
+    ccfg = dataclasses.replace(cfg.corruption, patch_min=0.3, patch_max=0.4)   # a visible patch
+    xh, m, boxes = corrupt(torch.from_numpy(clean.transpose(2, 0, 1).copy())[None], ccfg, gen,
+                           return_boxes=True)
+    if model is None:
+        from .references import BlurReference
+        model = BlurReference(4.0).to(device).eval()
+        what = "BlurReference(sigma=4): no trained model was given"
+    x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None].to(device)
+    with torch.no_grad():
+        rec = reconstruct(model, x)
+        d = diff(x, rec)
+        a = smooth(d, n, k)
+    anomap = a[0, 0].cpu().numpy()
+    if threshold is None:
+        threshold = float(np.quantile(anomap, 0.98))
+    return {"image": img, "truth": truth, "defect": item.defect,
+            "reconstruction": rec[0].cpu().numpy().transpose(1, 2, 0), "diff": d[0, 0].cpu().numpy(),
+            "anomap": anomap, "threshold": float(threshold), "n": n, "k": k, "model": what,
+            "clean": clean, "corrupted": xh[0].numpy().transpose(1, 2, 0), "mask": m[0, 0].numpy(),
+            "box": [int(v) for v in boxes[0, 0].tolist()], "cfg": cfg,
+            "label": figure_label(data, cfg.data.image_size, cfg.profile, device, split.has_masks)}
+
+
+def model_table(f: int = 3, width: float = 1.0, size: int = 512, in_channels: int = 3) -> Table:
+    """Table 1 computed from :class:`ssae.model.SSAE` (layer, filters, output size)."""
+    import torch
+    from .model import SSAE, layer_table
+
+    with torch.device("meta"):   # no weights allocated: instant even at width 1
+        model = SSAE(in_channels=in_channels, f=f, width=width)
+    rows = [[kind, str(ch), f"{h} × {w} × {ch}"] for kind, ch, (h, w) in layer_table(model, size, size)]
+    params = sum(p.numel() for p in model.parameters())
+    return Table(f"Table 1 from the code: SSAE(f={f}, width={width:g}) on {size} × {size} × {in_channels}",
+                 ["Layer type", "Filters", "Output size"], rows,
+                 caption=f"{params:,} parameters. The 3×3 convolution after each SDC stack "
+                         "(Sec. 3.3) appears as its own Conv row.")
+
+
+#: Sizes of the theory computations per profile (images, windows, pairs, trials).
+THEORY = {
+    "smoke": {"n_images": 6, "size": 64, "window": 32, "n_pairs": 40, "fields": 32, "trials": 40,
+              "orth_images": 8, "orth_widths": (0.2, 0.5, 0.8), "sides": (2, 4, 8)},
+    "cpu": {"n_images": 24, "size": 256, "window": 128, "n_pairs": 300, "fields": 128, "trials": 300,
+            "orth_images": 40, "orth_widths": (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0),
+            "sides": (2, 4, 8, 16, 32, 64)},
+    "paper": {"n_images": 100, "size": 512, "window": 256, "n_pairs": 2000, "fields": 256, "trials": 1000,
+              "orth_images": 200, "orth_widths": tuple(round(0.05 * i, 2) for i in range(1, 21)),
+              "sides": (2, 4, 8, 16, 32, 64, 128)},
+}
+
+
+def theory_settings(profile: str) -> dict[str, Any]:
+    if profile not in THEORY:
+        raise SsaeError(f"unknown profile {profile!r}; choose one of {', '.join(THEORY)}")
+    return dict(THEORY[profile])
+
+
+def texture_images(category: str, n: int, size: int, seed: int = 0):
+    """``n`` defect-free training images of an embedded look-alike, rendered in memory at
+    ``size`` (the same pixels :mod:`ssae.embedded` writes to disk), as ``H x W x C`` arrays."""
+    from . import embedded
+
+    return [embedded.sample(category, "good", seed=seed, index=i, size=size, split="train").image
+            for i in range(n)]
+
+
+def folder_images(spec: str, n: int, size: int, seed: int = 0):
+    """``n`` training images of a data set folder (or embedded spec) at ``size``."""
+    from . import data as D
+    from .config import DataConfig
+
+    split = D.load_split(spec, DataConfig(image_size=size), seed=seed)
+    return D.load_images(split.train[:n], size, split.channels, progress=False)
+
+
+def grey_stack(images, size: int | None = None):
+    """``n x H x W`` grey float64 stack (Section 3.4 treats grey images)."""
+    from .theory import stack_grey
+    return stack_grey(images, size)
+
+
+def pixel_stats(categories=EMBEDDED, profile: str = "cpu", seed: int = 0) -> dict[str, Any]:
+    """Figure 8's sliding-window statistics for embedded look-alikes: {category: PixelStats}."""
+    from .theory import sliding_window_pixel_stats
+
+    st = theory_settings(profile)
+    return {c: sliding_window_pixel_stats(texture_images(c, st["n_images"], st["size"], seed),
+                                          size=st["size"], window=st["window"]) for c in categories}
+
+
+def pixel_stats_table(stats: dict[str, Any], kind: str = "texture", label: str = "") -> Table:
+    from .theory import pixel_stats_spread
+
+    rows = []
+    for name, s in stats.items():
+        sp = pixel_stats_spread(s, kind)
+        rows.append([name, f"{sp['mean_min']:.3f} – {sp['mean_max']:.3f}", f"{sp['mean_rel_spread']:.1%}",
+                     f"{sp['std_min']:.3f} – {sp['std_max']:.3f}", f"{sp['std_rel_spread']:.1%}",
+                     f"{s.n_images} × {s.image_size} px, {s.window} px windows"])
+    return Table(f"Figure 8 in numbers: spread of the per-pixel statistics {label}".strip(),
+                 ["data", "per-pixel mean (min – max)", "relative spread", "per-pixel std (min – max)",
+                  "relative spread", "images"], rows,
+                 caption="Identically distributed pixels (Proposition 2's assumption) mean small spreads.")
+
+
+def prop2_table(images, fractions=(0.05, 0.1, 0.25, 0.5, 0.75), n_pairs: int = 200, seed: int = 0,
+                sigma2: float | None = None, label: str = "") -> Table:
+    """Eq. (9) on pairs of independent images: observed mean of
+    ``||x_S - y_S||^2 - ||x_S' - y_S'||^2`` against ``(|S| - |S'|) 2 sigma^2``."""
+    import numpy as np
+    from .theory import centred_square, distinct_pairs, pooled_variance, proposition2_check
+
+    g = np.asarray(images, dtype=np.float64)
+    s2 = pooled_variance(g) if sigma2 is None else float(sigma2)
+    rng = np.random.default_rng(seed)
+    pairs = distinct_pairs(g.shape[0], n_pairs, rng)
+    rows = []
+    for f in fractions:
+        r = proposition2_check(g[pairs[:, 0]], g[pairs[:, 1]], centred_square(g.shape[1:], f), s2)
+        rows.append([f"{r.fraction:.3f}", f"{r.predicted:.1f}", f"{r.observed:.1f} ± {r.stderr:.1f}",
+                     f"{r.rel_dev:+.1%}", f"{r.z:+.1f}"])
+    return Table(f"Proposition 2, eq. (9): {label}".strip(),
+                 ["|S|/N", "predicted (|S|−|S̄|)·2σ²", "observed mean ± s.e.", "relative deviation", "z"],
+                 rows, caption=f"σ² = {s2:.4g}, {len(pairs)} pairs of distinct images, N = "
+                               f"{g.shape[1]}×{g.shape[2]}, S a centred square.")
+
+
+def prop1_trials(n_trials: int = 2000, dim: int = 12, s_size: int = 4, seed: int = 0) -> Table:
+    """Proposition 1 on random vectors: how often premise, condition (6) and conclusion hold,
+    and that (premise and (6)) never occurs without the conclusion."""
+    import numpy as np
+    from .theory import proposition1
+
+    rng = np.random.default_rng(seed)
+    S = np.zeros(dim, bool)
+    S[:s_size] = True
+    counts = {"premise and (6)": [0, 0], "premise, not (6)": [0, 0], "no premise": [0, 0]}
+    for _ in range(n_trials):
+        x, y = rng.random(dim), rng.random(dim)
+        x_hat = x.copy()
+        x_hat[S] = rng.normal(0.5, 0.6, s_size)
+        r = proposition1(x, x_hat, y, S)
+        key = "no premise" if not r.premise else "premise and (6)" if r.condition6 else "premise, not (6)"
+        counts[key][0] += 1
+        counts[key][1] += int(r.conclusion)
+    rows = [[k, str(n), str(c), str(n - c)] for k, (n, c) in counts.items()]
+    return Table(f"Proposition 1 on {n_trials} random triples (N = {dim}, |S| = {s_size})",
+                 ["case", "triples", "conclusion holds", "conclusion fails"], rows,
+                 caption="Proposition 1 says the first row has no failures; without condition (6) "
+                         "or without the premise the conclusion can fail.")
+
+
+def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "cpu", device: str = "cpu",
+                         seed: int = 0) -> tuple[list, str]:
+    """Figure 9's curves for the trained model in ``run_dir`` (when given) and two reference
+    mappings with known behaviour: the exact nearest-neighbour projection onto the training
+    images and the identity. Returns ``(curves, label)``."""
+    import numpy as np
+    import torch
+    from . import data as D
+    from .theory import NearestNeighbourProjection, identity_map, orthogonality_curve
+
+    st = theory_settings(profile)
+    rng = np.random.default_rng(seed)
+    curves = []
+    if run_dir and (Path(run_dir) / "checkpoint.pt").is_file():
+        from .scoring import reconstruct
+        from .training import load_model
+        model, cfg = load_model(run_dir, device)
+        split = D.load_split(data, cfg.data, seed=cfg.train.seed)
+        size = cfg.data.image_size
+        imgs = D.load_images(split.train[:st["orth_images"]], size, split.channels, progress=False)
+
+        def F(x):
+            return reconstruct(model, x.to(device)).cpu()
+
+        curves.append(orthogonality_curve(F, np.stack(imgs), st["orth_widths"], rng,
+                                          label=f"trained F ({cfg.profile} profile)"))
+        label = figure_label(data, size, cfg.profile, device, split.has_masks)
+    else:
+        size = st["size"]
+        imgs = folder_images(data or "embedded:carpet", st["orth_images"], size, seed) if data else \
+            texture_images("carpet", st["orth_images"], size, seed)
+        label = figure_label(data or "embedded:carpet", size, profile, device, True) + " · no trained model"
+    train = np.stack(imgs)
+    curves.append(orthogonality_curve(NearestNeighbourProjection(train), train, st["orth_widths"], rng,
+                                      label="nearest neighbour in D (exact projection)"))
+    curves.append(orthogonality_curve(identity_map, train, st["orth_widths"], rng, label="identity"))
+    return curves, label
+
+
+def orthogonality_table(curves, fractions=(0.1, 0.25, 0.5)) -> Table:
+    rows = []
+    for c in curves:
+        for f in fractions:
+            a = c.at_fraction(f)
+            rows.append([c.label, f"{a['fraction']:.3f}", f"{a['acc_input']:.2f}", f"{a['acc_output']:.2f}",
+                         f"{a['dist_mean']:.2f} ± {a['dist_std']:.2f}"])
+    return Table("Figure 9 in numbers", ["mapping F", "|S|/N", "argmin ||X^−Y|| = X", "argmin ||F(X^)−Y|| = X",
+                                         "||F(X^) − X||"], rows)
+
+
+# =========================================================================== the runner
+
+@dataclass
+class Outcome:
+    name: str                      # notebook output stem, e.g. "train_embedded-carpet"
+    ok: bool
+    seconds: float
+    error: str = ""
+    slug: str | None = None
+
+
+@dataclass
+class BookPlan:
+    profile: str
+    device: str
+    datasets: list[DataSet]
+    compare: set[str]
+    minutes: float | None
+    out: Path
+    seed: int = 0
+    repo: Path = REPO
+
+    @property
+    def book_dir(self) -> Path:
+        return self.out / "book"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.out / "runs" / self.profile
+
+    @property
+    def results_dir(self) -> Path:
+        return self.book_dir / "results"
+
+    @property
+    def nb_dir(self) -> Path:
+        return self.book_dir / "notebooks"
+
+
+class Progress:
+    """Progress lines with the elapsed time: ``[ 3:12] train embedded-carpet ... ok (118 s)``."""
+
+    def __init__(self, log: Callable[[str], None] | None = None):
+        self.t0 = time.time()
+        self.log = log or (lambda s: print(s, flush=True))
+
+    def __call__(self, msg: str) -> None:
+        e = int(time.time() - self.t0)
+        self.log(f"[{e // 60:3d}:{e % 60:02d}] {msg}")
+
+
+def execute_notebook(template: Path, output: Path, parameters: dict[str, Any], cwd: Path,
+                     log_file: Path | None = None) -> str:
+    """Run one notebook with papermill; return '' on success or a one-line error.
+
+    The kernel process's own stderr (start-up chatter) goes to ``log_file`` when given."""
+    import papermill as pm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    saved = None
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        sys.stderr.flush()
+        saved = os.dup(2)
+        fd = os.open(str(log_file), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
+    try:
+        pm.execute_notebook(str(template), str(output), parameters=parameters, cwd=str(cwd),
+                            kernel_name="python3", progress_bar=False, log_output=False,
+                            request_save_on_cell_execute=False)
+    except Exception as e:  # noqa: BLE001 - any failure of a notebook is reported by name
+        ename = getattr(e, "ename", type(e).__name__)
+        evalue = str(getattr(e, "evalue", str(e))).strip()
+        return f"{ename}: {evalue.splitlines()[0][:300] if evalue else ''}"
+    finally:
+        if saved is not None:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+    return ""
+
+
+def retitle(path: Path, title: str) -> None:
+    """Put ``title`` into the first heading of an executed notebook ("# Training one data set"
+    becomes "# Training: <title>"), so that each data set's pages have their own names."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.lstrip().startswith("# "):
+            first, _, rest = cell.source.lstrip().partition("\n")
+            head = first[2:].replace(" one data set", "").strip()
+            cell.source = f"# {head}: {title}\n{rest}"
+            break
+    nbformat.write(nb, str(path))
+
+
+def has_outputs(path: Path) -> bool:
+    """True if the notebook has at least one code cell output."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception:  # noqa: BLE001
+        return False
+    return any(c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def toc_files(toc: dict) -> list[str]:
+    """Every file listed in a jb-book TOC (root, chapters, sections)."""
+    out = [toc["root"]]
+
+    def walk(entries):
+        for e in entries or []:
+            if "file" in e:
+                out.append(e["file"])
+            walk(e.get("sections"))
+            walk(e.get("chapters"))
+
+    walk(toc.get("chapters"))
+    for part in toc.get("parts", []) or []:
+        walk(part.get("chapters"))
+    return out
+
+
+def staged_toc(repo: Path, pages: list[tuple[DataSet, bool]]) -> dict:
+    """The top-level ``_toc.yml`` plus a "Categories" part: one page per data set, with its
+    training and evaluation notebooks as sections (a failed data set: the page only)."""
+    import yaml
+
+    toc = yaml.safe_load((repo / "_toc.yml").read_text(encoding="utf-8"))
+    if pages:
+        chapters = []
+        for ds, ok in pages:
+            entry: dict[str, Any] = {"file": f"book/categories/{ds.slug}"}
+            if ok:
+                entry["sections"] = [{"file": f"notebooks/train_{ds.slug}"},
+                                     {"file": f"notebooks/evaluate_{ds.slug}"}]
+            chapters.append(entry)
+        parts = toc.setdefault("parts", [])
+        parts.insert(min(1, len(parts)), {"caption": "Categories", "chapters": chapters})
+    return toc
+
+
+def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "") -> str:
+    """Markdown of a data set's page (a summary of its result, or the failure)."""
+    lines = [f"# {ds.title}", ""]
+    if error or not result or result.get("status") != "ok":
+        lines += [":::{admonition} This run failed", ":class: error", "",
+                  f"The run on `{ds.spec}` failed: {error or (result or {}).get('error', 'unknown error')}",
+                  "", "Its notebooks are not part of the book; the other data sets are.", ":::", ""]
+        return "\n".join(lines)
+    kind = classify(result)
+    lines += [f"Data: **{kind.label}** (`{ds.spec}`).", ""]
+    if kind.kind != "mvtec":
+        lines += ["These numbers are not MVTec AD numbers and do not enter the MVTec AD rows "
+                  "of the tables.", ""]
+
+    def pct(v):
+        return "n/a" if v is None else f"{100 * float(v):.1f}"
+
+    lines += ["| image AUROC (%) | pixel AUROC (%) | AUPRO (%) | image size | profile | hardware | date |",
+              "| --- | --- | --- | --- | --- | --- | --- |",
+              f"| {pct(result.get('image_auroc'))} | {pct(result.get('pixel_auroc'))} | "
+              f"{pct(result.get('aupro'))} | {size_text(result.get('image_size'))} | {result.get('profile')} | "
+              f"{result.get('hardware')} | {str(result.get('date', ''))[:19]} |", ""]
+    comp = result.get("comparison")
+    if comp:
+        lines += [f"Objective (4): image AUROC {pct(comp['objective4'].get('image_auroc'))}, "
+                  f"pixel AUROC {pct(comp['objective4'].get('pixel_auroc'))}; ensemble pixel AUROC "
+                  f"{pct(comp['ensemble'].get('pixel_auroc'))}; cut-out: image AUROC "
+                  f"{pct(comp['cutout'].get('image_auroc'))}.", ""]
+    lines += ["The two sections of this page are the executed notebooks: training, then evaluation.", ""]
+    return "\n".join(lines)
+
+
+def staged_config(repo: Path, subs: dict[str, str]) -> str:
+    """The top-level ``_config.yml`` with the build's MyST substitutions filled in."""
+    import yaml
+
+    cfg = yaml.safe_load((repo / "_config.yml").read_text(encoding="utf-8"))
+    cfg.setdefault("parse", {}).setdefault("myst_substitutions", {}).update(subs)
+    return yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True)
+
+
+def ensure_mathjax(repo: Path, progress: Progress) -> None:
+    target = repo / "book" / "_static" / "mathjax" / "tex-chtml.js"
+    if target.is_file():
+        return
+    progress("vendoring MathJax (scripts/vendor_mathjax.sh)")
+    r = subprocess.run(["bash", str(repo / "scripts" / "vendor_mathjax.sh")], cwd=repo,
+                       capture_output=True, text=True)
+    if r.returncode != 0 or not target.is_file():
+        raise SsaeError("MathJax is not vendored (book/_static/mathjax/tex-chtml.js missing) and "
+                        f"scripts/vendor_mathjax.sh failed: {(r.stderr or r.stdout).strip()[-300:]}")
+
+
+def build_html(book_dir: Path, progress: Progress) -> tuple[int, str]:
+    """``jupyter-book build <book_dir> --builder html -W -n --keep-going``; (status, log tail)."""
+    exe = shutil.which("jupyter-book")
+    cmd = ([exe] if exe else [sys.executable, "-m", "jupyter_book.cli.main"]) + \
+        ["build", str(book_dir), "--builder", "html", "-W", "-n", "--keep-going"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    text = (r.stdout or "") + (r.stderr or "")
+    warnings = [ln for ln in text.splitlines() if "WARNING" in ln or "ERROR" in ln]
+    return r.returncode, "\n".join(warnings[-30:]) if warnings else text[-2000:]
+
+
+def build_book(profile: str = "cpu", *, categories: list[str] | None = None, data: list[str] | None = None,
+               device: str = "cpu", minutes: float | None = None, compare: list[str] | None = None,
+               out: str | Path = "_build", shared: str | Path | bool = True, seed: int = 0,
+               build: bool = True, log: Callable[[str], None] | None = None, repo: Path = REPO) -> int:
+    """Run every notebook and build the book; returns the exit status (0: all went well)."""
+    if profile not in PROFILES:
+        raise SsaeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    progress = Progress(log)
+    for name in NOTEBOOKS.values():
+        if not (repo / "notebooks" / name).is_file():
+            raise SsaeError(f"notebook missing: {repo / 'notebooks' / name} (ssae book runs from a source checkout)")
+    datasets = plan_datasets(categories, data, shared)
+    plan = BookPlan(profile=profile, device=device, datasets=datasets,
+                    compare=select_compare(datasets, compare),
+                    minutes=minutes if minutes is not None else DEFAULT_MINUTES.get(profile),
+                    out=Path(out).resolve(), seed=seed, repo=repo)
+    if build:
+        ensure_mathjax(repo, progress)
+    progress(f"book: profile {profile}, device {device}, {len(datasets)} data set(s): "
+             + ", ".join(d.slug for d in datasets)
+             + (f"; objective (4) and cut-out for {', '.join(sorted(plan.compare))}" if plan.compare else "")
+             + (f"; {plan.minutes:g} min training per data set" if plan.minutes else ""))
+
+    # fresh staging folders (run directories of the profile too: a book build is reproducible)
+    for d in (plan.nb_dir, plan.results_dir, plan.book_dir / "book", plan.book_dir / "_build"):
+        shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(plan.runs_dir, ignore_errors=True)
+    plan.nb_dir.mkdir(parents=True)
+    plan.results_dir.mkdir(parents=True)
+
+    outcomes: list[Outcome] = []
+    common = {"profile": profile, "device": device, "seed": seed}
+
+    def run(key: str, out_name: str, params: dict[str, Any], slug: str | None = None,
+            title: str = "") -> Outcome:
+        progress(f"run {out_name} ...")
+        t0 = time.time()
+        err = execute_notebook(repo / "notebooks" / NOTEBOOKS[key], plan.nb_dir / f"{out_name}.ipynb",
+                               params, plan.nb_dir, plan.out / "logs" / f"{out_name}.log")
+        o = Outcome(out_name, not err, time.time() - t0, err, slug)
+        if title and (plan.nb_dir / f"{out_name}.ipynb").is_file():
+            retitle(plan.nb_dir / f"{out_name}.ipynb", title)
+        outcomes.append(o)
+        progress(f"    {out_name}: {'ok' if o.ok else 'FAILED: ' + err} ({o.seconds:.0f} s)")
+        return o
+
+    run("settings", "00_settings", {"profile": profile})
+
+    pages: list[tuple[DataSet, bool]] = []
+    errors: dict[str, str] = {}
+    for ds in datasets:
+        run_dir = plan.runs_dir / ds.slug
+        results_json = plan.results_dir / f"{ds.slug}.json"
+        params = dict(common, data=ds.spec, run_dir=str(run_dir), minutes=plan.minutes or 0.0,
+                      results_json=str(results_json), title=ds.title, slug=ds.slug,
+                      compare=ds.slug in plan.compare,
+                      compare_minutes=(plan.minutes / 2 if plan.minutes else 0.0))
+        o = run("train", f"train_{ds.slug}", params, ds.slug, ds.title)
+        if o.ok:
+            o = run("evaluate", f"evaluate_{ds.slug}", params, ds.slug, ds.title)
+        if o.ok and not results_json.is_file():
+            o.ok, o.error = False, f"{o.name} wrote no {results_json.name}"
+        if not o.ok:
+            errors[ds.slug] = f"{o.name}: {o.error}"
+            write_result(results_json, {"data_spec": ds.spec, "slug": ds.slug, "status": "failed",
+                                        "error": errors[ds.slug], "profile": profile, "device": device,
+                                        "date": _dt.datetime.now().isoformat(timespec="seconds")})
+        pages.append((ds, o.ok))
+
+    ok_sets = [ds for ds, ok in pages if ok]
+    ref = next((ds for ds in ok_sets if ds.spec == "embedded:carpet"), ok_sets[0] if ok_sets else None)
+    ref_run, ref_data = (str(plan.runs_dir / ref.slug), ref.spec) if ref else ("", "")
+    run("method", "01_method", dict(common, run_dir=ref_run, data=ref_data or "embedded:carpet"))
+    run("proposition2", "05_proposition2", dict(common))
+    run("theorems", "06_theorems", dict(common))
+    run("orthogonality", "07_orthogonality", dict(common, run_dir=ref_run, data=ref_data))
+    run("geometry", "08_geometry", dict(common))
+    run("tables", "04_tables", dict(common, results_dir=str(plan.results_dir),
+                                    gpu_dir=str(repo / "book" / "gpu_results")))
+
+    # ---- stage the book
+    import yaml
+
+    failed_names = [o.name for o in outcomes if not o.ok]
+    (plan.book_dir / "book" / "categories").mkdir(parents=True, exist_ok=True)
+    for md in (repo / "book").glob("*.md"):
+        shutil.copy2(md, plan.book_dir / "book" / md.name)
+    static = plan.book_dir / "book" / "_static"
+    try:
+        static.symlink_to(repo / "book" / "_static", target_is_directory=True)
+    except OSError:
+        shutil.copytree(repo / "book" / "_static", static)
+    for ds, ok in pages:
+        res = None
+        p = plan.results_dir / f"{ds.slug}.json"
+        if p.is_file():
+            res = json.loads(p.read_text(encoding="utf-8"))
+        (plan.book_dir / "book" / "categories" / f"{ds.slug}.md").write_text(
+            category_page(ds, res, errors.get(ds.slug, "")), encoding="utf-8")
+    toc = staged_toc(repo, pages)
+    (plan.book_dir / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
+    subs = {
+        "build_profile": profile,
+        "build_data": "; ".join(f"{d.title}" for d in datasets) or "none",
+        "build_hardware": hardware(device),
+        "build_date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "build_command": "ssae book " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["book"] else "ssae book",
+        "build_failed": ", ".join(failed_names) or "none",
+    }
+    (plan.book_dir / "_config.yml").write_text(staged_config(repo, subs), encoding="utf-8")
+
+    # ---- every notebook of the TOC must have outputs
+    missing = []
+    for f in toc_files(toc):
+        if not f.startswith("notebooks/"):
+            continue
+        path = plan.book_dir / f"{f}.ipynb"
+        if not path.is_file():
+            template = repo / f"{f}.ipynb"
+            if template.is_file():
+                shutil.copy2(template, path)
+            missing.append(f"{f}.ipynb (not executed)")
+        elif not has_outputs(path):
+            missing.append(f"{f}.ipynb (no outputs)")
+    status = 0
+    if missing:
+        status = 1
+        for m in missing:
+            progress(f"ERROR: notebook without outputs in the TOC: {m}")
+
+    if build:
+        progress(f"jupyter-book build {plan.book_dir} --builder html -W -n --keep-going ...")
+        rc, tail = build_html(plan.book_dir, progress)
+        if rc != 0:
+            status = 1
+            progress(f"ERROR: jupyter-book build failed (status {rc}):\n{tail}")
+        else:
+            progress(f"book: {plan.book_dir / '_build' / 'html' / 'index.html'}")
+
+    if failed_names:
+        status = 1
+        progress("FAILED notebooks: " + ", ".join(failed_names))
+    if errors:
+        progress("FAILED data sets: " + "; ".join(f"{k} ({v})" for k, v in errors.items()))
+    progress("done" if status == 0 else "done, with failures (exit status 1)")
+    return status
+
+
+def main(args) -> int:
+    """Entry point of ``ssae book`` (arguments parsed by :mod:`ssae.cli`)."""
+    return build_book(
+        profile=getattr(args, "profile", "cpu"),
+        categories=getattr(args, "categories", None),
+        data=getattr(args, "data", None),
+        device=getattr(args, "device", "cpu"),
+        minutes=getattr(args, "minutes", None),
+        compare=getattr(args, "compare", None),
+        out=getattr(args, "out", "_build"),
+        shared=getattr(args, "shared", True),
+        seed=getattr(args, "seed", 0) or 0,
+    )
