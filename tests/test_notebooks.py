@@ -1,0 +1,155 @@
+"""Every notebook of the book, executed with papermill in the smoke profile on tiny data.
+
+The per-data-set notebooks (training, evaluation) run on a tiny MVTec-layout folder from
+tests/fixtures.py, with the objective (4) / cut-out comparison switched on so that every
+cell is reached. The other notebooks use the same run or in-memory renders of the embedded
+look-alikes at 64 px. Each notebook takes seconds to about half a minute.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+import fixtures
+from ssae import book
+
+REPO = Path(__file__).resolve().parents[1]
+NB = REPO / "notebooks"
+
+
+def outputs(path: Path) -> dict:
+    """Counts of the output kinds of an executed notebook; fails on error outputs."""
+    nb = nbformat.read(str(path), as_version=4)
+    kinds = {"png": 0, "html": 0, "text": 0, "stream": 0}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for o in cell.get("outputs", []):
+            assert o.output_type != "error", f"{path.name}: {o.get('ename')}: {o.get('evalue')}"
+            if o.output_type == "stream":
+                kinds["stream"] += 1
+            elif "image/png" in o.get("data", {}):
+                kinds["png"] += 1
+            elif "text/html" in o.get("data", {}):
+                kinds["html"] += 1
+            else:
+                kinds["text"] += 1
+    return kinds
+
+
+def run(name: str, out_dir: Path, **params) -> Path:
+    out = out_dir / name
+    err = book.execute_notebook(NB / name, out, dict(profile="smoke", device="cpu", seed=0, **params),
+                                out_dir)
+    assert err == "", f"{name} failed: {err}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nb")
+    data = fixtures.make_mvtec(root / "data", name="widget", n_train=10)
+    return {"root": root, "data": str(data), "run_dir": str(root / "runs" / "widget"),
+            "results": root / "results"}
+
+
+@pytest.fixture(scope="module")
+def trained(work):
+    return run("02_train.ipynb", work["root"], data=work["data"], run_dir=work["run_dir"], minutes=0.0,
+               results_json="", title="widget", slug="widget", compare=True, compare_minutes=0.0)
+
+
+@pytest.fixture(scope="module")
+def evaluated(work, trained):
+    return run("03_evaluate.ipynb", work["root"], data=work["data"], run_dir=work["run_dir"], minutes=0.0,
+               results_json=str(work["results"] / "widget.json"), title="widget", slug="widget",
+               compare=True, compare_minutes=0.0)
+
+
+def test_templates_are_stripped_and_parameterised():
+    for path in sorted(NB.glob("*.ipynb")):
+        nb = nbformat.read(str(path), as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), path.name
+        tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1, f"{path.name} needs exactly one parameters cell"
+        assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), path.name
+        assert "profile" in tagged[0].source
+    assert sorted(p.name for p in NB.glob("*.ipynb")) == sorted(book.NOTEBOOKS.values())
+
+
+def test_toc_lists_every_fixed_notebook():
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = book.toc_files(toc)
+    for key, name in book.NOTEBOOKS.items():
+        entry = f"notebooks/{Path(name).stem}"
+        if key in ("train", "evaluate"):
+            assert entry not in files   # executed once per data set, added by the runner
+        else:
+            assert entry in files, entry
+    for f in files:
+        suffix = ".ipynb" if f.startswith("notebooks/") else ".md"
+        assert (REPO / f"{f}{suffix}").is_file(), f
+
+
+def test_settings(work):
+    k = outputs(run("00_settings.ipynb", work["root"]))
+    assert k["html"] >= 1
+
+
+def test_train(trained):
+    k = outputs(trained)
+    # loss curve + Figure 2, and (compare) loss curve + Figure 4 of objective (4)
+    assert k["png"] >= 4 and k["html"] >= 2
+
+
+def test_evaluate(evaluated, work):
+    k = outputs(evaluated)
+    assert k["png"] >= 3   # Figure 1, Figure 10, Figure 11
+    res = json.loads((work["results"] / "widget.json").read_text())
+    assert res["status"] == "ok" and res["profile"] == "smoke" and res["slug"] == "widget"
+    assert 0.0 <= res["image_auroc"] <= 1.0 and res["pixel_auroc"] is not None
+    comp = res["comparison"]
+    assert set(comp) >= {"objective4", "cutout", "ensemble"}
+    assert comp["objective4"]["objective"] == 4 and comp["cutout"]["corruption"] == "cutout"
+    assert comp["ensemble"]["pixel_auroc"] is not None
+    assert "CPU" in res["hardware"]
+
+
+def test_tables(evaluated, work):
+    out = run("04_tables.ipynb", work["root"], results_dir=str(work["results"]),
+              gpu_dir=str(REPO / "book" / "gpu_results"))
+    assert outputs(out)["html"] >= 6
+    text = out.read_text()
+    assert "99.7" in text and "not run" in text and "Substitute data, not comparable to MVTec AD" in text
+    assert "widget" in text
+    assert "paper profile not run on a GPU yet" in text
+
+
+def test_method(trained, work):
+    out = run("01_method.ipynb", work["root"], run_dir=work["run_dir"], data=work["data"])
+    k = outputs(out)
+    assert k["png"] >= 2 and k["html"] >= 2        # Figures 5 and 3, Table 1 twice
+    assert "trained model" in out.read_text()
+
+
+def test_method_without_a_run(work):
+    out = run("01_method.ipynb", work["root"] / "blur", run_dir="", data=work["data"])
+    assert outputs(out)["png"] >= 2
+    assert "BlurReference" in out.read_text()
+
+
+def test_orthogonality(trained, work):
+    out = run("07_orthogonality.ipynb", work["root"], run_dir=work["run_dir"], data=work["data"])
+    assert outputs(out)["png"] >= 1
+    assert "trained F" in out.read_text()
+
+
+@pytest.mark.parametrize("name,min_png", [("05_proposition2.ipynb", 5), ("06_theorems.ipynb", 4),
+                                          ("08_geometry.ipynb", 2)])
+def test_theory(work, name, min_png):
+    assert outputs(run(name, work["root"]))["png"] >= min_png
