@@ -39,6 +39,7 @@ import shlex
 import statistics
 import sys
 import time
+import traceback
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -83,7 +84,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="cuda, cuda:N or cpu (default: cuda if available)")
     p.add_argument("--size", type=int, default=None, help="training and inference side in pixels (512)")
     p.add_argument("--batch", type=int, default=None, help="training batch (16)")
-    p.add_argument("--infer-batch", type=int, default=None, help="inference batch, both scorers (32)")
+    p.add_argument("--infer-batch", type=int, default=None, help="inference batch of both scorers at --size (32); other sizes get the same pixels per batch")
     p.add_argument("--steps", type=int, default=None, help="iterations per timed window (10)")
     p.add_argument("--warmup", type=int, default=None, help="untimed iterations first (5)")
     p.add_argument("--repeats", type=int, default=None, help="timed windows; the median counts (5)")
@@ -99,6 +100,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--no-patchcore", action="store_true", help="skip the PatchCore-style scorer")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="bf16 dense peak of the device in TFLOP/s (default: from the device name)")
+    p.add_argument("--strict", action="store_true", help="stop at the first failing measurement")
     p.add_argument("--quick", action="store_true", help="tiny sizes: seconds on a CPU (for the tests)")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--threads", type=int, default=None,
@@ -347,12 +349,12 @@ def bench_training(args, device: torch.device, pipeline: str, images: torch.Tens
 
 # ----------------------------------------------------------------------------- inference
 
-def bench_ssae_inference(args, device: torch.device, model, size: int) -> dict:
+def bench_ssae_inference(args, device: torch.device, model, size: int, batch: int) -> dict:
     """Scores end to end: model, Diff (eq. 2), G_k^n (eq. 3), image score; batched."""
     cuda = is_cuda(device)
     sc = profile("paper").score
     gen = torch.Generator(device=device).manual_seed(args.seed + 11)
-    x = training_set(args.infer_batch, args.channels, size, device, gen)
+    x = training_set(batch, args.channels, size, device, gen)
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
@@ -370,8 +372,8 @@ def bench_ssae_inference(args, device: torch.device, model, size: int) -> dict:
     mem, mem_kind = peak_memory(device)
     sec = r["seconds"]
     flops = ssae_flops(args.channels, args.width, size, 1, train=False)
-    ips = args.infer_batch / sec
-    return {"size": size, "batch": args.infer_batch, "images_per_s": ips,
+    ips = batch / sec
+    return {"size": size, "batch": batch, "images_per_s": ips,
             "megapixels_per_s": ips * size * size / 1e6, "ms_per_batch": 1000 * sec,
             "flops_per_image": flops, "tflops_achieved": flops * ips / 1e12,
             "score": {"diff": "l2", "n": sc.n, "k": sc.k, "reduce": sc.reduce},
@@ -401,10 +403,12 @@ def patchcore_scorer(backbone, bank: torch.Tensor, size: int, cuda: bool, nn_pre
     return score
 
 
-def bench_patchcore(args, device: torch.device, backbone, bank, size: int, nn_precision: str = "fp32") -> dict:
+def bench_patchcore(args, device: torch.device, backbone, bank, size: int, nn_precision: str = "fp32",
+                    batch: int | None = None) -> dict:
     cuda = is_cuda(device)
+    batch = batch or args.infer_batch
     gen = torch.Generator(device=device).manual_seed(args.seed + 13)
-    x = training_set(args.infer_batch, 3, size, device, gen)
+    x = training_set(batch, 3, size, device, gen)
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     score = patchcore_scorer(backbone, bank, size, cuda, nn_precision)
@@ -418,10 +422,10 @@ def bench_patchcore(args, device: torch.device, backbone, bank, size: int, nn_pr
         torch.backends.cuda.matmul.allow_tf32 = tf32
     mem, mem_kind = peak_memory(device)
     sec = r["seconds"]
-    ips = args.infer_batch / sec
+    ips = batch / sec
     patches = (size // 8) ** 2
     flops = backbone_flops(lambda: wide_resnet.WideResNet50x2Features(), size) + 2 * patches * bank.shape[0] * bank.shape[1]
-    return {"size": size, "batch": args.infer_batch, "nn_precision": nn_precision,
+    return {"size": size, "batch": batch, "nn_precision": nn_precision,
             "images_per_s": ips, "megapixels_per_s": ips * size * size / 1e6, "ms_per_batch": 1000 * sec,
             "flops_per_image": flops, "tflops_achieved": flops * ips / 1e12,
             "peak_memory_bytes": mem, "peak_memory_kind": mem_kind}
@@ -450,13 +454,28 @@ def run(args) -> dict:
         "peak_tflops": peak, "peak_source": peak_source,
     }
     t_start = time.perf_counter()
-    meta["matmul_tflops_measured"] = measured_matmul_tflops(device)
+    result: dict = {"meta": meta, "training": {}, "inference": {}, "patchcore": {}, "pixel_ratio": {}, "errors": {}}
+
+    def attempt(label, fn):
+        """Run one measurement; a failure is recorded and reported, the others still run."""
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - one failed phase must not lose the others
+            if args.strict:
+                raise
+            result["errors"][label] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+            traceback.print_exc()
+            if cuda:
+                torch.cuda.empty_cache()
+            return None
+
+    meta["matmul_tflops_measured"] = attempt("matmul", lambda: measured_matmul_tflops(device))
     gen = torch.Generator(device=device).manual_seed(args.seed)
     images = training_set(args.train_images, args.channels, args.size, device, gen)
-
-    result: dict = {"meta": meta, "training": {}, "inference": {}, "patchcore": {}, "pixel_ratio": {}}
     for pipeline in args.pipelines:
-        tr = bench_training(args, device, pipeline, images)
+        tr = attempt(f"training {pipeline}", lambda: bench_training(args, device, pipeline, images))
+        if tr is None:
+            continue
         tr["fraction_of_peak"] = tr["tflops_achieved"] / peak if peak else None
         mm = meta["matmul_tflops_measured"]
         tr["fraction_of_measured_matmul"] = tr["tflops_achieved"] / mm if mm else None
@@ -468,11 +487,14 @@ def run(args) -> dict:
         model = torch.compile(model)
     sizes = list(dict.fromkeys([args.size, *([] if args.no_patchcore else args.pc_sizes)]))
     for size in sizes:
-        result["inference"][str(size)] = bench_ssae_inference(args, device, model, size)
+        r = attempt(f"inference {size}", lambda: bench_ssae_inference(args, device, model, size, batch_for(args, size)))
+        if r is not None:
+            result["inference"][str(size)] = r
     del model
 
     if not args.no_patchcore:
         backbone, source = wide_resnet.build()
+        print(f"PatchCore-style backbone: {source}", flush=True)
         backbone = backbone.to(device)
         if cuda:
             backbone = backbone.to(memory_format=torch.channels_last)
@@ -482,19 +504,28 @@ def run(args) -> dict:
         result["patchcore"]["bank"] = [args.bank, 1536]
         variants = ["fp32", "tf32"] if cuda else ["fp32"]
         for size in args.pc_sizes:
-            rows = {v: bench_patchcore(args, device, backbone, bank, size, v) for v in variants}
-            result["patchcore"][str(size)] = rows["fp32"]
-            if "tf32" in rows:
-                result["patchcore"][f"{size}_tf32"] = rows["tf32"]
-            ours = result["inference"][str(size)]["megapixels_per_s"]
-            result["pixel_ratio"][str(size)] = ours / rows["fp32"]["megapixels_per_s"]
-            if "tf32" in rows:
-                result["pixel_ratio"][f"{size}_tf32"] = ours / rows["tf32"]["megapixels_per_s"]
+            for v in variants:
+                key = str(size) if v == "fp32" else f"{size}_{v}"
+                r = attempt(f"patchcore {key}",
+                            lambda: bench_patchcore(args, device, backbone, bank, size, v, batch_for(args, size)))
+                if r is None:
+                    continue
+                result["patchcore"][key] = r
+                ours = result["inference"].get(str(size), {}).get("megapixels_per_s")
+                if ours:
+                    result["pixel_ratio"][key] = ours / r["megapixels_per_s"]
         del backbone, bank
 
     result["targets"] = targets(result, args, name)
     meta["seconds"] = time.perf_counter() - t_start
     return result
+
+
+def batch_for(args, size: int) -> int:
+    """Inference batch at ``size``: ``--infer-batch`` at ``--size``, scaled to the same pixels per
+    batch at other sizes (a 224 px batch is as much work as a 512 px one; at most 4x the images)."""
+    scaled = round(args.infer_batch * (args.size / size) ** 2)
+    return int(max(1, min(scaled, 4 * args.infer_batch)))
 
 
 def targets(result: dict, args, name: str) -> dict:
@@ -561,8 +592,10 @@ def report(res: dict) -> str:
             label = f"{r['size']} {r['nn_precision']}"
             lines.append(f"  {label:>9} {r['batch']:>5} {r['images_per_s']:>9.1f} {r['megapixels_per_s']:>9.2f} "
                          f"{r['ms_per_batch']:>9.2f} {r['tflops_achieved']:>8.2f} {_mem(r['peak_memory_bytes']):>10}")
-        lines.append("  pixel throughput ssae / PatchCore-style: "
+        lines.append("  pixel throughput ssae / PatchCore-style (fp32, and tf32 nearest neighbours): "
                      + ", ".join(f"{k}: {v:.2f}x" for k, v in res["pixel_ratio"].items()))
+    for label, err in res.get("errors", {}).items():
+        lines.append(f"FAILED {label}: {err}")
     t = res["targets"]
     lines.append("")
     if t["applies"]:

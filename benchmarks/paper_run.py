@@ -47,6 +47,10 @@ FALLBACK_STEPS = 3000
 
 
 def git_commit() -> str | None:
+    """HEAD of this checkout (and whether it has changes); on a copy without .git (the GPU
+    machine), ``$SSAE_GIT_COMMIT``, which ``scripts/gpu_paper_run.sh`` reads from ``.gpu_data/COMMIT``."""
+    if os.environ.get("SSAE_GIT_COMMIT"):
+        return os.environ["SSAE_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,

@@ -8,7 +8,7 @@
 #
 # Needs nothing from the network: the GPU machine's python3 has torch, numpy, scipy, scikit-learn,
 # pillow, matplotlib and tqdm; ssae runs from this checkout (PYTHONPATH). Settings (environment):
-#   BUDGET_S   seconds of work for the whole job (default 500; the stages below shrink to fit)
+#   BUDGET_S   seconds of work for the whole job (default 480; the stages below shrink to fit)
 #   DEVICE     cuda (default) or cpu; SMOKE=1 trains the smoke profile (tests of this script)
 #   MTD_MIN, BOTTLE_MIN, EMBEDDED_MIN  training minutes per data set (2.5, 1.5, 1.0)
 #   EMBEDDED   embedded categories to train if time is left (default "carpet"; "" for none)
@@ -28,12 +28,13 @@ if [ "${1:-}" = prepare ]; then
   fi
   python3 scripts/compact_data.py "$SHARED/mtd" --out "$DATA/mtd" --size 384 --format jpg --quality 90
   python3 scripts/compact_data.py "$SHARED/mvtec_ad/bottle" --out "$DATA/bottle" --size 256 --format jpg --quality 95
+  echo "$(git rev-parse HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo ' (with uncommitted changes)')" > "$DATA/COMMIT"
   du -sh "$DATA"
   echo "now call the device tool as benchmarks/README.md says (carry [\"$DATA\"])"
   exit 0
 fi
 
-BUDGET_S=${BUDGET_S:-500}
+BUDGET_S=${BUDGET_S:-480}
 DEVICE=${DEVICE:-cuda}
 MTD_MIN=${MTD_MIN:-2.5}
 BOTTLE_MIN=${BOTTLE_MIN:-1.5}
@@ -51,6 +52,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
 fi
 mkdir -p "$OUT" "$RESULTS/benchmark" "$RUNS"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+[ -f "$DATA/COMMIT" ] && export SSAE_GIT_COMMIT="${SSAE_GIT_COMMIT:-$(cat "$DATA/COMMIT")}"
 export SSAE_CACHE=${SSAE_CACHE:-$PWD/.cache}      # embedded data generated here, not in $HOME
 LOG="$OUT/log.txt"
 exec > >(tee -a "$LOG") 2>&1
@@ -63,7 +65,7 @@ pack() {  # what comes back: the results folder as one archive (the tool brings 
 # minutes that fit: min(wanted, (seconds left - reserve) / 60), "" if under 0.3 minutes
 fit() { python3 -c "import sys; w, l, r = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]); m = min(w, (l - r) / 60); print(f'{m:.2f}' if m >= 0.3 else '')" "$1" "$(left)" "$2"; }
 
-stamp "start: $(git rev-parse --short HEAD 2>/dev/null || echo '?') on $(hostname)"
+stamp "start: commit ${SSAE_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)} on $(hostname)"
 { nvidia-smi -L || true; } 2>/dev/null
 python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
 ls "$DATA" 2>/dev/null || echo "no $DATA/: only embedded data will be trained (run 'prepare' here and carry $DATA)"
@@ -80,7 +82,7 @@ train_eval() {  # name data minutes reserve_s [extra args]
   local minutes; minutes=$(fit "$want" "$reserve")
   if [ -z "$minutes" ]; then stamp "skip $name: too little time left"; return 0; fi
   stamp "$name: train $minutes min + evaluate"
-  local limit; limit=$(python3 -c "print(int(float('$minutes') * 60 + $reserve))")
+  local limit; limit=$(python3 -c "print(int(min(float('$minutes') * 60 + 2 * $reserve, max(60, $(left) - 5))))")
   timeout "$limit" python3 benchmarks/paper_run.py --name "$name" --data "$data" --profile "$PROFILE" \
     --device "$DEVICE" --minutes "$minutes" --steps auto --benchmark "$RESULTS/benchmark/gpu.json" \
     --runs "$RUNS" --results "$RESULTS" "$@" || echo "$name failed or timed out (status $?)"
@@ -88,7 +90,7 @@ train_eval() {  # name data minutes reserve_s [extra args]
 }
 
 JOBS=()
-[ -d "$DATA/mtd" ] && JOBS+=("mtd|$DATA/mtd|$MTD_MIN|90|")
+[ -d "$DATA/mtd" ] && JOBS+=("mtd|$DATA/mtd|$MTD_MIN|120|")
 [ -d "$DATA/bottle" ] && JOBS+=("bottle|$DATA/bottle|$BOTTLE_MIN|60|--image-size 256")
 for cat in $EMBEDDED; do JOBS+=("embedded_$cat|embedded:$cat|$EMBEDDED_MIN|90|--image-size 256"); done
 

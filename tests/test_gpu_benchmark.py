@@ -52,6 +52,7 @@ def test_quick_benchmark_reports_every_field(tmp_path, capsys):
     for key in ("date", "device_name", "torch", "command", "peak_source", "precision"):
         assert meta[key]
     assert meta["device"] == "cpu" and meta["quick"] is True
+    assert res["errors"] == {}
     assert set(res["training"]) == {"ssae", "syncfree"}
     for tr in res["training"].values():
         _positive(tr, "images_per_s", "ms_per_step", "flops_per_step", "flops_per_image",
