@@ -32,6 +32,8 @@ from .training import load_model, read_run_config, write_json
 CALIBRATION = "calibration.json"
 AVGMAP = "avgmap.npy"
 #: candidate (n, k) pairs for G_k^n; (0, 1) is the raw Diff of eq. (2)
+#: image-score reductions compared on validation data; "sum" is the paper's
+REDUCTIONS = ("sum", "mean", "max")
 NK_GRID = ((0, 1), (1, 5), (1, 9), (2, 9), (1, 17), (2, 17), (3, 17), (2, 33))
 
 
@@ -113,9 +115,9 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
             pix = _pixel_auroc_subsampled(bad, masks, seed)
             labels = [0] * len(clean) + [1] * len(bad)
             img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
-                                             for m in clean + bad]) for r in ("sum", "max")}
-            selection.append({"n": nn_, "k": kk, "pixel_auroc": pix, "image_auroc_sum": img["sum"],
-                              "image_auroc_max": img["max"]})
+                                             for m in clean + bad]) for r in REDUCTIONS}
+            selection.append({"n": nn_, "k": kk, "pixel_auroc": pix,
+                              **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
             score = pix + max(img.values())
             if score > best[0]:
                 best = (score, (nn_, kk, max(img, key=img.get)))
@@ -153,7 +155,7 @@ def _pixel_auroc_subsampled(maps, masks, seed, max_pixels=400_000) -> float:
     if scores.size > max_pixels:
         idx = np.random.default_rng(seed).choice(scores.size, max_pixels, replace=False)
         scores, truth = scores[idx], truth[idx]
-    return float(M.pixel_auroc([truth], [scores]))
+    return float(M.pixel_auroc([truth[None]], [scores[None]]))
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -236,7 +238,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: s
     """:func:`evaluate` for any model and calibration (used for the references too)."""
     items, images, maps, seconds = model_maps(model, cfg, split, cal, avg, device, progress)
     labels = [it.label for it in items]
-    scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in ("sum", "max")}
+    scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
     masks = ground_truth(split, items, maps)
     per_defect = {}
     for defect in sorted({it.defect for it in items if it.label == 1}):
@@ -247,6 +249,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: s
         "data_spec": data_spec,
         "image_auroc": M.image_auroc(labels, scores[cal["reduce"]]),
         "image_auroc_sum": M.image_auroc(labels, scores["sum"]),
+        "image_auroc_mean": M.image_auroc(labels, scores["mean"]),
         "image_auroc_max": M.image_auroc(labels, scores["max"]),
         "pixel_auroc": M.pixel_auroc(masks, maps) if masks is not None else None,
         "aupro": M.aupro(masks, maps, fpr_limit=0.3) if masks is not None else None,

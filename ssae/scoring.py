@@ -140,13 +140,17 @@ def weighted_anomap(m: torch.Tensor, avg: torch.Tensor, t: int) -> torch.Tensor:
 
 
 def image_score(m: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
-    """Anomaly score per image: the sum over the anomap's pixels (Sec. 3.1) or its maximum (ours)."""
+    """Anomaly score per image: the sum over the anomap's pixels (Sec. 3.1), or (ours) the mean
+    (the sum divided by the pixel count: the same ranking for images of one size, comparable
+    across images of different sizes) or the maximum."""
     flat = m.reshape(m.shape[0], -1)
     if reduce == "sum":
         return flat.sum(dim=1)
+    if reduce == "mean":
+        return flat.mean(dim=1)
     if reduce == "max":
         return flat.amax(dim=1)
-    raise SsaeError(f"unknown score reduction {reduce!r}; choose sum or max")
+    raise SsaeError(f"unknown score reduction {reduce!r}; choose sum, mean or max")
 
 
 def ensemble(*maps: torch.Tensor) -> torch.Tensor:
