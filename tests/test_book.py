@@ -1,0 +1,282 @@
+"""The book: `ssae book` in the smoke profile on one embedded category, rendered with Jupyter
+Book and loaded in headless Chromium; and the runner's failure handling.
+
+The Chromium test installs the Debian package ``chromium`` with apt-get when it is missing;
+it is skipped only when that is impossible, with the reason.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+from ssae import book
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                  "--disable-background-networking"]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def ensure_chromium() -> str:
+    """Path of chromium; installs the Debian package with apt-get when missing."""
+    for name in ("chromium", "chromium-browser"):
+        exe = shutil.which(name)
+        if exe:
+            return exe
+    if not shutil.which("apt-get"):
+        pytest.skip("chromium is not installed and apt-get is not available to install it")
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        pytest.skip("chromium is not installed and installing it with apt-get needs root")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    log = []
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        log.append((r.stdout + r.stderr)[-400:])
+        if r.returncode != 0:
+            pytest.skip(f"chromium is missing and `{' '.join(cmd)}` failed: {log[-1].strip()}")
+    exe = shutil.which("chromium")
+    if not exe:
+        pytest.skip("apt-get install chromium succeeded but no chromium executable was found")
+    return exe
+
+
+def chromium(exe: str, args: list[str], profile_dir: Path, timeout: int = 120) -> str:
+    profile_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    return r.stdout
+
+
+class Links(HTMLParser):
+    """Collects the resources a page loads (script src, stylesheet/preload href, img src)."""
+
+    def __init__(self):
+        super().__init__()
+        self.resources: list[str] = []
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script" and a.get("src"):
+            self.resources.append(a["src"])
+        elif tag == "link" and a.get("href") and (a.get("rel") or "") in ("stylesheet", "preload", "icon",
+                                                                           "modulepreload"):
+            self.resources.append(a["href"])
+        elif tag == "img" and a.get("src"):
+            self.images.append(a["src"])
+            self.resources.append(a["src"])
+
+
+def parse(html: str) -> Links:
+    p = Links()
+    p.feed(html)
+    return p
+
+
+def png_outputs(path: Path) -> int:
+    nb = nbformat.read(str(path), as_version=4)
+    return sum(1 for c in nb.cells if c.cell_type == "code"
+               for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+
+
+# ----------------------------------------------------------------------------- the real build
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("book")
+    cmd = [sys.executable, "-m", "ssae.cli", "book", "--profile", "smoke", "--categories", "carpet",
+           "--data", "none", "--out", str(out)]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
+    return {"out": out, "rc": r.returncode, "log": r.stdout + r.stderr,
+            "html": out / "book" / "_build" / "html", "book": out / "book"}
+
+
+@pytest.mark.slow
+def test_runner_builds_the_book(built):
+    assert built["rc"] == 0, built["log"][-4000:]
+    log = built["log"]
+    assert re.search(r"\[\s*\d+:\d\d\] run train_embedded-carpet", log), log[-2000:]
+    assert "jupyter-book build" in log and "index.html" in log
+    nbs = built["book"] / "notebooks"
+    names = sorted(p.stem for p in nbs.glob("*.ipynb"))
+    assert "train_embedded-carpet" in names and "evaluate_embedded-carpet" in names
+    for p in nbs.glob("*.ipynb"):
+        assert book.has_outputs(p), p.name
+    res = json.loads((built["book"] / "results" / "embedded-carpet.json").read_text())
+    assert res["status"] == "ok" and res["profile"] == "smoke" and res["data_spec"] == "embedded:carpet"
+    toc = yaml.safe_load((built["book"] / "_toc.yml").read_text())
+    assert "book/categories/embedded-carpet" in book.toc_files(toc)
+    cfg = yaml.safe_load((built["book"] / "_config.yml").read_text())
+    assert cfg["execute"]["execute_notebooks"] == "off"
+    assert cfg["parse"]["myst_substitutions"]["build_profile"] == "smoke"
+
+
+@pytest.mark.slow
+def test_book_is_offline(built):
+    """No page loads a script, stylesheet, font or image from the network; MathJax is local."""
+    html_dir = built["html"]
+    assert built["rc"] == 0, built["log"][-3000:]
+    pages = list(html_dir.rglob("*.html"))
+    assert len(pages) >= 12
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for res in parse(text).resources:
+            assert not re.match(r"^(https?:)?//", res), f"{page.relative_to(html_dir)} loads {res}"
+    intro = (html_dir / "book" / "intro.html").read_text(encoding="utf-8")
+    assert re.search(r'<script[^>]+src="[^"]*_static/mathjax/tex-chtml\.js', intro)
+    assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").is_file()
+    assert (html_dir / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
+    from jupyter_book.config import get_final_config
+    sphinx_cfg, _ = get_final_config(user_yaml=built["book"] / "_config.yml", cli_config={"latex_individualpages": False},
+                                     sourcedir=built["book"])
+    assert "sphinx.ext.intersphinx" not in sphinx_cfg["extensions"]
+    assert sphinx_cfg["mathjax_path"] == "mathjax/tex-chtml.js"
+    for css in html_dir.rglob("*.css"):
+        text = css.read_text(encoding="utf-8", errors="replace")
+        for url in re.findall(r"url\(\s*['\"]?([^'\")]+)", text):
+            assert not re.match(r"^(https?:)?//", url), f"{css.name} loads {url}"
+        assert not re.search(r"@import\s+(url\()?['\"]?(https?:)?//", text), css.name
+
+
+@pytest.mark.slow
+def test_chromium_renders_every_chapter(built, tmp_path):
+    assert built["rc"] == 0, built["log"][-3000:]
+    exe = ensure_chromium()
+    html_dir = built["html"]
+    toc = yaml.safe_load((built["book"] / "_toc.yml").read_text())
+    for i, f in enumerate(book.toc_files(toc)):
+        page = html_dir / f"{f}.html"
+        assert page.is_file(), f
+        dom = chromium(exe, ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()], tmp_path / f"p{i}")
+        assert "<h1" in dom, f"{f}: no heading in the rendered page"
+        static = page.read_text(encoding="utf-8")
+        if 'class="math' in static:
+            assert "mjx-container" in dom, f"{f}: maths not typeset by MathJax"
+        if f.startswith("notebooks/"):
+            n_png = png_outputs(built["book"] / f"{f}.ipynb")
+            imgs = [s for s in parse(dom).images if "_images/" in s]
+            assert len(imgs) >= n_png, f"{f}: {len(imgs)} images shown, {n_png} figures in the notebook"
+            for src in imgs:
+                assert (page.parent / src.split("?")[0]).resolve().is_file(), f"{f}: missing image {src}"
+    tables = chromium(exe, ["--virtual-time-budget=5000", "--dump-dom",
+                            (html_dir / "notebooks" / "04_tables.html").as_uri()], tmp_path / "tables")
+    for needle in ("99.7", "100", "98.3", "not run", "Substitute data, not comparable to MVTec AD",
+                   "paper profile not run on a GPU yet", "look-alike"):
+        assert needle in tables, f"Tables page lacks {needle!r}"
+    shots = built["out"] / "screenshots"
+    shots.mkdir(exist_ok=True)
+    for name, rel in (("tables", "notebooks/04_tables.html"),
+                      ("category", "notebooks/evaluate_embedded-carpet.html")):
+        png = shots / f"{name}.png"
+        chromium(exe, ["--virtual-time-budget=5000", "--window-size=1400,2400", "--hide-scrollbars",
+                       f"--screenshot={png}", (html_dir / rel).as_uri()], tmp_path / f"shot-{name}")
+        assert png.is_file() and png.stat().st_size > 20_000, f"screenshot of {rel} missing or empty"
+
+
+# ----------------------------------------------------------------------------- failure handling
+
+def fake_executor(fail: set[str], empty: set[str] = frozenset()):
+    """Stands in for papermill: writes the template with one output per code cell (or none for
+    names in ``empty``), writes results JSON for evaluation notebooks, fails for names in
+    ``fail``."""
+
+    def run(template, output, parameters, cwd, log_file=None):
+        name = Path(output).stem
+        if name in fail:
+            return "RuntimeError: boom"
+        nb = nbformat.read(str(template), as_version=4)
+        if name not in empty:
+            for c in nb.cells:
+                if c.cell_type == "code":
+                    c.outputs = [nbformat.v4.new_output("stream", name="stdout", text="ok\n")]
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(output))
+        if name.startswith("evaluate_") and parameters.get("results_json"):
+            book.write_result(parameters["results_json"], {
+                "data_spec": parameters["data"], "slug": parameters["slug"], "status": "ok",
+                "image_auroc": 0.9, "pixel_auroc": 0.8, "aupro": 0.5, "image_size": 64,
+                "profile": "smoke", "device": "cpu", "hardware": "test", "date": "2025-01-01"})
+        return ""
+
+    return run
+
+
+def test_failed_category_is_named_and_rendered(tmp_path, monkeypatch):
+    monkeypatch.setattr(book, "execute_notebook", fake_executor({"train_embedded-grid"}))
+    lines: list[str] = []
+    status = book.build_book("smoke", categories=["carpet", "grid"], shared=False, out=tmp_path,
+                             build=True, log=lines.append)
+    text = "\n".join(lines)
+    assert status == 1
+    assert "FAILED data sets: embedded-grid" in text and "boom" in text
+    bdir = tmp_path / "book"
+    res = json.loads((bdir / "results" / "embedded-grid.json").read_text())
+    assert res["status"] == "failed" and "boom" in res["error"]
+    toc = yaml.safe_load((bdir / "_toc.yml").read_text())
+    files = book.toc_files(toc)
+    assert "book/categories/embedded-grid" in files and "notebooks/train_embedded-grid" not in files
+    assert "notebooks/evaluate_embedded-carpet" in files
+    page = (bdir / "_build" / "html" / "book" / "categories" / "embedded-grid.html").read_text()
+    assert "This run failed" in page and "boom" in page
+    assert (bdir / "_build" / "html" / "notebooks" / "evaluate_embedded-carpet.html").is_file()
+    assert "jupyter-book build failed" not in text, text[-3000:]
+
+
+def test_notebook_without_outputs_fails_the_build(tmp_path, monkeypatch):
+    monkeypatch.setattr(book, "execute_notebook", fake_executor(set(), {"06_theorems"}))
+    lines: list[str] = []
+    status = book.build_book("smoke", categories=["carpet"], shared=False, out=tmp_path, build=False,
+                             log=lines.append)
+    assert status == 1
+    assert any("notebooks/06_theorems.ipynb (no outputs)" in ln for ln in lines), lines
+
+
+def test_plan_of_data_sets(tmp_path):
+    import fixtures
+
+    plan = book.plan_datasets(None, None, shared=False)
+    assert [d.spec for d in plan] == [f"embedded:{c}" for c in book.EMBEDDED]
+    shared = tmp_path / "shared"
+    mtd = fixtures.make_mtd(shared)
+    bottle = fixtures.make_mvtec(shared / "mvtec_ad", name="bottle", masks=False)
+    plan = book.plan_datasets(["wood"], None, shared=shared)
+    specs = [d.spec for d in plan]
+    assert specs == ["embedded:wood", str(mtd), str(bottle)]
+    slugs = [d.slug for d in plan]
+    assert len(set(slugs)) == len(slugs)
+    bottle_ds = [d for d in plan if d.spec == str(bottle)][0]
+    assert "without masks" in bottle_ds.title
+    assert book.plan_datasets(["wood"], ["none"], shared=shared)[-1].spec == "embedded:wood"
+    extra = book.plan_datasets([], [str(shared)], shared=False)   # a folder holding data sets
+    assert [d.spec for d in extra] == [str(mtd), str(bottle)]
+    extra = book.plan_datasets([], [str(mtd)], shared=False)
+    assert extra[0].title == "Magnetic Tile Defects"
+    assert book.select_compare(book.plan_datasets(None, None, shared=False), None) == {"embedded-wood"}
+    with pytest.raises(Exception):
+        book.plan_datasets(["marble"], None, shared=False)
+
+
+def test_settings_table_covers_every_field():
+    from ssae import config
+
+    t = book.settings_table()
+    names = {r[0] for r in t.rows}
+    for section, klass in (("data", config.DataConfig), ("corruption", config.CorruptionConfig),
+                           ("model", config.ModelConfig), ("train", config.TrainConfig),
+                           ("score", config.ScoreConfig)):
+        for f in klass.__dataclass_fields__:
+            assert f"{section}.{f}" in names
+    src = dict((r[0], r[4]) for r in t.rows)
+    assert src["train.lr"] == "paper" and src["train.steps"] == "ours"
+    assert all(s in ("paper", "ours", "paper + ours") for s in src.values()), src
