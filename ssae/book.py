@@ -430,31 +430,55 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     beside the objective (1) run in ``run_dir``, and the pixel-wise maximum ensemble of the
     objective (1) and (4) heatmaps (Table 4, "Ens.")."""
     import numpy as np
+    import torch
     from . import metrics as M
-    from .evaluation import anomaly_maps, evaluate, ground_truth, read_calibration
+    from . import scoring as S
+    from .evaluation import anomaly_maps, evaluate, ground_truth
 
     out: dict[str, Any] = {}
     maps: dict[str, list] = {}
-    split, items, images, maps["objective1"], _ = anomaly_maps(run_dir, data, device, progress=False)
+    cals: dict[str, dict] = {}
+    split, items, images, maps["objective1"], cals["objective1"] = anomaly_maps(run_dir, data, device,
+                                                                               progress=False)
+    _, _, _, maps["objective4"], cals["objective4"] = anomaly_maps(variant_dir(run_dir, "objective4"), data,
+                                                                   device, progress=False)
+    masks = ground_truth(split, items, maps["objective1"])
+    labels = [it.label for it in items]
+
+    def metrics(m, cal):
+        scores = [float(S.image_score(torch.from_numpy(a)[None], cal["reduce"])) for a in m]
+        return {"image_auroc": M.image_auroc(labels, scores),
+                "pixel_auroc": M.pixel_auroc(masks, m) if masks is not None else None,
+                "aupro": M.aupro(masks, m, fpr_limit=0.3) if masks is not None else None}
+
     for name in VARIANTS:
         vdir = variant_dir(run_dir, name)
-        r = evaluate(vdir, data, device=device, progress=False)
-        out[name] = {k: r.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "train_seconds",
-                                            "train_steps", "objective", "corruption")}
-        _, _, _, maps[name], _ = anomaly_maps(vdir, data, device, progress=False)
-    masks = ground_truth(split, items, maps["objective1"])
+        summary = json.loads((vdir / "train_summary.json").read_text()) if (vdir / "train_summary.json").is_file() else {}
+        vcfg = json.loads((vdir / "config.json").read_text())["config"]
+        if name in maps:
+            r = metrics(maps[name], cals[name])
+        else:
+            r = evaluate(vdir, data, device=device, progress=False)
+        out[name] = {"image_auroc": r.get("image_auroc"), "pixel_auroc": r.get("pixel_auroc"),
+                     "aupro": r.get("aupro"), "train_seconds": summary.get("seconds"),
+                     "train_steps": summary.get("steps"), "objective": vcfg["train"]["objective"],
+                     "corruption": vcfg["corruption"]["method"]}
     ens = [np.maximum(a, b) for a, b in zip(maps["objective1"], maps["objective4"])]
     out["ensemble"] = {"pixel_auroc": M.pixel_auroc(masks, ens) if masks is not None else None,
                        "aupro": M.aupro(masks, ens, fpr_limit=0.3) if masks is not None else None}
     out["run_dirs"] = {name: str(variant_dir(run_dir, name)) for name in VARIANTS}
-    idx = [items.index(it) for it in pick_items(items, n_examples, 0, seed)]
+    picked = pick_items(items, n_examples, 0, seed)
+    idx = [items.index(it) for it in picked]
+    cut = example_maps(variant_dir(run_dir, "cutout"), data, device, n=n_examples, good=0, seed=seed)
     out["figure11"] = {
         "images": [images[i] for i in idx],
         "masks": [masks[i] if masks is not None else None for i in idx],
-        **{k: [maps[k][i] for i in idx] for k in maps},
+        "objective1": [maps["objective1"][i] for i in idx],
+        "objective4": [maps["objective4"][i] for i in idx],
+        "cutout": cut["maps"],
         "titles": [items[i].defect for i in idx],
-        "thresholds": {"objective1": read_calibration(run_dir)[0]["threshold"],
-                       **{k: read_calibration(variant_dir(run_dir, k))[0]["threshold"] for k in VARIANTS}},
+        "thresholds": {"objective1": cals["objective1"]["threshold"], "objective4": cals["objective4"]["threshold"],
+                       "cutout": cut["threshold"]},
     }
     return out
 
