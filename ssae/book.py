@@ -766,6 +766,50 @@ def orthogonality_table(curves, fractions=(0.1, 0.25, 0.5)) -> Table:
                                          "||F(X^) − X||"], rows)
 
 
+def gpu_figures(gpu_dir: str | Path | None) -> list[tuple[str, list]]:
+    """Figures of the kept paper-profile GPU results (``book/gpu_results/<name>.json`` with
+    ``<name>.figures.npz``, written by ``benchmarks/paper_run.py``): per result a title naming
+    data, size, profile, hardware and date, and the loss curve, Figure 1 and (with masks)
+    Figure 10 drawn from the stored arrays. Empty when nothing is kept."""
+    import numpy as np
+    from . import plots
+
+    out: list[tuple[str, list]] = []
+    if not gpu_dir or not Path(gpu_dir).is_dir():
+        return out
+    for npz in sorted(Path(gpu_dir).glob("*.figures.npz")):
+        name = npz.name[: -len(".figures.npz")]
+        meta = Path(gpu_dir) / f"{name}.json"
+        if not meta.is_file():
+            continue
+        res = json.loads(meta.read_text(encoding="utf-8"))
+        run = res.get("gpu_run") or {}
+        label = " · ".join(str(x) for x in (classify(res).label, size_text(res.get("image_size")),
+                                             f"{res.get('profile', '?')} profile",
+                                             res.get("hardware") or run.get("hardware", "GPU"),
+                                             str(res.get("date") or run.get("date", "?"))[:10]))
+        figs = []
+        with np.load(npz, allow_pickle=False) as z:
+            if "history_step" in z and len(z["history_step"]):
+                hist = [{"step": int(a), "loss": float(b), "crop": int(c)}
+                        for a, b, c in zip(z["history_step"], z["history_loss"], z["history_crop"])]
+                figs.append(plots.loss_curve(hist, label))
+            n = len(z["example_index"]) if "example_index" in z else 0
+            if n:
+                images = [z[f"example_image_{j}"].astype(np.float32) / 255 for j in range(n)]
+                images = [a[..., None] if a.ndim == 2 else a for a in images]
+                maps = [z[f"example_map_{j}"].astype(np.float32) for j in range(n)]
+                defects = z["defects"] if "defects" in z else np.array(["?"] * (max(z["example_index"]) + 1))
+                titles = [str(defects[i]) for i in z["example_index"]]
+                threshold = float(z["threshold"])
+                figs.append(plots.detection_examples(images, maps, threshold, titles, label))
+                if all(f"example_mask_{j}" in z for j in range(n)):
+                    masks = [z[f"example_mask_{j}"] for j in range(n)]
+                    figs.append(plots.evaluation_maps(images, maps, masks, threshold, titles, label))
+        out.append((label, figs))
+    return out
+
+
 # =========================================================================== the runner
 
 @dataclass

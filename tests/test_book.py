@@ -280,3 +280,33 @@ def test_settings_table_covers_every_field():
     src = dict((r[0], r[4]) for r in t.rows)
     assert src["train.lr"] == "paper" and src["train.steps"] == "ours"
     assert all(s in ("paper", "ours", "paper + ours") for s in src.values()), src
+
+
+def test_kept_gpu_results_are_shown_with_hardware_and_date(tmp_path):
+    import numpy as np
+    from ssae import tables
+
+    assert book.gpu_figures(tmp_path) == []
+    res = {"data_spec": ".gpu_data/mtd", "dataset": "mtd", "image_auroc": 0.95, "pixel_auroc": 0.9,
+           "aupro": 0.7, "image_size": None, "profile": "paper", "device": "cuda",
+           "hardware": "NVIDIA H200 (CUDA 12.8)", "date": "2025-06-01T10:00:00", "objective": 1,
+           "gpu_run": {"train_command": "python3 -m ssae.cli train ..."}}
+    (tmp_path / "mtd.json").write_text(json.dumps(res))
+    rng = np.random.default_rng(0)
+    arrays = {"history_step": np.arange(1, 4), "history_loss": np.array([0.3, 0.2, 0.1], np.float32),
+              "history_crop": np.array([128, 256, 512]), "example_index": np.array([0, 1]),
+              "defects": np.array(["Blowhole", "good"]), "threshold": np.array(0.5)}
+    for j in range(2):
+        arrays[f"example_image_{j}"] = rng.integers(0, 255, (20, 30, 1)).astype(np.uint8)
+        arrays[f"example_map_{j}"] = rng.random((20, 30)).astype(np.float16)
+        arrays[f"example_mask_{j}"] = rng.random((20, 30)) > 0.8
+    np.savez_compressed(tmp_path / "mtd.figures.npz", **arrays)
+    kept = book.gpu_figures(tmp_path)
+    assert len(kept) == 1
+    label, figs = kept[0]
+    assert "NVIDIA H200" in label and "2025-06-01" in label and "paper profile" in label
+    assert len(figs) == 3      # loss curve, Figure 1, Figure 10
+    results = tables.load_results(tmp_path)
+    assert "NVIDIA H200" in tables.gpu_status(results)
+    assert tables.runs_table(results).rows[0][-1] == "kept GPU result"
+    assert tables.substitute_table(results).rows[0][0].startswith("Magnetic Tile Defects")
