@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -205,6 +206,7 @@ def count_host_syncs(fn, device: torch.device) -> int | None:
 
 # ----------------------------------------------------------------------------- FLOPs
 
+@functools.lru_cache(maxsize=None)
 def ssae_flops(channels: int, width: float, size: int, batch: int, train: bool, f: int = 3) -> int:
     """FLOPs of the SSAE's forward (and with ``train`` also backward) pass on ``batch`` images of
     ``size`` x ``size``, counted by FlopCounterMode on the meta device (no arithmetic is done)."""
@@ -222,10 +224,11 @@ def ssae_flops(channels: int, width: float, size: int, batch: int, train: bool, 
     return int(counter.get_total_flops())
 
 
-def backbone_flops(backbone_factory, size: int, channels: int = 3) -> int:
-    """FLOPs of the feature extractor for one image (meta device)."""
+@functools.lru_cache(maxsize=None)
+def backbone_flops(size: int, channels: int = 3) -> int:
+    """FLOPs of the PatchCore-style feature extractor (WideResNet-50-2 to layer3) for one image."""
     with torch.device("meta"):
-        net = backbone_factory()
+        net = wide_resnet.WideResNet50x2Features(channels)
         x = torch.empty(1, channels, size, size)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
@@ -424,7 +427,7 @@ def bench_patchcore(args, device: torch.device, backbone, bank, size: int, nn_pr
     sec = r["seconds"]
     ips = batch / sec
     patches = (size // 8) ** 2
-    flops = backbone_flops(lambda: wide_resnet.WideResNet50x2Features(), size) + 2 * patches * bank.shape[0] * bank.shape[1]
+    flops = backbone_flops(size) + 2 * patches * bank.shape[0] * bank.shape[1]
     return {"size": size, "batch": batch, "nn_precision": nn_precision,
             "images_per_s": ips, "megapixels_per_s": ips * size * size / 1e6, "ms_per_batch": 1000 * sec,
             "flops_per_image": flops, "tflops_achieved": flops * ips / 1e12,

@@ -60,7 +60,8 @@ exec > >(tee -a "$LOG") 2>&1
 left() { echo $(( BUDGET_S - SECONDS )); }
 stamp() { echo "=== [$(date -u +%H:%M:%S), ${SECONDS}s, $(left)s left] $*"; }
 pack() {  # what comes back: the results folder as one archive (the tool brings back <= 8 files)
-  tar -czf "$OUT/gpu_results.tar.gz.tmp" -C "$RESULTS" . && mv "$OUT/gpu_results.tar.gz.tmp" "$OUT/gpu_results.tar.gz"
+  local tmp="$OUT/.pack.$BASHPID.tmp"   # per process: fanned-out jobs may pack at the same time
+  tar -czf "$tmp" -C "$RESULTS" . && mv -f "$tmp" "$OUT/gpu_results.tar.gz"
 }
 # minutes that fit: min(wanted, (seconds left - reserve) / 60), "" if under 0.3 minutes
 fit() { python3 -c "import sys; w, l, r = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]); m = min(w, (l - r) / 60); print(f'{m:.2f}' if m >= 0.3 else '')" "$1" "$(left)" "$2"; }
@@ -94,21 +95,26 @@ JOBS=()
 [ -d "$DATA/bottle" ] && JOBS+=("bottle|$DATA/bottle|$BOTTLE_MIN|60|--image-size 256")
 for cat in $EMBEDDED; do JOBS+=("embedded_$cat|embedded:$cat|$EMBEDDED_MIN|90|--image-size 256"); done
 
-NGPU=1
-if [ "$DEVICE" = cuda ]; then NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); fi
+# NGPU: GPUs to fan out over (default: all that nvidia-smi lists; NGPU=2 on a CPU tests the fan-out)
+if [ -z "${NGPU:-}" ]; then
+  NGPU=1
+  if [ "$DEVICE" = cuda ]; then NGPU=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU'); fi
+fi
 [ "${NGPU:-0}" -ge 1 ] 2>/dev/null || NGPU=1
 if [ "$NGPU" -gt 1 ]; then
   # fan-out: several GPUs, one independent job per GPU at a time
   stamp "fan-out over $NGPU GPUs"
-  i=0
+  i=0; pids=()
   for job in "${JOBS[@]}"; do
     IFS='|' read -r name data want reserve extra <<< "$job"
     # shellcheck disable=SC2086
     CUDA_VISIBLE_DEVICES=$(( i % NGPU )) train_eval "$name" "$data" "$want" "$reserve" $extra &
+    pids+=($!)
     i=$(( i + 1 ))
-    if (( i % NGPU == 0 )); then wait; fi
+    # wait for these jobs by id: a bare `wait` would also wait for the log's tee, for ever
+    if (( i % NGPU == 0 )); then wait "${pids[@]}"; pids=(); fi
   done
-  wait
+  [ ${#pids[@]} -gt 0 ] && wait "${pids[@]}"
 else
   for job in "${JOBS[@]}"; do
     IFS='|' read -r name data want reserve extra <<< "$job"
