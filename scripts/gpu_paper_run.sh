@@ -29,7 +29,7 @@ if [ "${1:-}" = prepare ]; then
   python3 scripts/compact_data.py "$SHARED/mtd" --out "$DATA/mtd" --size 384 --format jpg --quality 90
   python3 scripts/compact_data.py "$SHARED/mvtec_ad/bottle" --out "$DATA/bottle" --size 256 --format jpg --quality 95
   echo "$(git rev-parse HEAD)$(git status --porcelain --untracked-files=no | grep -q . && echo ' (with uncommitted changes)')" > "$DATA/COMMIT"
-  du -sh "$DATA"
+  du -sh --apparent-size "$DATA"
   echo "now call the device tool as benchmarks/README.md says (carry [\"$DATA\"])"
   exit 0
 fi
