@@ -66,7 +66,7 @@ class TrainConfig:
     crop_growth: float = 0.5         # ours: fraction of the steps over which the crop grows
     seed: int = 0                    # ours
     amp: bool = True                 # ours: bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True       # ours: on CUDA
+    channels_last: bool = True       # ours: NHWC memory layout (faster on CUDA and on CPU)
     compile: bool = False            # ours: torch.compile
     checkpoint_every: int = 500      # ours: steps between checkpoints
     log_every: int = 50              # ours

@@ -283,25 +283,29 @@ def augment(x: torch.Tensor, generator: torch.Generator, rot90: bool = True,
             flips: bool = True) -> torch.Tensor:
     """Random per-image rotations by multiples of 90 degrees and flips (Sec. 4.1).
 
-    ``x`` is B x C x H x W. For non-square images only rotations by 0 or 180 degrees are
-    drawn, so the batch keeps its shape. Random numbers come from ``generator`` only.
+    ``x`` is B x C x H x W. Each image gets a random element of the square's symmetry group:
+    each transform is selected per image with ``torch.where``, so the device never waits for
+    the host. With ``rot90`` and ``flips`` all eight symmetries are equally likely; ``rot90``
+    alone draws the four rotations; non-square images get no 90-degree turns.
+    Random numbers come from ``generator`` only.
     """
     b, _, h, w = x.shape
-    dev = generator.device
+    bits = torch.randint(0, 8, (b,), generator=generator, device=generator.device).to(x.device)
 
-    def draw(high):
-        return torch.randint(0, high, (b,), generator=generator, device=dev).to(x.device)
+    def pick(bit):
+        return (bits & bit).bool()[:, None, None, None]
 
-    out = x.clone()
-    if rot90:
-        quarter = draw(4) if h == w else 2 * draw(2)
-        for k in (1, 2, 3):
-            sel = quarter == k
-            if sel.any():
-                out[sel] = torch.rot90(out[sel], k, dims=(-2, -1))
-    if flips:
-        for dim in (-1, -2):
-            sel = draw(2) == 1
-            if sel.any():
-                out[sel] = out[sel].flip(dim)
-    return out
+    square = h == w
+    if rot90 and flips:  # transpose x flips: all eight symmetries of the square
+        if square:
+            x = torch.where(pick(1), x.transpose(-1, -2), x)
+        x = torch.where(pick(2), x.flip(-1), x)
+        x = torch.where(pick(4), x.flip(-2), x)
+    elif rot90:  # rotations only: 90 degrees (transpose then flip) and 180 degrees (both flips)
+        if square:
+            x = torch.where(pick(1), x.transpose(-1, -2).flip(-1), x)
+        x = torch.where(pick(2), x.flip(-1).flip(-2), x)
+    elif flips:
+        x = torch.where(pick(2), x.flip(-1), x)
+        x = torch.where(pick(4), x.flip(-2), x)
+    return x

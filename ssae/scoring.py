@@ -92,7 +92,8 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) ->
             for chunk in x.split(batch_size):
                 if ph or pw:
                     chunk = F.pad(chunk, (0, pw, 0, ph), mode=mode)
-                outs.append(model(chunk)[..., :h, :w].float())
+                chunk = chunk.contiguous(memory_format=torch.channels_last)
+                outs.append(model(chunk)[..., :h, :w].float().contiguous())
     finally:
         model.train(was_training)
     return torch.cat(outs)

@@ -173,7 +173,10 @@ def load_model(run_dir, device="cpu") -> tuple[SSAE, Config]:
     except (RuntimeError, KeyError) as e:
         raise SsaeError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model in {CONFIG}: "
                         f"{str(e).splitlines()[0][:200]}")
-    return model.to(device).eval(), cfg
+    model = model.to(device).eval()
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, cfg
 
 
 def init_distributed(device: str) -> str:
@@ -221,9 +224,11 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     torch.manual_seed(t.seed)
     model = build_model(cfg).to(device)
     cuda = device.type == "cuda"
-    if cuda and t.channels_last:
+    if t.channels_last:  # faster on CUDA (tensor cores) and on CPU (oneDNN) alike
         model = model.to(memory_format=torch.channels_last)
-    optimiser = torch.optim.Adam(model.parameters(), lr=t.lr)
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    optimiser = torch.optim.Adam(model.parameters(), lr=t.lr, fused=cuda)
     gens = {"sample": torch.Generator().manual_seed(t.seed * 1000 + rank),
             "device": torch.Generator(device=device).manual_seed(t.seed * 1000 + 7 + rank)}
 
@@ -240,7 +245,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
             print(f"resuming {run_dir} from step {step}", flush=True)
 
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model)
+        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     step_fn = model
     if t.compile:
         step_fn = torch.compile(model)
@@ -253,6 +258,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if (cuda and t.amp) else nullcontext())
     start = time.time()
     stopped_by = "steps"
+    bad = None
     bar = tqdm(total=t.steps, initial=step, disable=not progress or rank != 0,
                desc=f"train {split.name}", unit="step")
     model.train()
@@ -263,30 +269,40 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         if cfg.corruption.rotation:
             target = random_rotation(target, gens["device"])
         corrupted, mask = corrupt(target, cfg.corruption, gens["device"])
-        if cuda and t.channels_last:
+        if t.channels_last:
             corrupted = corrupted.contiguous(memory_format=torch.channels_last)
         with autocast:
             out = step_fn(corrupted)
         value = objective_loss(t, out.float(), target, corrupted, mask)
-        if not torch.isfinite(value):
-            where = f"; the last good checkpoint is {run_dir / CHECKPOINT}" if (run_dir / CHECKPOINT).is_file() else ""
-            raise SsaeError(f"loss became {value.item()} at step {step} (lr {t.lr}){where}")
+        # non-finite losses are flagged on the device and read back on the CPU every step, on
+        # CUDA only at log and checkpoint steps (no host synchronisation per step)
+        nonfinite = ~torch.isfinite(value.detach())
+        bad = nonfinite if bad is None else bad | nonfinite
         optimiser.zero_grad(set_to_none=True)
         value.backward()
         optimiser.step()
         step += 1
         bar.update(1)
         elapsed = seconds_before + time.time() - start
-        if step % t.log_every == 0 or step == t.steps:
+        log_step = step % t.log_every == 0 or step == t.steps
+        out_of_time = t.max_minutes is not None and elapsed > 60 * t.max_minutes
+        if world > 1 and t.max_minutes is not None:  # all processes stop at the same (log) step
+            out_of_time = out_of_time and log_step
+            if log_step:
+                flag = torch.tensor([float(out_of_time)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                out_of_time = bool(flag.item())
+        save = rank == 0 and (step % t.checkpoint_every == 0 or step == t.steps or out_of_time)
+        if (not cuda or log_step or save) and bool(bad):
+            when = f"at step {step - 1}" if not cuda else f"at or before step {step - 1}"
+            kept = (f"; the last good checkpoint is {run_dir / CHECKPOINT}"
+                    if (run_dir / CHECKPOINT).is_file() else "")
+            raise SsaeError(f"loss became {value.item()} {when} (lr {t.lr}){kept}")
+        if log_step:
             history.append({"step": step, "loss": float(value.detach()), "crop": side,
                             "seconds": round(elapsed, 2)})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
-        out_of_time = t.max_minutes is not None and elapsed > 60 * t.max_minutes
-        if world > 1 and t.max_minutes is not None:  # all processes stop at the same step
-            flag = torch.tensor([float(out_of_time)], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            out_of_time = bool(flag.item())
-        if rank == 0 and (step % t.checkpoint_every == 0 or step == t.steps or out_of_time):
+        if save:
             save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, elapsed)
             write_json(run_dir / HISTORY, history)
         if out_of_time:
