@@ -51,7 +51,7 @@ NOTEBOOKS = {
     "geometry": "08_geometry.ipynb",
 }
 #: Training budget per data set (minutes) when ``--minutes`` is not given.
-DEFAULT_MINUTES = {"smoke": None, "cpu": 2.0, "paper": None}
+DEFAULT_MINUTES = {"smoke": None, "cpu": 1.5, "paper": None}
 #: Embedded categories compared against objective (4) and cut-out when ``--compare`` is not given.
 DEFAULT_COMPARE = ("embedded:wood",)
 EMBEDDED = ("carpet", "grid", "leather", "tile", "wood")
@@ -278,13 +278,18 @@ def training_table(run: dict[str, Any]) -> Table:
         ["model", f"Table 1 at width {cfg.model.width:g}, f = {cfg.model.f}"],
         ["objective", f"({cfg.train.objective}), λ = {cfg.train.lam:g}"],
         ["corruption", cfg.corruption.method],
-        ["optimiser steps", f"{res['steps']} (stopped by {res.get('stopped_by', '?')})"],
+        ["optimiser steps", f"{res['steps']} of {cfg.train.steps} planned (stopped by {res.get('stopped_by', '?')})"],
         ["crop side", f"{cfg.train.crop_start} → {cfg.train.crop_end} px (progressive)"],
         ["training time", f"{res['seconds'] / 60:.1f} min"],
         ["profile", cfg.profile],
         ["hardware", run["label"].split(" · ")[-1]],
     ]
-    return Table("Training run", ["quantity", "value"], rows)
+    notes = []
+    if res.get("stopped_by") == "time" and res["steps"] < cfg.train.steps:
+        notes.append(f"The time budget stopped training after {res['steps']} of {cfg.train.steps} steps "
+                     f"({100 * res['steps'] / cfg.train.steps:.0f}%): the numbers of this data set are those "
+                     "of an under-trained model.")
+    return Table("Training run", ["quantity", "value"], rows, notes=notes)
 
 
 def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
@@ -504,10 +509,11 @@ def public_comparison(comp: dict[str, Any]) -> dict[str, Any]:
 
 
 def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_defective: int = 2,
-                        n_corrupted: int = 2, seed: int = 0) -> list[dict[str, Any]]:
+                        n_corrupted: int = 2, n_clean: int = 1, seed: int = 0) -> list[dict[str, Any]]:
     """Rows for :func:`ssae.plots.reconstructions` (Figures 2 and 4): defective test images
-    and their reconstructions, then validation images corrupted as in training with the
-    clean original (the target) beside them."""
+    and their reconstructions, validation images corrupted as in training with the clean
+    original (the target) beside them, and clean validation images (which the network should
+    copy)."""
     import numpy as np
     import torch
     from . import data as D
@@ -530,6 +536,9 @@ def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_d
         xh, m = corrupt(x, cfg.corruption, gen)
         rows.append({"input": xh[0].numpy().transpose(1, 2, 0), "clean": img,
                      "mask": m[0, 0].numpy(), "name": f"corrupted ({cfg.corruption.method})"})
+    clean = (split.val + split.train)[n_corrupted:n_corrupted + n_clean]
+    for img in D.load_images(clean, cfg.data.image_size, split.channels, progress=False):
+        rows.append({"input": img, "clean": img, "mask": None, "name": "clean"})
     for row in rows:
         x = torch.from_numpy(np.ascontiguousarray(row["input"].transpose(2, 0, 1)))[None].float().to(device)
         row["output"] = reconstruct(model, x)[0].cpu().numpy().transpose(1, 2, 0)
@@ -607,7 +616,7 @@ THEORY = {
     "smoke": {"n_images": 6, "size": 64, "window": 32, "n_pairs": 40, "fields": 32, "trials": 40,
               "orth_images": 8, "orth_widths": (0.2, 0.5, 0.8), "sides": (2, 4, 8)},
     "cpu": {"n_images": 24, "size": 256, "window": 128, "n_pairs": 300, "fields": 128, "trials": 300,
-            "orth_images": 40, "orth_widths": (0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0),
+            "orth_images": 24, "orth_widths": (0.1, 0.3, 0.5, 0.7, 0.85, 1.0),
             "sides": (2, 4, 8, 16, 32, 64)},
     "paper": {"n_images": 100, "size": 512, "window": 256, "n_pairs": 2000, "fields": 256, "trials": 1000,
               "orth_images": 200, "orth_widths": tuple(round(0.05 * i, 2) for i in range(1, 21)),
