@@ -1134,7 +1134,8 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         "build_data": "; ".join(f"{d.title}" for d in datasets) or "none",
         "build_hardware": hardware(device),
         "build_date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "build_command": "ssae book " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["book"] else "ssae book",
+        "build_command": "`" + ("ssae book " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["book"]
+                                else "ssae book").strip() + "`",
         "build_failed": ", ".join(failed_names) or "none",
     }
     (plan.book_dir / "_config.yml").write_text(staged_config(repo, subs), encoding="utf-8")

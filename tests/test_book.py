@@ -117,6 +117,9 @@ def test_runner_builds_the_book(built):
     assert res["status"] == "ok" and res["profile"] == "smoke" and res["data_spec"] == "embedded:carpet"
     toc = yaml.safe_load((built["book"] / "_toc.yml").read_text())
     assert "book/categories/embedded-carpet" in book.toc_files(toc)
+    intro = (built["html"] / "book" / "intro.html").read_text(encoding="utf-8")
+    words = re.sub(r"<[^>]+>", "", intro)
+    assert "{{ build" not in words and "ssae book --profile smoke" in words
     cfg = yaml.safe_load((built["book"] / "_config.yml").read_text())
     assert cfg["execute"]["execute_notebooks"] == "off"
     assert cfg["parse"]["myst_substitutions"]["build_profile"] == "smoke"
