@@ -179,14 +179,20 @@ def read_calibration(run_dir) -> tuple[dict, np.ndarray | None]:
 def anomaly_maps(run_dir, data_spec: str, device: str = "cpu", progress: bool = True):
     """Test split, items, images, anomaly maps (eq. 3/14 with the calibrated settings) and the
     calibration: ``(split, items, images, maps, calibration)``."""
+    model, cfg, split, cal, avg = load_run(run_dir, data_spec, device)
+    items, images, maps, _ = model_maps(model, cfg, split, cal, avg, device, progress)
+    return split, items, images, maps, cal
+
+
+def load_run(run_dir, data_spec: str, device: str = "cpu"):
+    """The trained model, its Config, the data's split, the calibration and the avgmap."""
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data_spec, cfg.data, seed=cfg.train.seed)
     if split.channels != cfg.model.in_channels:
         raise SsaeError(f"{data_spec} has {split.channels} channel(s) but the model in {run_dir} "
                         f"was trained on {cfg.model.in_channels}")
     cal, avg = read_calibration(run_dir)
-    items, images, maps, _ = model_maps(model, cfg, split, cal, avg, device, progress)
-    return split, items, images, maps, cal
+    return model, cfg, split, cal, avg
 
 
 def model_maps(model, cfg: Config, split: D.Split, cal: dict, avg, device: str, progress: bool = True):
@@ -218,12 +224,7 @@ def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True
     """Image AUROC, pixel AUROC and AUPRO (fractions in [0, 1]) on the test split of
     ``data_spec`` for the run in ``run_dir``."""
     run_dir = Path(run_dir)
-    model, cfg = load_model(run_dir, device)
-    split = D.load_split(data_spec, cfg.data, seed=cfg.train.seed)
-    if split.channels != cfg.model.in_channels:
-        raise SsaeError(f"{data_spec} has {split.channels} channel(s) but the model in {run_dir} "
-                        f"was trained on {cfg.model.in_channels}")
-    cal, avg = read_calibration(run_dir)
+    model, cfg, split, cal, avg = load_run(run_dir, data_spec, device)
     summary = {}
     if (run_dir / "train_summary.json").is_file():
         summary = json.loads((run_dir / "train_summary.json").read_text())
