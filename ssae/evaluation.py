@@ -69,11 +69,12 @@ def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_siz
 
 
 def finish_maps(raw: list[torch.Tensor], n: int, k: int, avg: np.ndarray | None, t: int) -> list[np.ndarray]:
-    """anomap (eq. 3) from raw Diff maps, optionally weighted by the avgmap (eq. 14)."""
+    """anomap (eq. 3) from raw Diff maps (1 x H x W each), weighted by the H x W avgmap (eq. 14)
+    when ``t > 0``; returns H x W arrays."""
     res = []
     for d in raw:
         m = S.smooth(d[None], n, k)[0]
-        if t and avg is not None and avg.shape == tuple(m.shape[-2:]):
+        if t and avg is not None:  # eq. (14); without an avgmap (images of several sizes) it is skipped
             m = S.weighted_anomap(m, torch.from_numpy(avg)[None], t)
         res.append(m[0].numpy())
     return res
@@ -125,7 +126,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     clean_maps = finish_maps(clean_raw, n, k, None, 0)
     avg = None
     if len({m.shape for m in clean_maps}) == 1:
-        avg = S.avgmap(torch.from_numpy(np.stack(clean_maps))[:, None]).numpy()[0]
+        avg = S.avgmap(torch.from_numpy(np.stack(clean_maps))[:, None]).numpy()[0, 0]
     final = finish_maps(clean_raw, n, k, avg, sc.t)
     threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
     val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]

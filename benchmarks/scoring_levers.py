@@ -1,0 +1,66 @@
+"""Scoring levers on a trained run: how Diff, G_k^n, the avgmap weighting and the reduction move
+the test metrics, with the network fixed (one reconstruction per test image).
+
+This is an *analysis* of levers, not model selection: it reports test metrics for every
+variant, so the best row is an oracle choice. ``ssae evaluate`` chooses n, k and the reduction
+on validation data only (``ssae.evaluation.calibrate``); its choice is marked with ``*``.
+
+    python benchmarks/scoring_levers.py runs/bench/mtd-ssae --data ../shared/data/mtd
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+
+from ssae import data as D
+from ssae import metrics as M
+from ssae import scoring as S
+from ssae.evaluation import diff_maps, finish_maps, ground_truth, load_run
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir")
+    p.add_argument("--data", required=True)
+    p.add_argument("--nk", default="0,1;1,9;2,17;3,17;2,33", help="n,k pairs separated by ';'")
+    p.add_argument("--t", default="0,1,2", help="avgmap exponents of eq. (14)")
+    args = p.parse_args()
+    model, cfg, split, cal, _ = load_run(args.run_dir, args.data)
+    items = split.test
+    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    labels = [it.label for it in items]
+    nks = [tuple(int(v) for v in pair.split(",")) for pair in args.nk.split(";")]
+    ts = [int(v) for v in args.t.split(",")]
+    print(f"run {args.run_dir} on {split.name} ({len(items)} test images, image size "
+          f"{cfg.data.image_size or 'native'}); calibrated choice: {cal}")
+    print(f"{'diff':5} {'n':>2} {'k':>3} {'t':>2} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
+    for kind in ("l2", "ssim"):
+        raw = diff_maps(model, images, kind, "cpu")
+        raw_val = diff_maps(model, val, kind, "cpu")
+        for n, k in nks:
+            for t in ts:
+                avg = None
+                if t:
+                    vm = finish_maps(raw_val, n, k, None, 0)
+                    if len({m.shape for m in vm}) != 1:
+                        continue
+                    avg = S.avgmap(torch.from_numpy(np.stack(vm))[:, None]).numpy()[0, 0]
+                maps = finish_maps(raw, n, k, avg, t)
+                masks = ground_truth(split, items, maps)
+                img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
+                                                 for m in maps]) for r in ("sum", "max")}
+                pix = M.pixel_auroc(masks, maps) if masks is not None else None
+                pro = M.aupro(masks, maps) if masks is not None else None
+                mark = "*" if (kind, n, k, t) == (cal["diff"], cal["n"], cal["k"], cal["t"]) else " "
+                f = lambda v: "   n/a" if v is None else f"{v:.3f}"  # noqa: E731
+                print(f"{kind:5} {n:2d} {k:3d} {t:2d} {f(img['sum']):>8} {f(img['max']):>8} "
+                      f"{f(pix):>7} {f(pro):>7} {mark}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
