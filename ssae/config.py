@@ -79,7 +79,7 @@ class ScoreConfig:
     n: int = 1                       # paper: G_k^n smoothing, n repetitions (ours: default)
     k: int = 9                       # paper: box size k (ours: default)
     t: int = 0                       # paper: avgmap exponent of eq. (14); 0 disables the weighting
-    reduce: str = "sum"              # paper: image score = sum over the map. "max" is ours
+    reduce: str = "sum"              # paper: image score = sum over the map. "mean" and "max" are ours
     select_nk: bool = True           # ours: choose n, k, reduce on corrupted validation images (no test labels)
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
 
