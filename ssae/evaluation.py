@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from . import data as D
 from . import metrics as M
 from . import scoring as S
-from .config import Config
+from .config import Config, CorruptionConfig
 from .corruption import corrupt
 from .errors import SsaeError
 from .training import load_model, read_run_config, write_json
@@ -119,9 +119,9 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                                              for m in clean + bad]) for r in REDUCTIONS}
             selection.append({"n": nn_, "k": kk, "pixel_auroc": pix,
                               **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
-            score = pix + max(img.values())
-            if score > best[0]:
-                best = (score, (nn_, kk, max(img, key=img.get)))
+            score = np.nan_to_num(pix) + max(np.nan_to_num(v) if v is not None else 0.0 for v in img.values())
+            if best[1] is None or score > best[0]:
+                best = (score, (nn_, kk, max(img, key=lambda r: img[r] or 0.0)))
         n, k, reduce = best[1]
     clean_maps = finish_maps(clean_raw, n, k, None, 0)
     avg = None
@@ -138,11 +138,14 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
 
 
 def _corrupt_like_training(images: list[np.ndarray], cfg: Config, seed: int):
+    """Validation images corrupted as in training; a plain autoencoder (method "none") is
+    calibrated on the paper's elastic corruption instead, so that it too has anomalies to find."""
     gen = torch.Generator().manual_seed(seed)
+    ccfg = cfg.corruption if cfg.corruption.method != "none" else CorruptionConfig()
     out, masks = [], []
     for a in images:
         x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
-        xh, m = corrupt(x, cfg.corruption, gen)
+        xh, m = corrupt(x, ccfg, gen)
         out.append(xh[0].numpy().transpose(1, 2, 0))
         masks.append(m[0, 0].numpy() > 0.5)
     return out, masks

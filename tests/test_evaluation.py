@@ -32,3 +32,11 @@ def test_calibration_and_evaluation_of_a_reference(mvtec_dir):
         assert 0.0 <= res[key] <= 1.0
     # the fixture's defects are bright squares: a blur reference finds them
     assert res["pixel_auroc"] > 0.6
+
+
+def test_plain_autoencoder_is_calibrated_on_the_papers_corruption(mvtec_dir):
+    cfg = override(profile("smoke"), score={"select_nk": True}, corruption={"method": "none"})
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = split.channels
+    cal, _ = calibrate_model(BlurReference(2.0), cfg, split)
+    assert cal["selection"] and all(s["pixel_auroc"] == s["pixel_auroc"] for s in cal["selection"])
