@@ -98,5 +98,6 @@ def test_image_score_ensemble_threshold():
     vals = [torch.arange(50.0).reshape(1, 1, 5, 10), np.arange(50.0, 101.0)]
     assert scoring.threshold_from_validation(vals, 0.5) == pytest.approx(50.0)
     assert scoring.threshold_from_validation(vals, 1.0) == pytest.approx(100.0)
+    assert scoring.image_score(m, "mean").tolist() == [2.5, 1.25]
     with pytest.raises(SsaeError):
-        scoring.image_score(m, "mean")
+        scoring.image_score(m, "median")
