@@ -29,7 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -308,26 +308,11 @@ def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
 
 def write_result(path: str | Path, result: dict[str, Any]) -> Path:
     """Write a result JSON (temporary name, then rename)."""
+    from .training import write_json
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=_json_default), encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, result)
     return path
-
-
-def _json_default(o):
-    try:
-        import numpy as np
-        if isinstance(o, (np.floating, np.integer)):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
 
 
 def _pct(v) -> str:
@@ -731,7 +716,6 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
     mappings with known behaviour: the exact nearest-neighbour projection onto the training
     images and the identity. Returns ``(curves, label)``."""
     import numpy as np
-    import torch
     from . import data as D
     from .theory import NearestNeighbourProjection, identity_map, orthogonality_curve
 

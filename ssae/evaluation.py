@@ -280,7 +280,6 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: s
 
 def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True) -> Path:
     """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``."""
-    from PIL import Image
     import matplotlib
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)

@@ -20,7 +20,6 @@ batches, gradients are averaged by DistributedDataParallel, rank 0 writes the ru
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
 from contextlib import nullcontext
@@ -67,8 +66,8 @@ def write_json(path: Path, obj) -> None:
 
 
 def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
+    if isinstance(o, (np.floating, np.integer, np.ndarray)):
+        return o.tolist() if isinstance(o, np.ndarray) else o.item()
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o)}")
