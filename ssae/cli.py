@@ -72,6 +72,7 @@ def cmd_train(args) -> int:
     res = train(cfg, split, args.out, device=args.device, data_spec=args.data, progress=_tty())
     print(f"trained {res['steps']} steps in {res['seconds']:.0f} s (stopped by {res['stopped_by']}); "
           f"run directory {args.out}", flush=True)
+    _warn_restoration(Path(args.out))
     return 0
 
 
@@ -90,7 +91,18 @@ def cmd_evaluate(args) -> int:
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"{res['dataset']}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC {fmt(res['pixel_auroc'])}, "
           f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']})")
+    _warn_restoration(Path(args.run_dir))
     return 0
+
+
+def _warn_restoration(run_dir: Path) -> None:
+    """Print the restoration check's warning (see ssae.evaluation.restoration_warning), if any."""
+    from .evaluation import CALIBRATION, read_calibration, restoration_warning
+
+    if (run_dir / CALIBRATION).is_file():
+        line = restoration_warning(read_calibration(run_dir)[0])
+        if line:
+            print(f"ssae: {line}", file=sys.stderr, flush=True)
 
 
 def cmd_predict(args) -> int:

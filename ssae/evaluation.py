@@ -4,6 +4,9 @@
   n and k of G_k^n (eq. 3) and the image-score reduction (sum, the paper's, or max), by how well
   they separate clean validation images from the same images corrupted as in training; the
   avgmap of eq. (13); and the threshold for binary masks (a quantile of clean validation maps).
+  It also records the *restoration check*: how well the chosen maps find the corruptions on
+  corrupted validation images; a trained model finds them, an undertrained one does not
+  (:func:`restoration_warning`).
 - :func:`evaluate` computes image AUROC, pixel AUROC and AUPRO on the test split.
 - :func:`predict` writes heatmap overlays, binary masks and a CSV of image scores.
 """
@@ -35,6 +38,8 @@ AVGMAP = "avgmap.npy"
 #: image-score reductions compared on validation data; "sum" is the paper's
 REDUCTIONS = ("sum", "mean", "max")
 NK_GRID = ((0, 1), (1, 5), (1, 9), (2, 9), (1, 17), (2, 17), (3, 17), (2, 33))
+#: ours: below this pixel AUROC on its own training corruptions a model counts as not yet trained
+RESTORATION_MIN = 0.75
 
 
 def hardware(device: str) -> str:
@@ -105,24 +110,20 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
     clean_raw = diff_maps(model, val, sc.diff, device, progress=False)
     n, k, reduce = sc.n, sc.k, sc.reduce
+    corrupted, masks = _corrupt_like_training(val, cfg, seed)
+    bad_raw = diff_maps(model, corrupted, sc.diff, device, progress=False)
     selection = []
     if sc.select_nk:
-        corrupted, masks = _corrupt_like_training(val, cfg, seed)
-        bad_raw = diff_maps(model, corrupted, sc.diff, device, progress=False)
         best = (-1.0, None)
         for nn_, kk in NK_GRID:
-            clean = finish_maps(clean_raw, nn_, kk, None, 0)
-            bad = finish_maps(bad_raw, nn_, kk, None, 0)
-            pix = _pixel_auroc_subsampled(bad, masks, seed)
-            labels = [0] * len(clean) + [1] * len(bad)
-            img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
-                                             for m in clean + bad]) for r in REDUCTIONS}
+            pix, img = _separation(clean_raw, bad_raw, masks, nn_, kk, seed)
             selection.append({"n": nn_, "k": kk, "pixel_auroc": pix,
                               **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
             score = np.nan_to_num(pix) + max(np.nan_to_num(v) if v is not None else 0.0 for v in img.values())
             if best[1] is None or score > best[0]:
                 best = (score, (nn_, kk, max(img, key=lambda r: img[r] or 0.0)))
         n, k, reduce = best[1]
+    restore_pix, restore_img = _separation(clean_raw, bad_raw, masks, n, k, seed)
     clean_maps = finish_maps(clean_raw, n, k, None, 0)
     avg = None
     if len({m.shape for m in clean_maps}) == 1:
@@ -133,8 +134,36 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     doc = {"n": n, "k": k, "reduce": reduce, "diff": sc.diff, "t": sc.t, "threshold": float(threshold),
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
-           "selection": selection}
+           "selection": selection,
+           # the restoration check: how well the chosen maps find the training corruptions
+           "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
     return doc, avg
+
+
+def _separation(clean_raw, bad_raw, masks, n: int, k: int, seed: int) -> tuple[float, dict]:
+    """Pixel AUROC of the maps of corrupted validation images against their corruption masks,
+    and image AUROC (per reduction) of clean against corrupted validation images."""
+    clean = finish_maps(clean_raw, n, k, None, 0)
+    bad = finish_maps(bad_raw, n, k, None, 0)
+    labels = [0] * len(clean) + [1] * len(bad)
+    img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r)) for m in clean + bad])
+           for r in REDUCTIONS}
+    return _pixel_auroc_subsampled(bad, masks, seed), img
+
+
+def restoration_warning(cal: dict) -> str | None:
+    """A one-line warning when the model does not yet find its own training corruptions on
+    validation images (pixel AUROC below :data:`RESTORATION_MIN`), else None.
+
+    A model that has learned the task of Section 3 restores corrupted regions, so its Diff is
+    high exactly there. Below the threshold its maps are mostly the reconstruction's blur, and
+    its test numbers say little about the method: train longer (or on a GPU)."""
+    pix = cal.get("restoration_pixel_auroc")
+    if pix is None or not np.isfinite(pix) or pix >= RESTORATION_MIN:
+        return None
+    return (f"warning: on validation images corrupted as in training the anomaly maps find the corrupted "
+            f"regions only with pixel AUROC {pix:.2f} (< {RESTORATION_MIN}): the model does not (yet) "
+            f"restore such corruptions, so its maps mostly show reconstruction error; train longer")
 
 
 def _corrupt_like_training(images: list[np.ndarray], cfg: Config, seed: int):
@@ -272,6 +301,8 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: s
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
         "score": {k: cal[k] for k in ("diff", "n", "k", "t", "reduce")},
+        "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
+        "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "per_defect": per_defect,
     }
 

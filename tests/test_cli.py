@@ -34,6 +34,16 @@ def test_evaluate_writes_the_promised_json(trained, tmp_path):
         assert 0.0 <= res[key] <= 1.0, key
     assert res["n_test_images"] == 6 and res["image_size"] == 64
     assert res["profile"] == "smoke" and res["device"] == "cpu"
+    assert 0.0 <= res["restoration_pixel_auroc"] <= 1.0
+
+
+def test_an_untrained_model_is_flagged_by_the_restoration_check(trained, capsys):
+    data, run = trained  # four smoke steps: the model cannot restore anything yet
+    cal = json.loads((run / "calibration.json").read_text())
+    assert main(["evaluate", str(run), "--data", str(data)]) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert cal["restoration_pixel_auroc"] < 0.75 and len(warnings) == 1
+    assert warnings[0].startswith("ssae: warning:") and "train longer" in warnings[0]
 
 
 def test_evaluate_without_masks_says_image_level_only(trained, tmp_path, capsys):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from ssae.config import override, profile
+from ssae.data import read_image
 from ssae.data import load_split
 from ssae.evaluation import calibrate_model, evaluate_model, finish_maps
 from ssae.references import BlurReference
@@ -40,3 +41,31 @@ def test_plain_autoencoder_is_calibrated_on_the_papers_corruption(mvtec_dir):
     cfg.model.in_channels = split.channels
     cal, _ = calibrate_model(BlurReference(2.0), cfg, split)
     assert cal["selection"] and all(s["pixel_auroc"] == s["pixel_auroc"] for s in cal["selection"])
+
+
+class _Constant(torch.nn.Module):
+    """A "reconstruction" that ignores its input: the fixture's mean grey."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, x):
+        return torch.full_like(x, self.value)
+
+
+def test_restoration_check_tells_a_restoring_model_from_one_that_copies(mvtec_dir):
+    from ssae.evaluation import RESTORATION_MIN, restoration_warning
+
+    cfg = override(profile("smoke"), corruption={"method": "cutout"}, score={"select_nk": False})
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = split.channels
+    # the identity copies its input, corruption included: Diff is 0 everywhere, chance level
+    copies, _ = calibrate_model(torch.nn.Identity(), cfg, split)
+    assert copies["restoration_pixel_auroc"] < RESTORATION_MIN
+    assert "pixel AUROC 0.50" in restoration_warning(copies)
+    # a constant near the images' grey "restores" cut-outs (zeros) perfectly in this sense
+    val = np.stack([read_image(p, 64, split.channels) for p in split.val])
+    restores, _ = calibrate_model(_Constant(float(val.mean())), cfg, split)
+    assert restores["restoration_pixel_auroc"] > 0.9
+    assert restoration_warning(restores) is None
