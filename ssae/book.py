@@ -319,6 +319,16 @@ def _pct(v) -> str:
     return "n/a (no masks)" if v is None else f"{100 * float(v):.1f}"
 
 
+def _restoration(v) -> str:
+    from .evaluation import RESTORATION_MIN
+
+    if v is None:
+        return "not recorded"
+    verdict = "restores its training corruptions" if v >= RESTORATION_MIN else \
+        f"below {100 * RESTORATION_MIN:.0f}: not yet trained to restore; maps are mostly reconstruction error"
+    return f"{100 * float(v):.1f} (pixel AUROC on corrupted validation images; {verdict})"
+
+
 def metrics_table(res: dict[str, Any]) -> Table:
     """The evaluation's numbers, named with data, size, profile and hardware."""
     sc = res.get("score") or {}
@@ -327,6 +337,7 @@ def metrics_table(res: dict[str, Any]) -> Table:
         ["pixel AUROC (%)", _pct(res.get("pixel_auroc"))],
         ["AUPRO (%, FPR ≤ 0.3)", _pct(res.get("aupro"))],
         ["test images (defective)", f"{res.get('n_test_images')} ({res.get('n_defective', '?')})"],
+        ["restoration check (%)", _restoration(res.get("restoration_pixel_auroc"))],
         ["scoring", f"Diff = {sc.get('diff')}, n = {sc.get('n')}, k = {sc.get('k')}, t = {sc.get('t')}, "
                     f"image score = {sc.get('reduce')} (chosen on validation data)"],
         ["data", classify(res).label],

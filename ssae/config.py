@@ -80,7 +80,9 @@ class ScoreConfig:
     k: int = 9                       # paper: box size k (ours: default)
     t: int = 0                       # paper: avgmap exponent of eq. (14); 0 disables the weighting
     reduce: str = "sum"              # paper: image score = sum over the map. "mean" and "max" are ours
-    select_nk: bool = True           # ours: choose n, k, reduce on corrupted validation images (no test labels)
+    select_nk: bool = True           # ours: choose diff, n, k, t, reduce on corrupted validation images (no test labels)
+    diff_candidates: tuple[str, ...] = ()  # ours: Diffs also compared when select_nk, e.g. ("l2", "ssim"); () = diff only
+    t_candidates: tuple[int, ...] = ()     # ours: eq. (14) exponents compared when select_nk, e.g. (0, 1, 2); () = t only
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
 
 

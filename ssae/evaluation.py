@@ -105,65 +105,56 @@ def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress
 def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                     seed: int = 12345) -> tuple[dict, np.ndarray | None]:
     """:func:`calibrate` for any model (a trained SSAE or a reference such as
-    :class:`ssae.references.BlurReference`): returns ``(calibration, avgmap or None)``."""
+    :class:`ssae.references.BlurReference`): returns ``(calibration, avgmap or None)``.
+
+    With ``cfg.score.select_nk`` every combination of Diff (``diff_candidates``, default: the
+    configured one), (n, k) (:data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
+    the configured one) and reduction is scored by how
+    well it separates the validation images from copies corrupted as in training: pixel AUROC
+    on the corrupted copies plus image AUROC of clean against corrupted. The avgmap that weights
+    image i is computed without image i (leave-one-out), as a test image is never part of it.
+    """
     sc = cfg.score
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
-    clean_raw = diff_maps(model, val, sc.diff, device, progress=False)
-    n, k, reduce = sc.n, sc.k, sc.reduce
     corrupted, masks = _corrupt_like_training(val, cfg, seed)
-    bad_raw = diff_maps(model, corrupted, sc.diff, device, progress=False)
+    kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
+    exponents = tuple(sc.t_candidates or (sc.t,))
+    raw = {kind: (diff_maps(model, val, kind, device), diff_maps(model, corrupted, kind, device))
+           for kind in kinds}
+    one_size = len({a.shape for a in val}) == 1  # eq. (13) needs maps of one size
+    diff_kind, n, k, t, reduce = sc.diff, sc.n, sc.k, sc.t, sc.reduce
     selection = []
     if sc.select_nk:
-        best = (-1.0, None)
-        for nn_, kk in NK_GRID:
-            pix, img = _separation(clean_raw, bad_raw, masks, nn_, kk, seed)
-            selection.append({"n": nn_, "k": kk, "pixel_auroc": pix,
-                              **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
-            score = np.nan_to_num(pix) + max(np.nan_to_num(v) if v is not None else 0.0 for v in img.values())
-            if best[1] is None or score > best[0]:
-                best = (score, (nn_, kk, max(img, key=lambda r: img[r] or 0.0)))
-        n, k, reduce = best[1]
-    restore_pix, restore_img = _separation(clean_raw, bad_raw, masks, n, k, seed)
-    clean_maps = finish_maps(clean_raw, n, k, None, 0)
+        best = None
+        for kind in kinds:
+            for nn_, kk in NK_GRID:
+                clean = finish_maps(raw[kind][0], nn_, kk, None, 0)
+                bad = finish_maps(raw[kind][1], nn_, kk, None, 0)
+                for tt in (exponents if one_size else (0,)):
+                    pix, img = _separation(clean, bad, masks, tt, seed)
+                    selection.append({"diff": kind, "n": nn_, "k": kk, "t": tt, "pixel_auroc": pix,
+                                      **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
+                    score = np.nan_to_num(pix) + max(np.nan_to_num(v) if v is not None else 0.0
+                                                     for v in img.values())
+                    if best is None or score > best[0]:
+                        best = (score, (kind, nn_, kk, tt, max(img, key=lambda r: img[r] or 0.0)))
+        diff_kind, n, k, t, reduce = best[1]
+    clean_maps = finish_maps(raw[diff_kind][0], n, k, None, 0)
+    restore_pix, restore_img = _separation(clean_maps, finish_maps(raw[diff_kind][1], n, k, None, 0),
+                                           masks, t if one_size else 0, seed)
     avg = None
-    if len({m.shape for m in clean_maps}) == 1:
+    if one_size:
         avg = S.avgmap(torch.from_numpy(np.stack(clean_maps))[:, None]).numpy()[0, 0]
-    final = finish_maps(clean_raw, n, k, avg, sc.t)
+    final = finish_maps(raw[diff_kind][0], n, k, avg, t)
     threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
     val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
-    doc = {"n": n, "k": k, "reduce": reduce, "diff": sc.diff, "t": sc.t, "threshold": float(threshold),
+    doc = {"n": n, "k": k, "reduce": reduce, "diff": diff_kind, "t": t, "threshold": float(threshold),
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
            "selection": selection,
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
     return doc, avg
-
-
-def _separation(clean_raw, bad_raw, masks, n: int, k: int, seed: int) -> tuple[float, dict]:
-    """Pixel AUROC of the maps of corrupted validation images against their corruption masks,
-    and image AUROC (per reduction) of clean against corrupted validation images."""
-    clean = finish_maps(clean_raw, n, k, None, 0)
-    bad = finish_maps(bad_raw, n, k, None, 0)
-    labels = [0] * len(clean) + [1] * len(bad)
-    img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r)) for m in clean + bad])
-           for r in REDUCTIONS}
-    return _pixel_auroc_subsampled(bad, masks, seed), img
-
-
-def restoration_warning(cal: dict) -> str | None:
-    """A one-line warning when the model does not yet find its own training corruptions on
-    validation images (pixel AUROC below :data:`RESTORATION_MIN`), else None.
-
-    A model that has learned the task of Section 3 restores corrupted regions, so its Diff is
-    high exactly there. Below the threshold its maps are mostly the reconstruction's blur, and
-    its test numbers say little about the method: train longer (or on a GPU)."""
-    pix = cal.get("restoration_pixel_auroc")
-    if pix is None or not np.isfinite(pix) or pix >= RESTORATION_MIN:
-        return None
-    return (f"warning: on validation images corrupted as in training the anomaly maps find the corrupted "
-            f"regions only with pixel AUROC {pix:.2f} (< {RESTORATION_MIN}): the model does not (yet) "
-            f"restore such corruptions, so its maps mostly show reconstruction error; train longer")
 
 
 def _corrupt_like_training(images: list[np.ndarray], cfg: Config, seed: int):
@@ -205,6 +196,39 @@ def read_calibration(run_dir) -> tuple[dict, np.ndarray | None]:
     cal = json.loads(path.read_text())
     avg = np.load(run_dir / AVGMAP) if (run_dir / AVGMAP).is_file() else None
     return cal, avg
+
+
+def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, seed: int) -> tuple[float, dict]:
+    """Pixel AUROC of the maps of corrupted validation images against their corruption masks,
+    and image AUROC (per reduction) of clean against corrupted validation images.
+
+    With ``t > 0`` both maps of image i are weighted by eq. (14) with the avgmap (eq. 13) of the
+    *other* clean validation maps (leave-one-out)."""
+    if t and len(clean) > 1:
+        total = np.sum(clean, axis=0)
+        loo = [(total - c) / (len(clean) - 1) for c in clean]
+        weigh = lambda m, a: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t).numpy()  # noqa: E731
+        clean = [weigh(c, a) for c, a in zip(clean, loo)]
+        bad = [weigh(b, a) for b, a in zip(bad, loo)]
+    labels = [0] * len(clean) + [1] * len(bad)
+    img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r)) for m in clean + bad])
+           for r in REDUCTIONS}
+    return _pixel_auroc_subsampled(bad, masks, seed), img
+
+
+def restoration_warning(cal: dict) -> str | None:
+    """A one-line warning when the model does not yet find its own training corruptions on
+    validation images (pixel AUROC below :data:`RESTORATION_MIN`), else None.
+
+    A model that has learned the task of Section 3 restores corrupted regions, so its Diff is
+    high exactly there. Below the threshold its maps are mostly the reconstruction's blur, and
+    its test numbers say little about the method: train longer (or on a GPU)."""
+    pix = cal.get("restoration_pixel_auroc")
+    if pix is None or not np.isfinite(pix) or pix >= RESTORATION_MIN:
+        return None
+    return (f"warning: on validation images corrupted as in training the anomaly maps find the corrupted "
+            f"regions only with pixel AUROC {pix:.2f} (< {RESTORATION_MIN}): the model does not (yet) "
+            f"restore such corruptions, so its maps mostly show reconstruction error; train longer")
 
 
 # ----------------------------------------------------------------------------- evaluation

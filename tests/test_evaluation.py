@@ -69,3 +69,34 @@ def test_restoration_check_tells_a_restoring_model_from_one_that_copies(mvtec_di
     restores, _ = calibrate_model(_Constant(float(val.mean())), cfg, split)
     assert restores["restoration_pixel_auroc"] > 0.9
     assert restoration_warning(restores) is None
+
+
+def test_selection_weights_each_validation_map_with_the_others_avgmap():
+    from ssae.evaluation import _separation
+
+    # every clean validation map has the same structural hot spot (an edge, say); each corrupted
+    # copy has it too, plus the corruption elsewhere
+    clean, bad, masks = [], [], []
+    for i in range(4):
+        c = np.full((8, 8), 0.1, np.float32)
+        c[0, 0] = 5.0
+        b = c.copy()
+        b[4 + i % 2, 4] = 3.0
+        m = np.zeros((8, 8), bool)
+        m[4 + i % 2, 4] = True
+        clean.append(c), bad.append(b), masks.append(m)
+    _, unweighted = _separation(clean, bad, masks, 0, seed=0)
+    _, weighted = _separation(clean, bad, masks, 1, seed=0)
+    # by the max, the hot spot hides the corruption; eq. (14) with the others' avgmap removes it
+    assert unweighted["max"] == 0.5 and weighted["max"] == 1.0
+
+
+def test_selection_compares_diffs_and_exponents(mvtec_dir):
+    cfg = override(profile("smoke"), score={"select_nk": True, "diff_candidates": ("l2", "ssim"),
+                                             "t_candidates": (0, 1)})
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = split.channels
+    cal, _ = calibrate_model(BlurReference(2.0), cfg, split)
+    rows = {(s["diff"], s["t"]) for s in cal["selection"]}
+    assert rows == {("l2", 0), ("l2", 1), ("ssim", 0), ("ssim", 1)}
+    assert (cal["diff"], cal["t"]) in rows
