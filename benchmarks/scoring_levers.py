@@ -36,7 +36,8 @@ def main() -> int:
     nks = [tuple(int(v) for v in pair.split(",")) for pair in args.nk.split(";")]
     ts = [int(v) for v in args.t.split(",")]
     print(f"run {args.run_dir} on {split.name} ({len(items)} test images, image size "
-          f"{cfg.data.image_size or 'native'}); calibrated choice: {cal}")
+          f"{cfg.data.image_size or 'native'}); calibrated choice: "
+          f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'reduce', 'restoration_pixel_auroc')} }")
     print(f"{'diff':5} {'n':>2} {'k':>3} {'t':>2} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
     for kind in ("l2", "ssim"):
         raw = diff_maps(model, images, kind, "cpu")
