@@ -109,10 +109,11 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
 
     With ``cfg.score.select_nk`` every combination of Diff (``diff_candidates``, default: the
     configured one), (n, k) (:data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
-    the configured one) and reduction is scored by how
-    well it separates the validation images from copies corrupted as in training: pixel AUROC
-    on the corrupted copies plus image AUROC of clean against corrupted. The avgmap that weights
-    image i is computed without image i (leave-one-out), as a test image is never part of it.
+    the configured one) and reduction is scored by how well it separates the validation images
+    from copies corrupted as in training: pixel AUROC on the corrupted copies plus image AUROC
+    of clean against corrupted. The avgmap that weights image i is computed without image i
+    (leave-one-out), as a test image is never part of it. The same separation at the chosen
+    settings is the restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
     """
     sc = cfg.score
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
