@@ -39,19 +39,19 @@ def main() -> int:
           f"{cfg.data.image_size or 'native'}); calibrated choice: "
           f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'reduce', 'restoration_pixel_auroc')} }")
     print(f"{'diff':5} {'n':>2} {'k':>3} {'t':>2} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
+    masks = ground_truth(split, items, [a[..., 0] for a in images])  # maps have the images' H x W
     for kind in ("l2", "ssim"):
         raw = diff_maps(model, images, kind, "cpu")
         raw_val = diff_maps(model, val, kind, "cpu")
         for n, k in nks:
+            vm = finish_maps(raw_val, n, k, None, 0)
+            avg = None
+            if len({m.shape for m in vm}) == 1:
+                avg = S.avgmap(torch.from_numpy(np.stack(vm))[:, None]).numpy()[0, 0]
             for t in ts:
-                avg = None
-                if t:
-                    vm = finish_maps(raw_val, n, k, None, 0)
-                    if len({m.shape for m in vm}) != 1:
-                        continue
-                    avg = S.avgmap(torch.from_numpy(np.stack(vm))[:, None]).numpy()[0, 0]
+                if t and avg is None:
+                    continue
                 maps = finish_maps(raw, n, k, avg, t)
-                masks = ground_truth(split, items, maps)
                 img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
                                                  for m in maps]) for r in ("sum", "max")}
                 pix = M.pixel_auroc(masks, maps) if masks is not None else None
