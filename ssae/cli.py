@@ -114,7 +114,7 @@ def cmd_predict(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from .book import main as book_main
+    from .bookbuild import main as book_main
 
     return book_main(args)
 

@@ -1,5 +1,7 @@
-"""The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py and
-benchmarks/reconstructions.py (their real-data numbers are in book/findings.md)."""
+"""The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py,
+benchmarks/reconstructions.py and benchmarks/learning_curve.py (their real-data numbers are in
+book/findings.md)."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -32,3 +34,22 @@ def test_reconstructions_figure_is_labelled_and_written(tmp_path):
     out = _run("benchmarks/reconstructions.py", run, "--data", data, "--out", png, "--n", "2")
     assert png.is_file() and png.stat().st_size > 1000 and "wrote" in out
     assert not list(png.parent.glob("*.tmp.png"))
+
+
+def test_learning_curve_resumes_one_run_and_writes_a_row_per_budget(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    rows = tmp_path / "curve.jsonl"
+    out = _run("benchmarks/learning_curve.py", "--data", f"w={data}", "--minutes", "0.01,0.03", "--profile",
+               "smoke", "--steps", "400", "--threads", "1", "--out", tmp_path / "runs", "--json", rows)
+    got = [json.loads(ln) for ln in rows.read_text().splitlines()]
+    assert [r["minutes"] for r in got] == [0.01, 0.03]
+    assert 0 < got[0]["steps"] < got[1]["steps"] < 400  # the second budget resumed the first run
+    assert all(0.0 <= r["image_auroc"] <= 1.0 and 0.0 <= r["restoration_pixel_auroc"] <= 1.0 for r in got)
+    assert out.count("\n   0.0") == 2  # one table row per budget
+    assert (tmp_path / "runs" / "w" / "done").is_file()
+
+
+def test_learning_curve_rejects_decreasing_budgets(tmp_path):
+    p = subprocess.run([sys.executable, "benchmarks/learning_curve.py", "--data", str(tmp_path), "--minutes", "3,1"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 2 and "must increase" in p.stderr and "Traceback" not in p.stderr

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 import yaml
 
-from ssae import book
+from ssae import book, bookbuild
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -112,11 +112,11 @@ def test_runner_builds_the_book(built):
     names = sorted(p.stem for p in nbs.glob("*.ipynb"))
     assert "train_embedded-carpet" in names and "evaluate_embedded-carpet" in names
     for p in nbs.glob("*.ipynb"):
-        assert book.has_outputs(p), p.name
+        assert bookbuild.has_outputs(p), p.name
     res = json.loads((built["book"] / "results" / "embedded-carpet.json").read_text())
     assert res["status"] == "ok" and res["profile"] == "smoke" and res["data_spec"] == "embedded:carpet"
     toc = yaml.safe_load((built["book"] / "_toc.yml").read_text())
-    assert "book/categories/embedded-carpet" in book.toc_files(toc)
+    assert "book/categories/embedded-carpet" in bookbuild.toc_files(toc)
     intro = (built["html"] / "book" / "intro.html").read_text(encoding="utf-8")
     words = re.sub(r"<[^>]+>", "", intro)
     assert "{{ build" not in words and "ssae book --profile smoke" in words
@@ -158,7 +158,7 @@ def test_chromium_renders_every_chapter(built, tmp_path):
     exe = ensure_chromium()
     html_dir = built["html"]
     toc = yaml.safe_load((built["book"] / "_toc.yml").read_text())
-    for i, f in enumerate(book.toc_files(toc)):
+    for i, f in enumerate(bookbuild.toc_files(toc)):
         page = html_dir / f"{f}.html"
         assert page.is_file(), f
         dom = chromium(exe, ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()], tmp_path / f"p{i}")
@@ -216,9 +216,9 @@ def fake_executor(fail: set[str], empty: set[str] = frozenset()):
 
 
 def test_failed_category_is_named_and_rendered(tmp_path, monkeypatch):
-    monkeypatch.setattr(book, "execute_notebook", fake_executor({"train_embedded-grid"}))
+    monkeypatch.setattr(bookbuild, "execute_notebook", fake_executor({"train_embedded-grid"}))
     lines: list[str] = []
-    status = book.build_book("smoke", categories=["carpet", "grid"], shared=False, out=tmp_path,
+    status = bookbuild.build_book("smoke", categories=["carpet", "grid"], shared=False, out=tmp_path,
                              build=True, log=lines.append)
     text = "\n".join(lines)
     assert status == 1
@@ -227,7 +227,7 @@ def test_failed_category_is_named_and_rendered(tmp_path, monkeypatch):
     res = json.loads((bdir / "results" / "embedded-grid.json").read_text())
     assert res["status"] == "failed" and "boom" in res["error"]
     toc = yaml.safe_load((bdir / "_toc.yml").read_text())
-    files = book.toc_files(toc)
+    files = bookbuild.toc_files(toc)
     assert "book/categories/embedded-grid" in files and "notebooks/train_embedded-grid" not in files
     assert "notebooks/evaluate_embedded-carpet" in files
     page = (bdir / "_build" / "html" / "book" / "categories" / "embedded-grid.html").read_text()
@@ -237,9 +237,9 @@ def test_failed_category_is_named_and_rendered(tmp_path, monkeypatch):
 
 
 def test_notebook_without_outputs_fails_the_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(book, "execute_notebook", fake_executor(set(), {"06_theorems"}))
+    monkeypatch.setattr(bookbuild, "execute_notebook", fake_executor(set(), {"06_theorems"}))
     lines: list[str] = []
-    status = book.build_book("smoke", categories=["carpet"], shared=False, out=tmp_path, build=False,
+    status = bookbuild.build_book("smoke", categories=["carpet"], shared=False, out=tmp_path, build=False,
                              log=lines.append)
     assert status == 1
     assert any("notebooks/06_theorems.ipynb (no outputs)" in ln for ln in lines), lines
@@ -248,26 +248,26 @@ def test_notebook_without_outputs_fails_the_build(tmp_path, monkeypatch):
 def test_plan_of_data_sets(tmp_path):
     import fixtures
 
-    plan = book.plan_datasets(None, None, shared=False)
+    plan = bookbuild.plan_datasets(None, None, shared=False)
     assert [d.spec for d in plan] == [f"embedded:{c}" for c in book.EMBEDDED]
     shared = tmp_path / "shared"
     mtd = fixtures.make_mtd(shared)
     bottle = fixtures.make_mvtec(shared / "mvtec_ad", name="bottle", masks=False)
-    plan = book.plan_datasets(["wood"], None, shared=shared)
+    plan = bookbuild.plan_datasets(["wood"], None, shared=shared)
     specs = [d.spec for d in plan]
     assert specs == ["embedded:wood", str(mtd), str(bottle)]
     slugs = [d.slug for d in plan]
     assert len(set(slugs)) == len(slugs)
     bottle_ds = [d for d in plan if d.spec == str(bottle)][0]
     assert "without masks" in bottle_ds.title
-    assert book.plan_datasets(["wood"], ["none"], shared=shared)[-1].spec == "embedded:wood"
-    extra = book.plan_datasets([], [str(shared)], shared=False)   # a folder holding data sets
+    assert bookbuild.plan_datasets(["wood"], ["none"], shared=shared)[-1].spec == "embedded:wood"
+    extra = bookbuild.plan_datasets([], [str(shared)], shared=False)   # a folder holding data sets
     assert [d.spec for d in extra] == [str(mtd), str(bottle)]
-    extra = book.plan_datasets([], [str(mtd)], shared=False)
+    extra = bookbuild.plan_datasets([], [str(mtd)], shared=False)
     assert extra[0].title == "Magnetic Tile Defects"
-    assert book.select_compare(book.plan_datasets(None, None, shared=False), None) == {"embedded-wood"}
+    assert bookbuild.select_compare(bookbuild.plan_datasets(None, None, shared=False), None) == {"embedded-wood"}
     with pytest.raises(Exception):
-        book.plan_datasets(["marble"], None, shared=False)
+        bookbuild.plan_datasets(["marble"], None, shared=False)
 
 
 def test_settings_table_covers_every_field():

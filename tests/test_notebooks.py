@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import fixtures
-from ssae import book
+from ssae import bookbuild
 
 REPO = Path(__file__).resolve().parents[1]
 NB = REPO / "notebooks"
@@ -43,7 +43,7 @@ def outputs(path: Path) -> dict:
 
 def run(name: str, out_dir: Path, **params) -> Path:
     out = out_dir / name
-    err = book.execute_notebook(NB / name, out, dict(profile="smoke", device="cpu", seed=0, **params),
+    err = bookbuild.execute_notebook(NB / name, out, dict(profile="smoke", device="cpu", seed=0, **params),
                                 out_dir)
     assert err == "", f"{name} failed: {err}"
     return out
@@ -79,13 +79,13 @@ def test_templates_are_stripped_and_parameterised():
         assert len(tagged) == 1, f"{path.name} needs exactly one parameters cell"
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), path.name
         assert "profile" in tagged[0].source
-    assert sorted(p.name for p in NB.glob("*.ipynb")) == sorted(book.NOTEBOOKS.values())
+    assert sorted(p.name for p in NB.glob("*.ipynb")) == sorted(bookbuild.NOTEBOOKS.values())
 
 
 def test_toc_lists_every_fixed_notebook():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = book.toc_files(toc)
-    for key, name in book.NOTEBOOKS.items():
+    files = bookbuild.toc_files(toc)
+    for key, name in bookbuild.NOTEBOOKS.items():
         entry = f"notebooks/{Path(name).stem}"
         if key in ("train", "evaluate"):
             assert entry not in files   # executed once per data set, added by the runner
