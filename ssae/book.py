@@ -249,9 +249,17 @@ def metrics_table(res: dict[str, Any]) -> Table:
 
 
 def per_defect_table(res: dict[str, Any]) -> Table:
-    rows = [[d, _pct(v)] for d, v in sorted((res.get("per_defect") or {}).items())]
-    return Table("Image AUROC (%) per defect type (each against all good test images)",
-                 ["defect", "image AUROC (%)"], rows)
+    """Per defect type, against all good test images: image AUROC and, with masks, pixel AUROC
+    and the type's share of all defect pixels (its weight in the pooled pixel AUROC)."""
+    pix, share = res.get("per_defect_pixel"), res.get("defect_pixel_share")
+    if not pix:
+        rows = [[d, _pct(v)] for d, v in sorted((res.get("per_defect") or {}).items())]
+        return Table("Image AUROC (%) per defect type (each against all good test images)",
+                     ["defect", "image AUROC (%)"], rows)
+    rows = [[d, _pct(v), _pct(pix.get(d)), _pct((share or {}).get(d))]
+            for d, v in sorted((res.get("per_defect") or {}).items())]
+    return Table("AUROC (%) per defect type (each against all good test images)",
+                 ["defect", "image AUROC (%)", "pixel AUROC (%)", "share of defect pixels (%)"], rows)
 
 
 def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4, good: int = 1,

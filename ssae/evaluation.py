@@ -299,10 +299,14 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: s
     labels = [it.label for it in items]
     scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
     masks = ground_truth(split, items, maps)
-    per_defect = {}
+    per_defect, per_defect_pixel, defect_pixels = {}, {}, {}
     for defect in sorted({it.defect for it in items if it.label == 1}):
         sel = [i for i, it in enumerate(items) if it.label == 0 or it.defect == defect]
         per_defect[defect] = M.image_auroc([labels[i] for i in sel], [scores[cal["reduce"]][i] for i in sel])
+        if masks is not None:  # the defect's pixels against every pixel of the good images and its own
+            per_defect_pixel[defect] = M.pixel_auroc([masks[i] for i in sel], [maps[i] for i in sel])
+            defect_pixels[defect] = int(sum(int(np.count_nonzero(masks[i])) for i in sel if items[i].label == 1))
+    total = sum(defect_pixels.values())
     return {
         "dataset": split.name,
         "data_spec": data_spec,
@@ -329,6 +333,11 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: s
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "per_defect": per_defect,
+        # pixel AUROC per defect type (good images and that type's images) and the type's share
+        # of all defect pixels, which is its weight in the pooled pixel AUROC
+        "per_defect_pixel": per_defect_pixel if masks is not None else None,
+        "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
+                               else None),
     }
 
 

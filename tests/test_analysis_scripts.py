@@ -1,10 +1,12 @@
 """The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py,
-benchmarks/reconstructions.py and benchmarks/learning_curve.py (their real-data numbers are in
-book/findings.md)."""
+benchmarks/reconstructions.py, benchmarks/learning_curve.py and benchmarks/noise_floor.py
+(their real-data numbers are in book/findings.md)."""
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import fixtures
 from ssae.cli import main
@@ -53,3 +55,17 @@ def test_learning_curve_rejects_decreasing_budgets(tmp_path):
     p = subprocess.run([sys.executable, "benchmarks/learning_curve.py", "--data", str(tmp_path), "--minutes", "3,1"],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 2 and "must increase" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_noise_floor_compares_each_anomaly_with_the_models_own_error(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+    out = _run("benchmarks/noise_floor.py", run, "--data", data, "--threads", "1")
+    rows = {ln[:32].strip(): ln[32:].split() for ln in out.splitlines()[3:] if ln.strip()}
+    assert set(rows) == {"clean validation images", "corruption: elastic", "corruption: swap",
+                         "corruption: occlusion", "corruption: cutout", "test defects: hole", "test defects: scratch"}
+    assert rows["clean validation images"][-1] == "1.00"  # the floor against itself
+    # the fixture's defects are bright squares (grey 250): a large change, far above the floor
+    change, inside, outside, ratio = map(float, rows["test defects: hole"])
+    assert change > 0.1 and ratio == pytest.approx(inside / outside, abs=0.01)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from ssae.config import override, profile
-from ssae.data import read_image
+from ssae.data import read_image, read_mask
 from ssae.data import load_split
 from ssae.evaluation import calibrate_model, evaluate_model, finish_maps
 from ssae.references import BlurReference
@@ -33,6 +33,13 @@ def test_calibration_and_evaluation_of_a_reference(mvtec_dir):
         assert 0.0 <= res[key] <= 1.0
     # the fixture's defects are bright squares: a blur reference finds them
     assert res["pixel_auroc"] > 0.6
+    # per defect type: pixel AUROC and the share of defect pixels, counted here from the masks
+    assert set(res["per_defect_pixel"]) == set(res["per_defect"]) == {"scratch", "hole"}
+    assert all(0.0 <= v <= 1.0 for v in res["per_defect_pixel"].values())
+    counts = {d: sum(int(read_mask(m, (64, 64)).sum()) for m in (mvtec_dir / "ground_truth" / d).glob("*.png"))
+              for d in ("scratch", "hole")}
+    for d, share in res["defect_pixel_share"].items():
+        assert share == pytest.approx(counts[d] / sum(counts.values()), abs=0.02)
 
 
 def test_plain_autoencoder_is_calibrated_on_the_papers_corruption(mvtec_dir):
