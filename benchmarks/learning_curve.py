@@ -4,7 +4,8 @@ Trains one run in segments, resuming from its checkpoint, and evaluates after ea
 stops at each wall-clock budget in ``--minutes`` (training time only, evaluation is not
 counted), is calibrated on validation data as usual, then evaluated on the test split. One
 row per budget: steps, training seconds, restoration check (pixel AUROC of the maps on
-validation images corrupted as in training), image AUROC, pixel AUROC, AUPRO. Example::
+validation images corrupted as in training), image AUROC (with the reduction chosen on
+validation data, and with the sum and the max), pixel AUROC, AUPRO. Example::
 
     python benchmarks/learning_curve.py --data mtd=../shared/data/mtd --minutes 10,20,40,75 \\
         --threads 1 --steps 8000 --set train.crop_growth=0.25
@@ -75,8 +76,9 @@ def main(argv=None) -> int:
             res = evaluate(run_dir, spec, "cpu", progress=False)
             row = {"name": name, "minutes": minutes, "steps": tr["steps"], "train_seconds": tr["seconds"],
                    "eval_seconds": time.time() - start, "settings": args.set or [], "threads": args.threads,
-                   **{k: res.get(k) for k in ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc",
-                                              "image_size", "profile", "hardware", "score")}}
+                   **{k: res.get(k) for k in ("image_auroc", "image_auroc_sum", "image_auroc_max", "pixel_auroc",
+                                              "aupro", "restoration_pixel_auroc", "image_size", "profile",
+                                              "hardware", "score", "per_defect", "per_defect_pixel")}}
             rows.append(row)
             if args.json:
                 with open(args.json, "a") as f:
@@ -91,12 +93,14 @@ def main(argv=None) -> int:
     print()
     print(f"{name}, profile {args.profile}, settings {args.set or 'profile defaults'}, "
           f"{rows[0]['hardware'] if rows else ''}, {args.threads} thread(s)")
-    head = f"{'minutes':>7} {'steps':>6} {'train s':>8} {'restore':>7} {'img AUROC':>9} {'pix AUROC':>9} {'AUPRO':>7}"
+    head = (f"{'minutes':>7} {'steps':>6} {'train s':>8} {'restore':>7} {'img AUROC':>9} {'(sum)':>6} {'(max)':>6} "
+            f"{'pix AUROC':>9} {'AUPRO':>7}")
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['minutes']:7g} {r['steps']:6d} {r['train_seconds']:8.0f} {fmt(r['restoration_pixel_auroc']):>7} "
-              f"{fmt(r['image_auroc']):>9} {fmt(r['pixel_auroc']):>9} {fmt(r['aupro']):>7}")
+              f"{fmt(r['image_auroc']):>9} {fmt(r['image_auroc_sum']):>6} {fmt(r['image_auroc_max']):>6} "
+              f"{fmt(r['pixel_auroc']):>9} {fmt(r['aupro']):>7}")
     return 0
 
 
