@@ -66,11 +66,12 @@ def main(argv=None) -> int:
     run_dir = Path(args.out) / name
     rows = []
     try:
+        ns = argparse.Namespace(profile=args.profile, objective=None, seed=args.seed, steps=args.steps,
+                                minutes=None, image_size=None, corruption=None, set=list(args.set or []))
+        cfg = build_config(ns)
+        split = load_split(spec, cfg.data, seed=cfg.train.seed)
         for minutes in budgets:
-            ns = argparse.Namespace(profile=args.profile, objective=None, seed=args.seed, steps=args.steps,
-                                    minutes=minutes, image_size=None, corruption=None, set=list(args.set or []))
-            cfg = build_config(ns)
-            split = load_split(spec, cfg.data, seed=cfg.train.seed)
+            cfg.train.max_minutes = minutes  # the budget is the only setting that changes between segments
             tr = train(cfg, split, run_dir, "cpu", data_spec=spec, progress=False)
             start = time.time()
             res = evaluate(run_dir, spec, "cpu", progress=False)

@@ -4,7 +4,7 @@ For a trained run directory and its data set, one row per kind of anomaly, all a
 absolute differences per pixel (grey values in [0, 1], averaged over channels):
 
 - ``change``: |X^ - X| inside the anomalous region (what the corruption changed; for real
-  defects |X - blur(X)|, the defect's local contrast, with the blur of the references);
+  defects |X - blur(X)|, the defect's local contrast, with the blur reference's sigma = 4 px);
 - ``Diff in``: |F(input) - input| inside the region (what eq. (2) sees there);
 - ``Diff out``: the same outside the region, on the same images (the model's floor);
 - ``in/out``: their ratio; a region stands out in the anomaly map only where it is well above 1.
@@ -23,13 +23,13 @@ import sys
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from ssae import data as D
 from ssae import scoring as S
 from ssae.corruption import corrupt
 from ssae.errors import SsaeError
 from ssae.evaluation import hardware, load_run
+from ssae.references import BlurReference
 
 METHODS = ("elastic", "swap", "occlusion", "cutout")
 
@@ -71,6 +71,7 @@ def measure(model, cfg, split, n_val: int = 32, n_test: int = 20, seed: int = 0)
             inside.append(d[region])
             outside.append(d[~region])
         rows.append(_row(f"corruption: {method}", change, inside, outside))
+    blur = BlurReference(4.0)
     by_defect: dict[str, list] = {}
     for it in split.test:
         if it.label == 1 and it.mask_path is not None:
@@ -79,13 +80,12 @@ def measure(model, cfg, split, n_val: int = 32, n_test: int = 20, seed: int = 0)
         change, inside, outside = [], [], []
         for it in items[:n_test]:
             a = D.read_image(it.path, size, split.channels)
-            mask = D.read_mask(it.mask_path, a.shape[:2]) > 0.5
+            mask = D.read_mask(it.mask_path, a.shape[:2])
             if not mask.any():
                 continue
             x = _tensor(a)
             d = _absdiff(S.reconstruct(model, x), x)
-            blur = np.stack([ndimage.gaussian_filter(a[..., c], 4.0) for c in range(a.shape[2])], -1)
-            change.append(np.abs(a - blur).mean(-1)[mask])
+            change.append(_absdiff(x, blur(x))[mask])
             inside.append(d[mask])
             outside.append(d[~mask])
         rows.append(_row(f"test defects: {defect}", change, inside, outside))
