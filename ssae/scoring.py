@@ -63,6 +63,8 @@ def smooth(d: torch.Tensor, n: int, k: int) -> torch.Tensor:
     The output has the input's size: each filter pads the borders by replicating the edge
     pixels (our choice; the paper does not say how borders are treated). For even k the
     window covers (k-1)//2 pixels before and k//2 after the centre. n = 0 is the identity.
+    A k x k mean is a k x 1 mean followed by a 1 x k mean, so each filter runs as those two
+    passes (2k instead of k^2 additions per pixel; the same numbers up to float rounding).
     """
     if n < 0 or k < 1:
         raise SsaeError(f"smoothing needs n >= 0 and k >= 1, got n={n}, k={k}")
@@ -70,7 +72,8 @@ def smooth(d: torch.Tensor, n: int, k: int) -> torch.Tensor:
         return d
     before, after = (k - 1) // 2, k // 2
     for _ in range(n):
-        d = F.avg_pool2d(F.pad(d, (before, after, before, after), mode="replicate"), k, stride=1)
+        d = F.pad(d, (before, after, before, after), mode="replicate")
+        d = F.avg_pool2d(F.avg_pool2d(d, (k, 1), stride=1), (1, k), stride=1)
     return d
 
 
