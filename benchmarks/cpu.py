@@ -55,8 +55,8 @@ def child(args) -> dict:
     if args.method == "blur":
         cfg.model.in_channels = split.channels
         model = BlurReference(sigma=args.blur_sigma)
-        cal, avg = calibrate_model(model, cfg, split, "cpu")
-        res = evaluate_model(model, cfg, split, cal, avg, "cpu", data_spec=spec, progress=False)
+        cal, stats = calibrate_model(model, cfg, split, "cpu")
+        res = evaluate_model(model, cfg, split, cal, stats, "cpu", data_spec=spec, progress=False)
         res.update(train_seconds=0.0, train_images_per_s=None, train_steps=0)
     else:
         train(cfg, split, run_dir, "cpu", data_spec=spec, progress=False)

@@ -1,5 +1,6 @@
-"""Scoring levers on a trained run: how Diff, G_k^n, the avgmap weighting and the reduction move
-the test metrics, with the network fixed (one reconstruction per test image).
+"""Scoring levers on a trained run: how Diff, G_k^n, the avgmap weighting (or standardised
+maps) and the reduction move the test metrics, with the network fixed (one reconstruction per
+test image).
 
 This is an *analysis* of levers, not model selection: it reports test metrics for every
 variant, so the best row is an oracle choice. ``ssae evaluate`` chooses n, k and the reduction
@@ -18,7 +19,7 @@ import torch
 from ssae import data as D
 from ssae import metrics as M
 from ssae import scoring as S
-from ssae.evaluation import diff_maps, finish_maps, ground_truth, load_run
+from ssae.evaluation import ValidationMaps, diff_maps, finish_maps, ground_truth, load_run
 
 
 def main() -> int:
@@ -37,28 +38,32 @@ def main() -> int:
     ts = [int(v) for v in args.t.split(",")]
     print(f"run {args.run_dir} on {split.name} ({len(items)} test images, image size "
           f"{cfg.data.image_size or 'native'}); calibrated choice: "
-          f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'reduce', 'restoration_pixel_auroc')} }")
-    print(f"{'diff':5} {'n':>2} {'k':>3} {'t':>2} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
+          f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'standardize', 'reduce', 'restoration_pixel_auroc')} }")
+    print(f"{'diff':5} {'n':>2} {'k':>3} {'weighting':>9} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
     masks = ground_truth(split, items, [a[..., 0] for a in images])  # maps have the images' H x W
+    # eq. (14) with each exponent t, and (ours) maps standardised by the validation maps
+    weightings = [(t, False) for t in ts] + [(0, True)]
     for kind in ("l2", "ssim"):
         raw = diff_maps(model, images, kind, "cpu")
         raw_val = diff_maps(model, val, kind, "cpu")
         for n, k in nks:
             vm = finish_maps(raw_val, n, k, None, 0)
-            avg = None
+            stats = None
             if len({m.shape for m in vm}) == 1:
-                avg = S.avgmap(torch.from_numpy(np.stack(vm))[:, None]).numpy()[0, 0]
-            for t in ts:
-                if t and avg is None:
+                stack = torch.from_numpy(np.stack(vm))[:, None]
+                stats = ValidationMaps(S.avgmap(stack).numpy()[0, 0], S.stdmap(stack).numpy()[0, 0])
+            for t, z in weightings:
+                if (t or z) and stats is None:
                     continue
-                maps = finish_maps(raw, n, k, avg, t)
+                maps = finish_maps(raw, n, k, stats, t, standardize=z)
                 img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
                                                  for m in maps]) for r in ("sum", "max")}
                 pix = M.pixel_auroc(masks, maps) if masks is not None else None
                 pro = M.aupro(masks, maps) if masks is not None else None
-                mark = "*" if (kind, n, k, t) == (cal["diff"], cal["n"], cal["k"], cal["t"]) else " "
+                chosen = (cal["diff"], cal["n"], cal["k"], cal["t"], cal.get("standardize", False))
+                mark = "*" if (kind, n, k, t, z) == chosen else " "
                 f = lambda v: "   n/a" if v is None else f"{v:.3f}"  # noqa: E731
-                print(f"{kind:5} {n:2d} {k:3d} {t:2d} {f(img['sum']):>8} {f(img['max']):>8} "
+                print(f"{kind:5} {n:2d} {k:3d} {'std' if z else f't={t}':>9} {f(img['sum']):>8} {f(img['max']):>8} "
                       f"{f(pix):>7} {f(pro):>7} {mark}", flush=True)
     return 0
 

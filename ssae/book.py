@@ -237,7 +237,8 @@ def metrics_table(res: dict[str, Any]) -> Table:
         ["test images (defective)", f"{res.get('n_test_images')} ({res.get('n_defective', '?')})"],
         ["restoration check (%)", _restoration(res.get("restoration_pixel_auroc"))],
         ["scoring", f"Diff = {sc.get('diff')}, n = {sc.get('n')}, k = {sc.get('k')}, t = {sc.get('t')}, "
-                    f"image score = {sc.get('reduce')} (chosen on validation data)"],
+                    + ("standardised maps, " if sc.get("standardize") else "")
+                    + f"image score = {sc.get('reduce')} (chosen on validation data)"],
         ["data", classify(res).label],
         ["image size", size_text(res.get("image_size"))],
         ["profile", str(res.get("profile"))],
@@ -273,11 +274,11 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
 
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
-    cal, avg = read_calibration(run_dir)
+    cal, stats = read_calibration(run_dir)
     items = pick_items(split.test, n, good, seed)
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
     raw = diff_maps(model, images, cal["diff"], device)
-    maps = finish_maps(raw, cal["n"], cal["k"], avg, cal["t"])
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
     masks = []
     for it, m in zip(items, maps):
         if split.has_masks and it.mask_path is not None:

@@ -83,6 +83,8 @@ class ScoreConfig:
     select_nk: bool = True           # ours: choose diff, n, k, t, reduce on corrupted validation images (no test labels)
     diff_candidates: tuple[str, ...] = ()  # ours: Diffs also compared when select_nk, e.g. ("l2", "ssim"); () = diff only
     t_candidates: tuple[int, ...] = ()     # ours: eq. (14) exponents compared when select_nk, e.g. (0, 1, 2); () = t only
+    standardize: bool = False        # ours: anomap -> (anomap - avgmap) / stdmap of the validation maps (variant of eq. 14)
+    standardize_candidates: tuple[bool, ...] = ()  # ours: compared when select_nk, e.g. (False, True); () = standardize only
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
 
 

@@ -3,7 +3,8 @@
 - :func:`calibrate` chooses the scoring settings on *validation* data only (no test labels):
   n and k of G_k^n (eq. 3) and the image-score reduction (sum, the paper's, or max), by how well
   they separate clean validation images from the same images corrupted as in training; the
-  avgmap of eq. (13); and the threshold for binary masks (a quantile of clean validation maps).
+  avgmap of eq. (13) (and, ours, the per-pixel spread beside it); and the threshold for binary
+  masks (a quantile of clean validation maps).
   It also records the *restoration check*: how well the chosen maps find the corruptions on
   corrupted validation images; a trained model finds them, an undertrained one does not
   (:func:`restoration_warning`).
@@ -18,6 +19,7 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from .training import load_model, read_run_config, write_json
 
 CALIBRATION = "calibration.json"
 AVGMAP = "avgmap.npy"
+STDMAP = "stdmap.npy"
 #: candidate (n, k) pairs for G_k^n; (0, 1) is the raw Diff of eq. (2)
 #: image-score reductions compared on validation data; "sum" is the paper's
 REDUCTIONS = ("sum", "mean", "max")
@@ -50,6 +53,14 @@ def hardware(device: str) -> str:
 
 
 # ----------------------------------------------------------------------------- maps
+
+@dataclass
+class ValidationMaps:
+    """Per-pixel statistics of the clean validation anomaps at the calibrated n, k (H x W each):
+    ``avg`` is eq. (13)'s avgmap, ``std`` their spread (ours; None in run folders from before it)."""
+    avg: np.ndarray
+    std: np.ndarray | None = None
+
 
 def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_size: int = 8,
               progress: bool = False, desc: str = "maps") -> list[torch.Tensor]:
@@ -73,14 +84,23 @@ def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_siz
     return out  # type: ignore[return-value]
 
 
-def finish_maps(raw: list[torch.Tensor], n: int, k: int, avg: np.ndarray | None, t: int) -> list[np.ndarray]:
-    """anomap (eq. 3) from raw Diff maps (1 x H x W each), weighted by the H x W avgmap (eq. 14)
-    when ``t > 0``; returns H x W arrays."""
+def finish_maps(raw: list[torch.Tensor], n: int, k: int, stats: ValidationMaps | None, t: int,
+                standardize: bool = False) -> list[np.ndarray]:
+    """anomap (eq. 3) from raw Diff maps (1 x H x W each), weighted by the avgmap (eq. 14) when
+    ``t > 0``, or standardised per pixel (ours, :func:`ssae.scoring.standardized_anomap`) when
+    ``standardize``; returns H x W arrays. Without ``stats`` (images of several sizes) both are
+    skipped."""
+    if standardize and t:
+        raise SsaeError("choose either the avgmap weighting (t > 0) or standardised maps, not both")
+    if standardize and stats is not None and stats.std is None:
+        raise SsaeError("standardised maps need the validation stdmap; recalibrate the run")
     res = []
     for d in raw:
         m = S.smooth(d[None], n, k)[0]
-        if t and avg is not None:  # eq. (14); without an avgmap (images of several sizes) it is skipped
-            m = S.weighted_anomap(m, torch.from_numpy(avg)[None], t)
+        if stats is not None and t:  # eq. (14)
+            m = S.weighted_anomap(m, torch.from_numpy(stats.avg)[None], t)
+        elif stats is not None and standardize:
+            m = S.standardized_anomap(m, torch.from_numpy(stats.avg)[None], torch.from_numpy(stats.std)[None])
         res.append(m[0].numpy())
     return res
 
@@ -90,72 +110,85 @@ def finish_maps(raw: list[torch.Tensor], n: int, k: int, avg: np.ndarray | None,
 def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress: bool = True,
               seed: int = 12345) -> dict:
     """Choose n, k, the reduction and the mask threshold on validation data; write
-    ``calibration.json`` (and ``avgmap.npy``). Uses no test image."""
+    ``calibration.json`` (and ``avgmap.npy``, ``stdmap.npy``). Uses no test image."""
     run_dir = Path(run_dir)
     cfg, _ = read_run_config(run_dir)
     if model is None:
         model, cfg = load_model(run_dir, device)
-    doc, avg = calibrate_model(model, cfg, split, device, seed=seed)
-    if avg is not None:
-        _save_npy(run_dir / AVGMAP, avg)
+    doc, stats = calibrate_model(model, cfg, split, device, seed=seed)
+    if stats is not None:
+        _save_npy(run_dir / AVGMAP, stats.avg)
+        _save_npy(run_dir / STDMAP, stats.std)
     write_json(run_dir / CALIBRATION, doc)
     return doc
 
 
 def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
-                    seed: int = 12345) -> tuple[dict, np.ndarray | None]:
+                    seed: int = 12345) -> tuple[dict, ValidationMaps | None]:
     """:func:`calibrate` for any model (a trained SSAE or a reference such as
-    :class:`ssae.references.BlurReference`): returns ``(calibration, avgmap or None)``.
+    :class:`ssae.references.BlurReference`): returns ``(calibration, ValidationMaps or None)``.
 
     With ``cfg.score.select_nk`` every combination of Diff (``diff_candidates``, default: the
     configured one), (n, k) (:data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
-    the configured one) and reduction is scored by how well it separates the validation images
-    from copies corrupted as in training: pixel AUROC on the corrupted copies plus image AUROC
-    of clean against corrupted. The avgmap that weights image i is computed without image i
-    (leave-one-out), as a test image is never part of it. The same separation at the chosen
-    settings is the restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
+    the configured one), standardised maps or not (``standardize_candidates``, default: the
+    configured choice; only with t = 0) and reduction is scored by how well it separates the
+    validation images from copies corrupted as in training: pixel AUROC on the corrupted copies
+    plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is
+    computed without image i (leave-one-out), as a test image is never part of it. The same
+    separation at the chosen settings is the restoration check (``restoration_pixel_auroc``,
+    ``restoration_image_auroc``).
     """
     sc = cfg.score
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
     corrupted, masks = _corrupt_like_training(val, cfg, seed)
     kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
     exponents = tuple(sc.t_candidates or (sc.t,))
+    standardizations = tuple(bool(z) for z in (sc.standardize_candidates or (sc.standardize,)))
     raw = {kind: (diff_maps(model, val, kind, device), diff_maps(model, corrupted, kind, device))
            for kind in kinds}
     one_size = len({a.shape for a in val}) == 1  # eq. (13) needs maps of one size
-    diff_kind, n, k, t, reduce = sc.diff, sc.n, sc.k, sc.t, sc.reduce
+    diff_kind, n, k, t, reduce, z = sc.diff, sc.n, sc.k, sc.t, sc.reduce, bool(sc.standardize)
+    if z and t:
+        raise SsaeError("score.standardize and score.t > 0 exclude each other; set one of them")
+    if not one_size:
+        z = False
     selection = []
+    # eq. (14) exponents without standardising, and standardised maps (t = 0); one size only
+    weightings = ([(tt, False) for tt in exponents] * (False in standardizations)
+                  + [(0, True)] * (True in standardizations)) if one_size else [(0, False)]
     if sc.select_nk:
         best = None
         for kind in kinds:
             for nn_, kk in NK_GRID:
                 clean = finish_maps(raw[kind][0], nn_, kk, None, 0)
                 bad = finish_maps(raw[kind][1], nn_, kk, None, 0)
-                for tt in (exponents if one_size else (0,)):
-                    pix, img = _separation(clean, bad, masks, tt, seed)
-                    selection.append({"diff": kind, "n": nn_, "k": kk, "t": tt, "pixel_auroc": pix,
-                                      **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
+                for tt, zz in weightings:
+                    pix, img = _separation(clean, bad, masks, tt, seed, standardize=zz)
+                    selection.append({"diff": kind, "n": nn_, "k": kk, "t": tt, "standardize": zz,
+                                      "pixel_auroc": pix, **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
                     score = np.nan_to_num(pix) + max(np.nan_to_num(v) if v is not None else 0.0
                                                      for v in img.values())
                     if best is None or score > best[0]:
-                        best = (score, (kind, nn_, kk, tt, max(img, key=lambda r: img[r] or 0.0)))
-        diff_kind, n, k, t, reduce = best[1]
+                        best = (score, (kind, nn_, kk, tt, max(img, key=lambda r: img[r] or 0.0), zz))
+        diff_kind, n, k, t, reduce, z = best[1]
     clean_maps = finish_maps(raw[diff_kind][0], n, k, None, 0)
     restore_pix, restore_img = _separation(clean_maps, finish_maps(raw[diff_kind][1], n, k, None, 0),
-                                           masks, t if one_size else 0, seed)
-    avg = None
+                                           masks, t if one_size else 0, seed, standardize=z)
+    stats = None
     if one_size:
-        avg = S.avgmap(torch.from_numpy(np.stack(clean_maps))[:, None]).numpy()[0, 0]
-    final = finish_maps(raw[diff_kind][0], n, k, avg, t)
+        stack = torch.from_numpy(np.stack(clean_maps))[:, None]
+        stats = ValidationMaps(S.avgmap(stack).numpy()[0, 0], S.stdmap(stack).numpy()[0, 0])
+    final = finish_maps(raw[diff_kind][0], n, k, stats, t, standardize=z)
     threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
     val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
-    doc = {"n": n, "k": k, "reduce": reduce, "diff": diff_kind, "t": t, "threshold": float(threshold),
+    doc = {"n": n, "k": k, "reduce": reduce, "diff": diff_kind, "t": t, "standardize": z,
+           "threshold": float(threshold),
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
            "selection": selection,
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
-    return doc, avg
+    return doc, stats
 
 
 def _corrupt_like_training(images: list[np.ndarray], cfg: Config, seed: int):
@@ -189,28 +222,43 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
-def read_calibration(run_dir) -> tuple[dict, np.ndarray | None]:
+def read_calibration(run_dir) -> tuple[dict, ValidationMaps | None]:
+    """The calibration of a run and its validation-map statistics (None for images of several sizes)."""
     run_dir = Path(run_dir)
     path = run_dir / CALIBRATION
     if not path.is_file():
         raise SsaeError(f"{run_dir} has no {CALIBRATION}: training did not finish; rerun `ssae train` to resume")
     cal = json.loads(path.read_text())
-    avg = np.load(run_dir / AVGMAP) if (run_dir / AVGMAP).is_file() else None
-    return cal, avg
+    cal.setdefault("standardize", False)  # calibrations written before standardised maps existed
+    if not (run_dir / AVGMAP).is_file():
+        return cal, None
+    std = np.load(run_dir / STDMAP) if (run_dir / STDMAP).is_file() else None
+    if cal["standardize"] and std is None:
+        raise SsaeError(f"{run_dir} is calibrated for standardised maps but has no {STDMAP}; recalibrate it")
+    return cal, ValidationMaps(np.load(run_dir / AVGMAP), std)
 
 
-def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, seed: int) -> tuple[float, dict]:
+def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, seed: int,
+                standardize: bool = False) -> tuple[float, dict]:
     """Pixel AUROC of the maps of corrupted validation images against their corruption masks,
     and image AUROC (per reduction) of clean against corrupted validation images.
 
     With ``t > 0`` both maps of image i are weighted by eq. (14) with the avgmap (eq. 13) of the
-    *other* clean validation maps (leave-one-out)."""
-    if t and len(clean) > 1:
-        total = np.sum(clean, axis=0)
-        loo = [(total - c) / (len(clean) - 1) for c in clean]
-        weigh = lambda m, a: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t).numpy()  # noqa: E731
-        clean = [weigh(c, a) for c, a in zip(clean, loo)]
-        bad = [weigh(b, a) for b, a in zip(bad, loo)]
+    *other* clean validation maps (leave-one-out); with ``standardize`` they are standardised by
+    the mean and spread of the other clean validation maps."""
+    if (t or standardize) and len(clean) > 1:
+        n = len(clean)
+        total, total_sq = np.sum(clean, axis=0), np.sum(np.square(clean), axis=0)
+        loo = [(total - c) / (n - 1) for c in clean]
+        if standardize:
+            loo_std = [np.sqrt(np.maximum((total_sq - c * c) / (n - 1) - a * a, 0.0)) for c, a in zip(clean, loo)]
+            weigh = lambda m, a, s: S.standardized_anomap(  # noqa: E731
+                torch.from_numpy(m), torch.from_numpy(a), torch.from_numpy(s)).numpy()
+        else:
+            loo_std = [None] * n
+            weigh = lambda m, a, s: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t).numpy()  # noqa: E731
+        clean, bad = ([weigh(c, a, s) for c, a, s in zip(clean, loo, loo_std)],
+                      [weigh(b, a, s) for b, a, s in zip(bad, loo, loo_std)])
     labels = [0] * len(clean) + [1] * len(bad)
     img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r)) for m in clean + bad])
            for r in REDUCTIONS}
@@ -240,30 +288,31 @@ def restoration_warning(cal: dict) -> str | None:
 def anomaly_maps(run_dir, data_spec: str, device: str = "cpu", progress: bool = True):
     """Test split, items, images, anomaly maps (eq. 3/14 with the calibrated settings) and the
     calibration: ``(split, items, images, maps, calibration)``."""
-    model, cfg, split, cal, avg = load_run(run_dir, data_spec, device)
-    items, images, maps, _ = model_maps(model, cfg, split, cal, avg, device, progress)
+    model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
+    items, images, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress)
     return split, items, images, maps, cal
 
 
 def load_run(run_dir, data_spec: str, device: str = "cpu"):
-    """The trained model, its Config, the data's split, the calibration and the avgmap."""
+    """The trained model, its Config, the data's split, the calibration and the
+    :class:`ValidationMaps` (avgmap and stdmap)."""
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data_spec, cfg.data, seed=cfg.train.seed)
     if split.channels != cfg.model.in_channels:
         raise SsaeError(f"{data_spec} has {split.channels} channel(s) but the model in {run_dir} "
                         f"was trained on {cfg.model.in_channels}")
-    cal, avg = read_calibration(run_dir)
-    return model, cfg, split, cal, avg
+    cal, stats = read_calibration(run_dir)
+    return model, cfg, split, cal, stats
 
 
-def model_maps(model, cfg: Config, split: D.Split, cal: dict, avg, device: str, progress: bool = True):
+def model_maps(model, cfg: Config, split: D.Split, cal: dict, stats, device: str, progress: bool = True):
     """Anomaly maps of the test split for any model; also returns the seconds spent on the maps
     (model, Diff, smoothing; image decoding excluded)."""
     items = split.test
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=progress)
     start = time.time()
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps")
-    maps = finish_maps(raw, cal["n"], cal["k"], avg, cal["t"])
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal.get("standardize", False))
     return items, images, maps, time.time() - start
 
 
@@ -285,20 +334,20 @@ def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True
     """Image AUROC, pixel AUROC and AUPRO (fractions in [0, 1]) on the test split of
     ``data_spec`` for the run in ``run_dir``."""
     run_dir = Path(run_dir)
-    model, cfg, split, cal, avg = load_run(run_dir, data_spec, device)
+    model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
     summary = {}
     if (run_dir / "train_summary.json").is_file():
         summary = json.loads((run_dir / "train_summary.json").read_text())
-    res = evaluate_model(model, cfg, split, cal, avg, device, data_spec=data_spec, progress=progress)
+    res = evaluate_model(model, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress)
     res.update({"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps"),
                 "train_images_per_s": summary.get("images_per_s"), "run_dir": str(run_dir)})
     return res
 
 
-def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: str = "cpu", *,
+def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device: str = "cpu", *,
                    data_spec: str = "", progress: bool = True) -> dict:
     """:func:`evaluate` for any model and calibration (used for the references too)."""
-    items, images, maps, seconds = model_maps(model, cfg, split, cal, avg, device, progress)
+    items, images, maps, seconds = model_maps(model, cfg, split, cal, stats, device, progress)
     labels = [it.label for it in items]
     scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
     masks = ground_truth(split, items, maps)
@@ -332,7 +381,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, avg, device: s
         "corruption": cfg.corruption.method,
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
-        "score": {k: cal[k] for k in ("diff", "n", "k", "t", "reduce")},
+        "score": {k: cal.get(k, False) for k in ("diff", "n", "k", "t", "standardize", "reduce")},
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "per_defect": per_defect,
@@ -352,14 +401,14 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     model, cfg = load_model(run_dir, device)
-    cal, avg = read_calibration(run_dir)
+    cal, stats = read_calibration(run_dir)
     paths = [Path(p) for p in paths]
     if not paths:
         raise SsaeError("no images given to predict")
     out_dir.mkdir(parents=True, exist_ok=True)
     images = D.load_images(paths, cfg.data.image_size, cfg.model.in_channels, progress=False)
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
-    maps = finish_maps(raw, cal["n"], cal["k"], avg, cal["t"])
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal.get("standardize", False))
     cmap = matplotlib.colormaps["jet"]
     scale = max(cal["threshold"] * 2, 1e-12)
     rows = []

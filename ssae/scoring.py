@@ -8,6 +8,9 @@ Given a trained autoencoder F and an image X (B x C x H x W, values in [0, 1]):
 - image score: the sum of the anomap over the pixels (Sec. 3.1; :func:`image_score`);
 - eq. (13): ``avgmap`` = mean anomap over the validation images (:func:`avgmap`);
 - eq. (14): ``anomap * (1 - avgmap)^t`` (:func:`weighted_anomap`);
+- ours, a variant of eqs. (13)-(14): ``(anomap - avgmap) / stdmap``, the anomap standardised
+  per pixel by the mean and spread of the validation anomaps (:func:`stdmap`,
+  :func:`standardized_anomap`);
 - Table 4: the ensemble of two models is the pixel-wise maximum (:func:`ensemble`).
 
 All maps are B x 1 x H x W float32 tensors at the resolution of the input.
@@ -141,6 +144,32 @@ def weighted_anomap(m: torch.Tensor, avg: torch.Tensor, t: int) -> torch.Tensor:
     top = avg.max()
     a = avg / top if top > 0 else torch.zeros_like(avg)
     return m * (1.0 - a).pow(t)
+
+
+def stdmap(maps: torch.Tensor) -> torch.Tensor:
+    """Ours: the per-pixel standard deviation of the validation anomaps, 1 x 1 x H x W
+    (the spread beside eq. (13)'s mean; ``maps`` is B x 1 x H x W)."""
+    return maps.float().std(dim=0, keepdim=True, unbiased=False)
+
+
+#: ours: the stdmap is floored at this fraction of its mean, so that pixels where every
+#: validation map happened to agree do not turn tiny differences into huge scores
+STD_FLOOR = 0.1
+
+
+def standardized_anomap(m: torch.Tensor, avg: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """Ours, a variant of eq. (14): ``(m - avg) / max(std, STD_FLOOR * mean(std))`` per pixel.
+
+    Eq. (14) multiplies the anomap by ``(1 - avgmap)^t`` to damp places where the model errs on
+    every normal image (the rim of a bottle). Standardising asks instead how unusual the error
+    at each pixel is *for that pixel*: on MTD nearly every good tile has its largest error at
+    the tile's edges, and the max over a standardised map no longer lands there.
+    """
+    if avg.shape[-2:] != m.shape[-2:] or std.shape[-2:] != m.shape[-2:]:
+        raise SsaeError(f"avgmap {tuple(avg.shape[-2:])} and stdmap {tuple(std.shape[-2:])} must match the "
+                        f"anomap {tuple(m.shape[-2:])}")
+    floor = STD_FLOOR * float(std.mean())
+    return (m - avg) / std.clamp_min(max(floor, 1e-12))
 
 
 def image_score(m: torch.Tensor, reduce: str = "sum") -> torch.Tensor:

@@ -6,7 +6,8 @@ import torch
 from ssae.config import override, profile
 from ssae.data import read_image, read_mask
 from ssae.data import load_split
-from ssae.evaluation import calibrate_model, evaluate_model, finish_maps
+from ssae.errors import SsaeError
+from ssae.evaluation import ValidationMaps, calibrate_model, evaluate_model, finish_maps
 from ssae.references import BlurReference
 
 
@@ -14,21 +15,45 @@ def test_avgmap_weighting_is_applied():
     raw = [torch.ones(1, 4, 4)]
     avg = np.zeros((4, 4), np.float32)
     avg[0, 0] = 1.0  # a spot that is always anomalous on validation data
-    plain = finish_maps(raw, 0, 1, avg, 0)[0]
-    weighted = finish_maps(raw, 0, 1, avg, 1)[0]
+    stats = ValidationMaps(avg, np.ones((4, 4), np.float32))
+    plain = finish_maps(raw, 0, 1, stats, 0)[0]
+    weighted = finish_maps(raw, 0, 1, stats, 1)[0]
     assert plain.shape == weighted.shape == (4, 4)
     assert weighted[0, 0] == 0.0 and weighted[3, 3] == plain[3, 3] == 1.0
+    standardized = finish_maps(raw, 0, 1, stats, 0, standardize=True)[0]
+    assert standardized[0, 0] == 0.0 and standardized[3, 3] == 1.0  # (1 - avg) / 1
+    with pytest.raises(SsaeError):
+        finish_maps(raw, 0, 1, stats, 1, standardize=True)
+
+
+def test_standardized_maps_are_chosen_and_stored(mvtec_dir, tmp_path):
+    """With both candidates the calibration records its choice; the stored stats reproduce it."""
+    cfg = override(profile("smoke"), score={"select_nk": True, "standardize_candidates": (False, True)})
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = split.channels
+    cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
+    assert {s["standardize"] for s in cal["selection"]} == {False, True}
+    assert all(s["t"] == 0 for s in cal["selection"] if s["standardize"])
+    assert isinstance(cal["standardize"], bool)
+    assert stats.avg.shape == stats.std.shape == (64, 64) and (stats.std >= 0).all()
+    forced = override(cfg, score={"select_nk": False, "standardize": True, "standardize_candidates": ()})
+    cal2, stats2 = calibrate_model(BlurReference(2.0), forced, split)
+    assert cal2["standardize"] is True and cal2["selection"] == []
+    res = evaluate_model(BlurReference(2.0), forced, split, cal2, stats2, progress=False)
+    assert res["score"]["standardize"] is True and 0.0 <= res["image_auroc"] <= 1.0
+    with pytest.raises(SsaeError):
+        calibrate_model(BlurReference(2.0), override(forced, score={"t": 1}), split)
 
 
 def test_calibration_and_evaluation_of_a_reference(mvtec_dir):
     cfg = override(profile("smoke"), score={"select_nk": True, "t": 1})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
-    cal, avg = calibrate_model(BlurReference(2.0), cfg, split)
-    assert avg.shape == (64, 64)  # H x W at the profile's image size
+    cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
+    assert stats.avg.shape == (64, 64)  # H x W at the profile's image size
     assert (cal["n"], cal["k"]) in [(s["n"], s["k"]) for s in cal["selection"]]
     assert cal["reduce"] in ("sum", "mean", "max") and cal["threshold"] > 0
-    res = evaluate_model(BlurReference(2.0), cfg, split, cal, avg, progress=False)
+    res = evaluate_model(BlurReference(2.0), cfg, split, cal, stats, progress=False)
     for key in ("image_auroc", "pixel_auroc", "aupro"):
         assert 0.0 <= res[key] <= 1.0
     # the fixture's defects are bright squares: a blur reference finds them

@@ -89,6 +89,20 @@ def test_avgmap_and_weighting_eq13_eq14():
         scoring.avgmap([torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 3, 2)])
 
 
+def test_stdmap_and_standardized_anomap_by_hand():
+    maps = torch.tensor([[[[0.0, 1.0, 5.0]]], [[[2.0, 1.0, 5.0]]]])   # spreads 1, 0, 0
+    avg, std = scoring.avgmap(maps), scoring.stdmap(maps)
+    assert torch.equal(std, torch.tensor([[[[1.0, 0.0, 0.0]]]]))
+    m = torch.tensor([[[[3.0, 1.5, 5.0]]]])
+    z = scoring.standardized_anomap(m, avg, std)
+    floor = scoring.STD_FLOOR * (1.0 / 3.0)                   # where every validation map agreed
+    assert torch.allclose(z, torch.tensor([[[[2.0, 0.5 / floor, 0.0]]]]))
+    # the same raw error ranks higher where normal images rarely err
+    assert z[0, 0, 0, 0] > scoring.standardized_anomap(torch.full_like(m, 3.0), avg, std)[0, 0, 0, 2]
+    with pytest.raises(SsaeError, match="must match"):
+        scoring.standardized_anomap(m, avg[..., :2], std)
+
+
 def test_image_score_ensemble_threshold():
     m = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]], [[[0.0, 0.0], [0.0, 5.0]]]])
     assert scoring.image_score(m).tolist() == [10.0, 5.0]
