@@ -1,6 +1,6 @@
 """The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py,
-benchmarks/reconstructions.py, benchmarks/learning_curve.py and benchmarks/noise_floor.py
-(their real-data numbers are in book/findings.md)."""
+benchmarks/reconstructions.py, benchmarks/learning_curve.py, benchmarks/noise_floor.py and
+benchmarks/recalibrate.py (their real-data numbers are in book/findings.md)."""
 import json
 import subprocess
 import sys
@@ -69,3 +69,21 @@ def test_noise_floor_compares_each_anomaly_with_the_models_own_error(tmp_path):
     # the fixture's defects are bright squares (grey 250): a large change, far above the floor
     change, inside, outside, ratio = map(float, rows["test defects: hole"])
     assert change > 0.1 and ratio == pytest.approx(inside / outside, abs=0.01)
+
+
+def test_recalibrate_compares_scoring_variants_without_touching_the_run(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+    before = (run / "calibration.json").read_text()
+    rows = tmp_path / "recal.jsonl"
+    out = _run("benchmarks/recalibrate.py", run, "--data", data, "--json", rows,
+               "--set", "score.standardize=False", "--set", "score.standardize=True;score.n=0")
+    got = [json.loads(ln) for ln in rows.read_text().splitlines()]
+    assert [r["score"]["standardize"] for r in got] == [False, True] and got[1]["score"]["n"] == 0
+    assert all(0.0 <= r["image_auroc"] <= 1.0 for r in got)
+    assert " std " in out.splitlines()[-1] and " std " not in out.splitlines()[-2]
+    assert (run / "calibration.json").read_text() == before  # the run folder is unchanged
+    p = subprocess.run([sys.executable, "benchmarks/recalibrate.py", str(run), "--data", str(data),
+                        "--set", "score.nosuch=1"], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
