@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
 import torch
 
 from ssae import data as D
@@ -48,10 +47,7 @@ def main() -> int:
         raw_val = diff_maps(model, val, kind, "cpu")
         for n, k in nks:
             vm = finish_maps(raw_val, n, k, None, 0)
-            stats = None
-            if len({m.shape for m in vm}) == 1:
-                stack = torch.from_numpy(np.stack(vm))[:, None]
-                stats = ValidationMaps(S.avgmap(stack).numpy()[0, 0], S.stdmap(stack).numpy()[0, 0])
+            stats = ValidationMaps.of(vm) if len({m.shape for m in vm}) == 1 else None
             for t, z in weightings:
                 if (t or z) and stats is None:
                     continue
@@ -60,7 +56,7 @@ def main() -> int:
                                                  for m in maps]) for r in ("sum", "max")}
                 pix = M.pixel_auroc(masks, maps) if masks is not None else None
                 pro = M.aupro(masks, maps) if masks is not None else None
-                chosen = (cal["diff"], cal["n"], cal["k"], cal["t"], cal.get("standardize", False))
+                chosen = (cal["diff"], cal["n"], cal["k"], cal["t"], cal["standardize"])
                 mark = "*" if (kind, n, k, t, z) == chosen else " "
                 f = lambda v: "   n/a" if v is None else f"{v:.3f}"  # noqa: E731
                 print(f"{kind:5} {n:2d} {k:3d} {'std' if z else f't={t}':>9} {f(img['sum']):>8} {f(img['max']):>8} "

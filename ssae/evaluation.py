@@ -61,6 +61,12 @@ class ValidationMaps:
     avg: np.ndarray
     std: np.ndarray | None = None
 
+    @classmethod
+    def of(cls, maps: list[np.ndarray]) -> "ValidationMaps":
+        """Eq. (13)'s avgmap and the stdmap of H x W validation anomaps of one size."""
+        stack = torch.from_numpy(np.stack(maps))[:, None]
+        return cls(S.avgmap(stack).numpy()[0, 0], S.stdmap(stack).numpy()[0, 0])
+
 
 def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_size: int = 8,
               progress: bool = False, desc: str = "maps") -> list[torch.Tensor]:
@@ -174,10 +180,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     clean_maps = finish_maps(raw[diff_kind][0], n, k, None, 0)
     restore_pix, restore_img = _separation(clean_maps, finish_maps(raw[diff_kind][1], n, k, None, 0),
                                            masks, t if one_size else 0, seed, standardize=z)
-    stats = None
-    if one_size:
-        stack = torch.from_numpy(np.stack(clean_maps))[:, None]
-        stats = ValidationMaps(S.avgmap(stack).numpy()[0, 0], S.stdmap(stack).numpy()[0, 0])
+    stats = ValidationMaps.of(clean_maps) if one_size else None
     final = finish_maps(raw[diff_kind][0], n, k, stats, t, standardize=z)
     threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
     val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
@@ -312,7 +315,7 @@ def model_maps(model, cfg: Config, split: D.Split, cal: dict, stats, device: str
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=progress)
     start = time.time()
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps")
-    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal.get("standardize", False))
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
     return items, images, maps, time.time() - start
 
 
@@ -381,7 +384,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "corruption": cfg.corruption.method,
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
-        "score": {k: cal.get(k, False) for k in ("diff", "n", "k", "t", "standardize", "reduce")},
+        "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "reduce")},
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "per_defect": per_defect,
@@ -408,7 +411,7 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
     out_dir.mkdir(parents=True, exist_ok=True)
     images = D.load_images(paths, cfg.data.image_size, cfg.model.in_channels, progress=False)
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
-    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal.get("standardize", False))
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
     cmap = matplotlib.colormaps["jet"]
     scale = max(cal["threshold"] * 2, 1e-12)
     rows = []
