@@ -20,6 +20,8 @@ Extra ``--set SECTION.FIELD=VALUE`` settings apply to ``ssae`` and ``plain`` (le
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 import json
 import resource
@@ -44,8 +46,11 @@ def child(args) -> dict:
 
     torch.set_num_threads(args.threads)
     name, _, spec = args.child.partition("=")
+    sets = list(args.set or [])
+    if args.minutes is None and args.steps:  # a step count alone: no time budget
+        sets.insert(0, "train.max_minutes=None")
     ns = argparse.Namespace(profile=args.profile, objective=None, seed=args.seed, steps=args.steps,
-                            minutes=args.minutes, image_size=None, corruption=None, set=list(args.set or []))
+                            minutes=args.minutes, image_size=None, corruption=None, set=sets)
     if args.method == "plain":
         ns.corruption = "none"
     cfg = build_config(ns)
@@ -76,8 +81,9 @@ def main() -> int:
     p.add_argument("--data", action="append", help="NAME=PATH (default: MTD and bottle from ../shared/data)")
     p.add_argument("--methods", nargs="+", default=["ssae", "plain", "blur"])
     p.add_argument("--profile", default="cpu")
-    p.add_argument("--minutes", type=float, default=20.0, help="training budget per run")
-    p.add_argument("--steps", type=int)
+    p.add_argument("--minutes", type=float,
+                   help="training budget per run (default: 20; none when --steps is given alone)")
+    p.add_argument("--steps", type=int, help="optimiser steps per run (with --minutes: whichever ends first)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", help="config override for ssae/plain, SECTION.FIELD=VALUE")
     p.add_argument("--tag", default="", help="suffix of the run folders")
@@ -89,6 +95,8 @@ def main() -> int:
     p.add_argument("--method", help=argparse.SUPPRESS)
     args = p.parse_args()
 
+    if args.minutes is None and not args.steps:
+        args.minutes = 20.0
     if args.child:
         print("RESULT " + json.dumps(child(args)), flush=True)
         return 0
@@ -97,8 +105,10 @@ def main() -> int:
     for item in args.data or DEFAULT_DATA:
         for method in args.methods:
             cmd = [sys.executable, __file__, "--child", item, "--method", method, "--profile", args.profile,
-                   "--minutes", str(args.minutes), "--seed", str(args.seed), "--out", args.out,
+                   "--seed", str(args.seed), "--out", args.out,
                    "--tag", args.tag, "--threads", str(args.threads), "--blur-sigma", str(args.blur_sigma)]
+            if args.minutes is not None:
+                cmd += ["--minutes", str(args.minutes)]
             if args.steps:
                 cmd += ["--steps", str(args.steps)]
             for s in args.set or []:
@@ -118,7 +128,8 @@ def main() -> int:
                   f"AUPRO {fmt(res['aupro'])}  score {res['score']}", flush=True)
 
     print()
-    print(f"profile {args.profile}, budget {args.minutes} min/run, {results[0]['hardware'] if results else ''}")
+    budget = f"{args.minutes} min/run" if args.minutes is not None else "no time limit"
+    print(f"profile {args.profile}, budget {budget}{f', {args.steps} steps' if args.steps else ''}, {results[0]['hardware'] if results else ''}")
     print(f"settings: {args.set or 'profile defaults'}")
     head = f"{'data':8} {'method':6} {'img AUROC':>9} {'pix AUROC':>9} {'AUPRO':>7} {'train img/s':>11} " \
            f"{'infer img/s':>11} {'peak MB':>8} {'steps':>6} {'size':>7} {'restore':>7}"

@@ -16,6 +16,8 @@ growth fraction of 0.25 the crop grows from 64 to 128 px over the first 2000 ste
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 import json
 import sys

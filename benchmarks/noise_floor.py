@@ -17,6 +17,8 @@ defective test images by defect type (when the data set has masks). Example::
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 import dataclasses
 import sys

@@ -12,6 +12,8 @@ Each ``--set`` group is one variant; separate several settings of one variant wi
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 import json
 import sys

@@ -8,6 +8,8 @@ reproduced figure must.
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 import json
 from pathlib import Path

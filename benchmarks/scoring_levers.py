@@ -10,6 +10,8 @@ on validation data only (``ssae.evaluation.calibrate``); its choice is marked wi
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 import sys
 

@@ -12,6 +12,8 @@ reference mappings (the printout says which). Small settings: a few minutes on 2
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 import sys
 import time

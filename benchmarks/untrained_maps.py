@@ -8,6 +8,8 @@ without learning what a whole tile looks like.
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import argparse
 
 import numpy as np

@@ -18,6 +18,8 @@ layers, so they cost the same.
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
 import torch
 from torch import nn
 

@@ -7,7 +7,8 @@ One step:
    images are never resized for it, Section 3.2),
 2. augment (rotations by 90 degrees, flips; Section 4.1),
 3. corrupt (:func:`ssae.corruption.corrupt`, Figure 5) to get ``(X^, M)``,
-4. minimise objective (1) or (4) (:mod:`ssae.objectives`) with Adam (lr 1e-4, Section 4.1).
+4. minimise objective (1) or (4) (:mod:`ssae.objectives`) with Adam (lr 1e-4, Section 4.1;
+   optionally decayed, :func:`learning_rate`).
 
 The whole training set is decoded once and kept on the device, so a GPU is not starved by
 image decoding. Checkpoints hold the model, the optimiser, the step, the random states and
@@ -56,6 +57,27 @@ def crop_size(step: int, cfg: Config, max_side: int) -> int:
     side = t.crop_start + frac * (t.crop_end - t.crop_start)
     side = int(side) // 8 * 8
     return int(max(8, min(side, max_side)))
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(t, step: int, elapsed: float) -> float:
+    """Learning rate for ``step`` after ``elapsed`` seconds of training (``t``: a TrainConfig).
+
+    The paper gives Adam's *initial* learning rate (1e-4, Sec. 4.1) and no schedule.
+    ``"constant"`` keeps it; ``"cosine"`` (ours) decays it as ``lr (1 + cos(pi p)) / 2``, where
+    the progress ``p`` is the larger of ``step / steps`` and ``elapsed / max_minutes``, so a run
+    stopped by its time budget also ends at a small learning rate.
+    """
+    if t.lr_schedule == "constant":
+        return t.lr
+    if t.lr_schedule != "cosine":
+        raise SsaeError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}")
+    p = step / max(1, t.steps)
+    if t.max_minutes:
+        p = max(p, elapsed / (60.0 * t.max_minutes))
+    return t.lr * 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, p))))
 
 
 def write_json(path: Path, obj) -> None:
@@ -214,6 +236,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     t = cfg.train
     if t.objective not in (1, 4):
         raise SsaeError(f"objective must be 1 or 4, got {t.objective}")
+    learning_rate(t, 0, 0.0)  # an unknown schedule fails before anything is written
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -279,6 +302,9 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         bad = nonfinite if bad is None else bad | nonfinite
         optimiser.zero_grad(set_to_none=True)
         value.backward()
+        lr = learning_rate(t, step, seconds_before + time.time() - start)
+        for group in optimiser.param_groups:
+            group["lr"] = lr
         optimiser.step()
         step += 1
         bar.update(1)
@@ -299,7 +325,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
             raise SsaeError(f"loss became {value.item()} {when} (lr {t.lr}){kept}")
         if log_step:
             history.append({"step": step, "loss": float(value.detach()), "crop": side,
-                            "seconds": round(elapsed, 2)})
+                            "seconds": round(elapsed, 2), "lr": lr})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
         if save:
             save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, elapsed)

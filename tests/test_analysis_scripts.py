@@ -87,3 +87,18 @@ def test_recalibrate_compares_scoring_variants_without_touching_the_run(tmp_path
     p = subprocess.run([sys.executable, "benchmarks/recalibrate.py", str(run), "--data", str(data),
                         "--set", "score.nosuch=1"], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode != 0 and "Traceback" not in p.stderr
+
+
+def test_cpu_benchmark_steps_alone_lift_the_time_budget(tmp_path):
+    """benchmarks/cpu.py: a step count alone trains exactly that many steps (no 20-minute cut),
+    and prints one row per method with the run's settings."""
+    data = fixtures.make_mvtec(tmp_path)
+    rows = tmp_path / "rows.jsonl"
+    out = _run("benchmarks/cpu.py", "--data", f"fx={data}", "--methods", "ssae", "blur", "--profile", "smoke",
+               "--steps", "3", "--threads", "1", "--out", tmp_path / "runs", "--json", rows,
+               "--set", "train.lr_schedule=cosine")
+    got = {r["method"]: r for r in map(json.loads, rows.read_text().splitlines())}
+    assert set(got) == {"ssae", "blur"} and got["ssae"]["train_steps"] == 3
+    cfg = json.loads((tmp_path / "runs" / "fx-ssae" / "config.json").read_text())["config"]
+    assert cfg["train"]["max_minutes"] is None and cfg["train"]["lr_schedule"] == "cosine"
+    assert "no time limit, 3 steps" in out and out.count("\nfx ") == 2

@@ -101,3 +101,18 @@ def test_checkpoints_load_with_weights_only():
     import inspect
     src = inspect.getsource(T.read_checkpoint)
     assert "weights_only=True" in src
+
+
+def test_learning_rate_schedules():
+    t = profile("cpu").train
+    assert T.learning_rate(t, 0, 0.0) == t.lr == T.learning_rate(t, t.steps // 2, 1e9)  # constant (paper)
+    t.lr_schedule = "cosine"
+    by_step = [T.learning_rate(t, s, 0.0) for s in range(0, t.steps + 1, t.steps // 8)]
+    assert by_step[0] == pytest.approx(t.lr) and by_step[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in zip(by_step, by_step[1:]))
+    assert by_step[4] == pytest.approx(t.lr / 2)
+    # a time budget ends the decay too: half the minutes gone at step 0 = half the schedule
+    assert T.learning_rate(t, 0, 30.0 * t.max_minutes) == pytest.approx(t.lr / 2)
+    t.lr_schedule = "linear"
+    with pytest.raises(SsaeError, match="lr_schedule"):
+        T.learning_rate(t, 0, 0.0)
