@@ -77,6 +77,54 @@ def pixel_auroc(masks, maps) -> float | None:
     return float((below + 0.5 * ties) / (pos.size * float(neg.size)))
 
 
+def _pro_steps(masks, maps, fpr_limit: float):
+    """The PRO curve's sloped segments, one per distinct non-defect score u (descending):
+    ``(fpr_gt, fpr_ge, pro_gt, pro_ge, complete)``, i.e. FPR and PRO at thresholds just above
+    u and at u. Between segments the curve rises vertically (no area). Only the segments up
+    to the first with FPR > ``fpr_limit`` are built; ``complete`` says whether that was all of
+    them. None if there is no region or no non-defect pixel. Memory: a few arrays of the
+    size of the non-defect pixels above the limit, no interleaved copies (standardised maps
+    have a distinct score at nearly every pixel)."""
+    ok_scores, region_scores, region_weights = [], [], []
+    n_regions = 0
+    for mask, amap in _pairs(masks, maps):
+        labels, n = ndimage.label(mask, structure=PRO_STRUCTURE)
+        ok_scores.append(amap[labels == 0])
+        if n:
+            inside = labels > 0
+            sizes = np.bincount(labels[inside], minlength=n + 1)
+            region_scores.append(amap[inside])
+            region_weights.append(1.0 / sizes[labels[inside]])
+            n_regions += n
+    ok_asc = np.concatenate(ok_scores) if ok_scores else np.empty(0, np.float32)
+    del ok_scores
+    ok_asc.sort()
+    n_ok = ok_asc.size
+    if n_regions == 0 or n_ok == 0:
+        return None
+    # the highest scores up to one past fpr_limit, with all ties of the last one
+    need = min(n_ok, int(np.floor(fpr_limit * n_ok)) + 1)
+    need = n_ok - int(np.searchsorted(ok_asc, ok_asc[n_ok - need], side="left"))
+    ok = ok_asc[n_ok - need:][::-1]
+    complete = need == n_ok
+    # non-defect pixels: distinct scores u (descending) and how many are >= each
+    last = np.flatnonzero(np.append(ok[1:] != ok[:-1], True))
+    u_asc = np.ascontiguousarray(ok[last][::-1])             # searchsorted is fastest on sorted keys
+    del ok_asc, ok
+    fpr_ge = (last + 1) / n_ok
+    del last
+    fpr_gt = np.concatenate(([0.0], fpr_ge[:-1]))
+    # region pixels: PRO(>= u) and PRO(> u) from suffix sums over ascending scores
+    rs = np.concatenate(region_scores)
+    order = np.argsort(rs, kind="stable")
+    rs = rs[order]
+    rw = np.concatenate(region_weights)[order] / n_regions
+    tail = np.append(np.cumsum(rw[::-1])[::-1], 0.0)      # tail[i] = sum of rw[i:]
+    pro_ge = np.clip(tail[np.searchsorted(rs, u_asc, side="left")][::-1], 0.0, 1.0)
+    pro_gt = np.clip(tail[np.searchsorted(rs, u_asc, side="right")][::-1], 0.0, 1.0)
+    return fpr_gt, fpr_ge, pro_gt, pro_ge, complete
+
+
 def pro_curve(masks, maps, fpr_limit: float = 1.0) -> tuple[np.ndarray, np.ndarray] | None:
     """The PRO curve as vertices (fpr, pro), nondecreasing, from (0, 0) to (1, 1).
 
@@ -92,57 +140,14 @@ def pro_curve(masks, maps, fpr_limit: float = 1.0) -> tuple[np.ndarray, np.ndarr
     an area up to the limit needs; a third of the work for the default 0.3).
     None if there is no region or no non-defect pixel.
     """
-    ok_scores, region_scores, region_weights = [], [], []
-    n_regions = 0
-    for mask, amap in _pairs(masks, maps):
-        labels, n = ndimage.label(mask, structure=PRO_STRUCTURE)
-        ok_scores.append(amap[labels == 0])
-        if n:
-            inside = labels > 0
-            sizes = np.bincount(labels[inside], minlength=n + 1)
-            region_scores.append(amap[inside])
-            region_weights.append(1.0 / sizes[labels[inside]])
-            n_regions += n
-    ok_asc = np.sort(np.concatenate(ok_scores)) if ok_scores else np.empty(0)
-    n_ok = ok_asc.size
-    if n_regions == 0 or n_ok == 0:
+    steps = _pro_steps(masks, maps, fpr_limit)
+    if steps is None:
         return None
-    # the highest scores up to one past fpr_limit, with all ties of the last one
-    need = min(n_ok, int(np.floor(fpr_limit * n_ok)) + 1)
-    need = n_ok - int(np.searchsorted(ok_asc, ok_asc[n_ok - need], side="left"))
-    ok = ok_asc[n_ok - need:][::-1]
-    complete = need == n_ok
-    # non-defect pixels: distinct scores u (descending) and how many are >= each
-    last = np.flatnonzero(np.append(ok[1:] != ok[:-1], True))
-    u = np.ascontiguousarray(ok[last])
-    fpr_ge = (last + 1) / n_ok
-    fpr_gt = np.concatenate(([0.0], fpr_ge[:-1]))
-    # region pixels: PRO(>= u) and PRO(> u) from suffix sums over ascending scores
-    rs = np.concatenate(region_scores)
-    order = np.argsort(rs, kind="stable")
-    rs = rs[order]
-    rw = np.concatenate(region_weights)[order] / n_regions
-    tail = np.append(np.cumsum(rw[::-1])[::-1], 0.0)      # tail[i] = sum of rw[i:]
-    u_asc = u[::-1]                                          # searchsorted is fastest on sorted keys
-    pro_ge = tail[np.searchsorted(rs, u_asc, side="left")][::-1]
-    pro_gt = tail[np.searchsorted(rs, u_asc, side="right")][::-1]
+    fpr_gt, fpr_ge, pro_gt, pro_ge, complete = steps
     end = [1.0] if complete else []
     fpr = np.concatenate(([0.0], np.column_stack((fpr_gt, fpr_ge)).ravel(), end))
     pro = np.concatenate(([0.0], np.column_stack((pro_gt, pro_ge)).ravel(), end))
-    return np.minimum(fpr, 1.0), np.clip(pro, 0.0, 1.0)
-
-
-def _area(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
-    """Trapezoidal area under y(x) for x in [0, x_max], interpolating y linearly at x_max."""
-    inside = x <= x_max
-    xs, ys = x[inside], y[inside]
-    area = float(np.sum(0.5 * (ys[1:] + ys[:-1]) * np.diff(xs)))
-    nxt = int(np.argmax(~inside)) if (~inside).any() else None
-    if nxt is not None and xs[-1] < x_max:
-        x0, y0, x1, y1 = xs[-1], ys[-1], x[nxt], y[nxt]
-        y_at = y0 + (y1 - y0) * (x_max - x0) / (x1 - x0)
-        area += 0.5 * (y0 + y_at) * (x_max - x0)
-    return area
+    return np.minimum(fpr, 1.0), pro
 
 
 def aupro(masks, maps, fpr_limit: float = 0.3) -> float | None:
@@ -153,8 +158,19 @@ def aupro(masks, maps, fpr_limit: float = 0.3) -> float | None:
     """
     if not 0 < fpr_limit <= 1:
         raise SsaeError(f"fpr_limit must lie in (0, 1], got {fpr_limit}")
-    curve = pro_curve(masks, maps, fpr_limit)
-    if curve is None:
+    steps = _pro_steps(masks, maps, fpr_limit)
+    if steps is None:
         return None
-    fpr, pro = curve
-    return _area(fpr, pro, fpr_limit) / fpr_limit
+    fpr_gt, fpr_ge, pro_gt, pro_ge, _ = steps
+    # trapezoids of the sloped segments that end within the limit (the vertical steps
+    # between them add nothing) ...
+    inside = fpr_ge <= fpr_limit
+    area = float(np.sum(0.5 * (pro_gt[inside] + pro_ge[inside]) * (fpr_ge[inside] - fpr_gt[inside])))
+    # ... and the part of the first one that crosses the limit, interpolated linearly
+    cross = np.flatnonzero(~inside)
+    if cross.size and fpr_gt[cross[0]] < fpr_limit:
+        i = cross[0]
+        x0, x1, y0, y1 = fpr_gt[i], fpr_ge[i], pro_gt[i], pro_ge[i]
+        y_at = y0 + (y1 - y0) * (fpr_limit - x0) / (x1 - x0)
+        area += 0.5 * (y0 + y_at) * (fpr_limit - x0)
+    return area / fpr_limit
