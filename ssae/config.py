@@ -64,7 +64,7 @@ class TrainConfig:
     steps: int = 20000               # ours: optimiser steps
     crop_start: int = 128            # ours: progressive training, first crop side (pixels at fixed resolution)
     crop_end: int = 512              # ours: last crop side (capped by the image size)
-    crop_growth: float = 0.5         # ours: fraction of the steps over which the crop grows
+    crop_growth: float = 0.5         # ours: fraction of training (steps or time budget) over which the crop grows
     seed: int = 0                    # ours
     amp: bool = True                 # ours: bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True       # ours: NHWC memory layout (faster on CUDA and on CPU)

@@ -2,7 +2,7 @@
 
 One step:
 
-1. sample a batch of training images and a random crop of side ``crop_size(step)`` from each
+1. sample a batch of training images and a random crop of side ``crop_size(progress)`` from each
    (progressive training: the crop grows during training at a *fixed* pixel resolution; the
    images are never resized for it, Section 3.2),
 2. augment (rotations by 90 degrees, flips; Section 4.1),
@@ -47,13 +47,24 @@ DONE = "done"
 
 # ----------------------------------------------------------------------------- helpers
 
-def crop_size(step: int, cfg: Config, max_side: int) -> int:
-    """Progressive training: crop side for ``step``, growing linearly from ``crop_start`` to
-    ``crop_end`` over the first ``crop_growth`` fraction of the steps; a multiple of 8 and at
-    most ``max_side`` (the smallest image side, rounded down to a multiple of 8)."""
+def progress(t, step: int, elapsed: float | None = None) -> float:
+    """Fraction of training done (``t``: a TrainConfig): the larger of ``step / steps`` and
+    ``elapsed / max_minutes``, in [0, 1]. A run stopped by its time budget thus goes through
+    its whole crop and learning-rate schedules too. ``elapsed=None`` counts steps only (used
+    under torchrun, where every process must take the same schedule)."""
+    p = step / max(1, t.steps)
+    if t.max_minutes and elapsed is not None:
+        p = max(p, elapsed / (60.0 * t.max_minutes))
+    return min(1.0, max(0.0, p))
+
+
+def crop_size(p: float, cfg: Config, max_side: int) -> int:
+    """Progressive training (Sec. 3.2): crop side at progress ``p`` (:func:`progress`),
+    growing linearly from ``crop_start`` to ``crop_end`` over the first ``crop_growth``
+    fraction of training; a multiple of 8 and at most ``max_side`` (the smallest image side,
+    rounded down to a multiple of 8). The images keep their resolution."""
     t = cfg.train
-    grow_steps = max(1, int(t.crop_growth * t.steps))
-    frac = min(1.0, step / grow_steps)
+    frac = min(1.0, p / t.crop_growth) if t.crop_growth > 0 else 1.0
     side = t.crop_start + frac * (t.crop_end - t.crop_start)
     side = int(side) // 8 * 8
     return int(max(8, min(side, max_side)))
@@ -62,21 +73,17 @@ def crop_size(step: int, cfg: Config, max_side: int) -> int:
 LR_SCHEDULES = ("constant", "cosine")
 
 
-def learning_rate(t, step: int, elapsed: float) -> float:
-    """Learning rate for ``step`` after ``elapsed`` seconds of training (``t``: a TrainConfig).
+def learning_rate(t, p: float) -> float:
+    """Learning rate at progress ``p`` (:func:`progress`; ``t``: a TrainConfig).
 
     The paper gives Adam's *initial* learning rate (1e-4, Sec. 4.1) and no schedule.
-    ``"constant"`` keeps it; ``"cosine"`` (ours) decays it as ``lr (1 + cos(pi p)) / 2``, where
-    the progress ``p`` is the larger of ``step / steps`` and ``elapsed / max_minutes``, so a run
-    stopped by its time budget also ends at a small learning rate.
+    ``"constant"`` keeps it; ``"cosine"`` (ours) decays it as ``lr (1 + cos(pi p)) / 2``, so a
+    run ends at a small learning rate whether its steps or its time budget end it.
     """
     if t.lr_schedule == "constant":
         return t.lr
     if t.lr_schedule != "cosine":
         raise SsaeError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}")
-    p = step / max(1, t.steps)
-    if t.max_minutes:
-        p = max(p, elapsed / (60.0 * t.max_minutes))
     return t.lr * 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, p))))
 
 
@@ -236,7 +243,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     t = cfg.train
     if t.objective not in (1, 4):
         raise SsaeError(f"objective must be 1 or 4, got {t.objective}")
-    learning_rate(t, 0, 0.0)  # an unknown schedule fails before anything is written
+    learning_rate(t, 0.0)  # an unknown schedule fails before anything is written
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -285,7 +292,8 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
                desc=f"train {split.name}", unit="step")
     model.train()
     while step < t.steps:
-        side = crop_size(step, cfg, max_side)
+        done = progress(t, step, seconds_before + time.time() - start if world == 1 else None)
+        side = crop_size(done, cfg, max_side)
         target = images.sample(t.batch_size, side, gens["sample"])
         target = augment(target, gens["device"], rot90=cfg.data.rot90, flips=cfg.data.flips)
         if cfg.corruption.rotation:
@@ -302,7 +310,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         bad = nonfinite if bad is None else bad | nonfinite
         optimiser.zero_grad(set_to_none=True)
         value.backward()
-        lr = learning_rate(t, step, seconds_before + time.time() - start)
+        lr = learning_rate(t, done)
         for group in optimiser.param_groups:
             group["lr"] = lr
         optimiser.step()

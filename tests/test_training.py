@@ -16,11 +16,19 @@ def smoke(**train):
 
 def test_crop_size_grows_at_fixed_resolution():
     cfg = override(profile("cpu"), train={"steps": 100, "crop_start": 64, "crop_end": 256, "crop_growth": 0.5})
-    sides = [T.crop_size(s, cfg, max_side=256) for s in range(0, 101, 5)]
-    assert sides[0] == 64 and sides[-1] == 256
+    sides = [T.crop_size(T.progress(cfg.train, s), cfg, max_side=256) for s in range(0, 101, 5)]
+    assert sides[0] == 64 and sides[-1] == 256 and sides[10] == 256 and sides[9] < 256  # full size at half-way
     assert all(a <= b for a, b in zip(sides, sides[1:]))
     assert all(s % 8 == 0 for s in sides)
-    assert T.crop_size(100, cfg, max_side=200) == 200  # capped by the smallest image side
+    assert T.crop_size(1.0, cfg, max_side=200) == 200  # capped by the smallest image side
+
+
+def test_progress_counts_steps_or_the_time_budget_whichever_is_further():
+    t = profile("cpu").train  # 4000 steps, 20 minutes
+    assert T.progress(t, 0, 0.0) == 0.0 and T.progress(t, 2000, 60.0) == 0.5
+    assert T.progress(t, 100, 600.0) == 0.5       # half the minutes gone: half-way
+    assert T.progress(t, 100, 600.0) > T.progress(t, 100, None)  # None: steps only (torchrun)
+    assert T.progress(t, 9999, 1e9) == 1.0
 
 
 def test_train_writes_a_complete_run(mvtec_dir, tmp_path):
@@ -105,14 +113,12 @@ def test_checkpoints_load_with_weights_only():
 
 def test_learning_rate_schedules():
     t = profile("cpu").train
-    assert T.learning_rate(t, 0, 0.0) == t.lr == T.learning_rate(t, t.steps // 2, 1e9)  # constant (paper)
+    assert T.learning_rate(t, 0.0) == t.lr == T.learning_rate(t, 0.7)  # constant (the paper's)
     t.lr_schedule = "cosine"
-    by_step = [T.learning_rate(t, s, 0.0) for s in range(0, t.steps + 1, t.steps // 8)]
-    assert by_step[0] == pytest.approx(t.lr) and by_step[-1] == pytest.approx(0.0, abs=1e-12)
-    assert all(a > b for a, b in zip(by_step, by_step[1:]))
-    assert by_step[4] == pytest.approx(t.lr / 2)
-    # a time budget ends the decay too: half the minutes gone at step 0 = half the schedule
-    assert T.learning_rate(t, 0, 30.0 * t.max_minutes) == pytest.approx(t.lr / 2)
+    lrs = [T.learning_rate(t, p / 8) for p in range(9)]
+    assert lrs[0] == pytest.approx(t.lr) and lrs[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in zip(lrs, lrs[1:]))
+    assert lrs[4] == pytest.approx(t.lr / 2)
     t.lr_schedule = "linear"
     with pytest.raises(SsaeError, match="lr_schedule"):
-        T.learning_rate(t, 0, 0.0)
+        T.learning_rate(t, 0.0)
