@@ -2,7 +2,7 @@
 
 One step:
 
-1. sample a batch of training images and a random crop of side ``crop_size(progress)`` from each
+1. sample a batch of training images and a random crop of side ``crop_size(fraction_done)`` from each
    (progressive training: the crop grows during training at a *fixed* pixel resolution; the
    images are never resized for it, Section 3.2),
 2. augment (rotations by 90 degrees, flips; Section 4.1),
@@ -47,7 +47,7 @@ DONE = "done"
 
 # ----------------------------------------------------------------------------- helpers
 
-def progress(t, step: int, elapsed: float | None = None) -> float:
+def fraction_done(t, step: int, elapsed: float | None = None) -> float:
     """Fraction of training done (``t``: a TrainConfig): the larger of ``step / steps`` and
     ``elapsed / max_minutes``, in [0, 1]. A run stopped by its time budget thus goes through
     its whole crop and learning-rate schedules too. ``elapsed=None`` counts steps only (used
@@ -59,7 +59,7 @@ def progress(t, step: int, elapsed: float | None = None) -> float:
 
 
 def crop_size(p: float, cfg: Config, max_side: int) -> int:
-    """Progressive training (Sec. 3.2): crop side at progress ``p`` (:func:`progress`),
+    """Progressive training (Sec. 3.2): crop side at progress ``p`` (:func:`fraction_done`),
     growing linearly from ``crop_start`` to ``crop_end`` over the first ``crop_growth``
     fraction of training; a multiple of 8 and at most ``max_side`` (the smallest image side,
     rounded down to a multiple of 8). The images keep their resolution."""
@@ -74,7 +74,7 @@ LR_SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate(t, p: float) -> float:
-    """Learning rate at progress ``p`` (:func:`progress`; ``t``: a TrainConfig).
+    """Learning rate at progress ``p`` (:func:`fraction_done`; ``t``: a TrainConfig).
 
     The paper gives Adam's *initial* learning rate (1e-4, Sec. 4.1) and no schedule.
     ``"constant"`` keeps it; ``"cosine"`` (ours) decays it as ``lr (1 + cos(pi p)) / 2``, so a
@@ -292,7 +292,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
                desc=f"train {split.name}", unit="step")
     model.train()
     while step < t.steps:
-        done = progress(t, step, seconds_before + time.time() - start if world == 1 else None)
+        done = fraction_done(t, step, seconds_before + time.time() - start if world == 1 else None)
         side = crop_size(done, cfg, max_side)
         target = images.sample(t.batch_size, side, gens["sample"])
         target = augment(target, gens["device"], rot90=cfg.data.rot90, flips=cfg.data.flips)

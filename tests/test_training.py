@@ -16,19 +16,19 @@ def smoke(**train):
 
 def test_crop_size_grows_at_fixed_resolution():
     cfg = override(profile("cpu"), train={"steps": 100, "crop_start": 64, "crop_end": 256, "crop_growth": 0.5})
-    sides = [T.crop_size(T.progress(cfg.train, s), cfg, max_side=256) for s in range(0, 101, 5)]
+    sides = [T.crop_size(T.fraction_done(cfg.train, s), cfg, max_side=256) for s in range(0, 101, 5)]
     assert sides[0] == 64 and sides[-1] == 256 and sides[10] == 256 and sides[9] < 256  # full size at half-way
     assert all(a <= b for a, b in zip(sides, sides[1:]))
     assert all(s % 8 == 0 for s in sides)
     assert T.crop_size(1.0, cfg, max_side=200) == 200  # capped by the smallest image side
 
 
-def test_progress_counts_steps_or_the_time_budget_whichever_is_further():
+def test_fraction_done_counts_steps_or_the_time_budget_whichever_is_further():
     t = profile("cpu").train  # 4000 steps, 20 minutes
-    assert T.progress(t, 0, 0.0) == 0.0 and T.progress(t, 2000, 60.0) == 0.5
-    assert T.progress(t, 100, 600.0) == 0.5       # half the minutes gone: half-way
-    assert T.progress(t, 100, 600.0) > T.progress(t, 100, None)  # None: steps only (torchrun)
-    assert T.progress(t, 9999, 1e9) == 1.0
+    assert T.fraction_done(t, 0, 0.0) == 0.0 and T.fraction_done(t, 2000, 60.0) == 0.5
+    assert T.fraction_done(t, 100, 600.0) == 0.5       # half the minutes gone: half-way
+    assert T.fraction_done(t, 100, 600.0) > T.fraction_done(t, 100, None)  # None: steps only (torchrun)
+    assert T.fraction_done(t, 9999, 1e9) == 1.0
 
 
 def test_train_writes_a_complete_run(mvtec_dir, tmp_path):
