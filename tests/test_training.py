@@ -112,7 +112,8 @@ def test_checkpoints_load_with_weights_only():
 
 
 def test_learning_rate_schedules():
-    t = profile("cpu").train
+    t = profile("paper").train
+    assert t.lr_schedule == "constant" and profile("cpu").train.lr_schedule == "cosine"
     assert T.learning_rate(t, 0.0) == t.lr == T.learning_rate(t, 0.7)  # constant (the paper's)
     t.lr_schedule = "cosine"
     lrs = [T.learning_rate(t, p / 8) for p in range(9)]
