@@ -1,5 +1,7 @@
-"""Imported first by each benchmark script: puts this checkout's root on ``sys.path`` so the
-scripts use the ``ssae`` next to them, whether or not (or wherever) ssae is installed."""
+"""Imported first by the benchmark scripts: puts this checkout's root on ``sys.path`` so they
+use the ``ssae`` next to them, whether or not (or wherever) ssae is installed. ``gpu.py`` and
+``paper_run.py`` set the path themselves, because the tests load them by file path, where this
+folder is not on ``sys.path``."""
 import sys
 from pathlib import Path
 
