@@ -224,7 +224,7 @@ def _restoration(v) -> str:
         return "not recorded"
     verdict = "restores its training corruptions" if v >= RESTORATION_MIN else \
         f"below {100 * RESTORATION_MIN:.0f}: not yet trained to restore; maps are mostly reconstruction error"
-    return f"{100 * float(v):.1f} (pixel AUROC on corrupted validation images; {verdict})"
+    return f"{100 * float(v):.1f} (pixel AUROC on validation images corrupted as in training; {verdict})"
 
 
 def metrics_table(res: dict[str, Any]) -> Table:
@@ -238,7 +238,9 @@ def metrics_table(res: dict[str, Any]) -> Table:
         ["restoration check (%)", _restoration(res.get("restoration_pixel_auroc"))],
         ["scoring", f"Diff = {sc.get('diff')}, n = {sc.get('n')}, k = {sc.get('k')}, t = {sc.get('t')}, "
                     + ("standardised maps, " if sc.get("standardize") else "")
-                    + f"image score = {sc.get('reduce')} (chosen on validation data)"],
+                    + f"image score = {sc.get('reduce')} (chosen on validation data"
+                    + (f" with {', '.join(res['proxy_corruption'])} corruptions)" if res.get("proxy_corruption")
+                       else ")")],
         ["data", classify(res).label],
         ["image size", size_text(res.get("image_size"))],
         ["profile", str(res.get("profile"))],

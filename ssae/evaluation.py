@@ -2,11 +2,12 @@
 
 - :func:`calibrate` chooses the scoring settings on *validation* data only (no test labels):
   n and k of G_k^n (eq. 3) and the image-score reduction (sum, the paper's, or max), by how well
-  they separate clean validation images from the same images corrupted as in training; the
+  they separate clean validation images from corrupted copies (as in training, or the
+  held-out corruptions of ``score.proxy_corruption``, :func:`proxy_corruption`); the
   avgmap of eq. (13) (and, ours, the per-pixel spread beside it); and the threshold for binary
   masks (a quantile of clean validation maps).
   It also records the *restoration check*: how well the chosen maps find the corruptions on
-  corrupted validation images; a trained model finds them, an undertrained one does not
+  validation images corrupted as in training; a trained model finds them, an undertrained one does not
   (:func:`restoration_warning`).
 - :func:`evaluate` computes image AUROC, pixel AUROC and AUPRO on the test split.
 - :func:`predict` writes heatmap overlays, binary masks and a CSV of image scores.
@@ -14,12 +15,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as _dt
 import json
 import os
 import platform
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def hardware(device: str) -> str:
 
 # ----------------------------------------------------------------------------- maps
 
-@dataclass
+@dataclasses.dataclass
 class ValidationMaps:
     """Per-pixel statistics of the clean validation anomaps at the calibrated n, k (H x W each):
     ``avg`` is eq. (13)'s avgmap, ``std`` their spread (ours; None in run folders from before it)."""
@@ -138,15 +139,16 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     configured one), (n, k) (:data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
     the configured one), standardised maps or not (``standardize_candidates``, default: the
     configured choice; only with t = 0) and reduction is scored by how well it separates the
-    validation images from copies corrupted as in training: pixel AUROC on the corrupted copies
+    validation images from corrupted copies (:func:`proxy_corruption`: as in training unless
+    ``score.proxy_corruption`` names other corruptions): pixel AUROC on the corrupted copies
     plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is
     computed without image i (leave-one-out), as a test image is never part of it. The same
-    separation at the chosen settings is the restoration check (``restoration_pixel_auroc``,
-    ``restoration_image_auroc``).
+    separation at the chosen settings, on copies corrupted *as in training*, is the
+    restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
     """
     sc = cfg.score
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
-    corrupted, masks = _corrupt_like_training(val, cfg, seed)
+    corrupted, masks = _corrupted(val, proxy_corruption(cfg), seed)
     kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
     exponents = tuple(sc.t_candidates or (sc.t,))
     standardizations = tuple(bool(z) for z in (sc.standardize_candidates or (sc.standardize,)))
@@ -178,8 +180,13 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                         best = (score, (kind, nn_, kk, tt, max(img, key=lambda r: img[r] or 0.0), zz))
         diff_kind, n, k, t, reduce, z = best[1]
     clean_maps = finish_maps(raw[diff_kind][0], n, k, None, 0)
-    restore_pix, restore_img = _separation(clean_maps, finish_maps(raw[diff_kind][1], n, k, None, 0),
-                                           masks, t if one_size else 0, seed, standardize=z)
+    if proxy_corruption(cfg) == training_corruption(cfg):
+        restore_raw, restore_masks = raw[diff_kind][1], masks
+    else:  # the restoration check is about the training corruption, whatever the proxy
+        like_training, restore_masks = _corrupted(val, training_corruption(cfg), seed)
+        restore_raw = diff_maps(model, like_training, diff_kind, device)
+    restore_pix, restore_img = _separation(clean_maps, finish_maps(restore_raw, n, k, None, 0),
+                                           restore_masks, t if one_size else 0, seed, standardize=z)
     stats = ValidationMaps.of(clean_maps) if one_size else None
     final = finish_maps(raw[diff_kind][0], n, k, stats, t, standardize=z)
     threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
@@ -188,17 +195,39 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "threshold": float(threshold),
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
+           "proxy_corruption": [proxy_corruption(cfg).method, *proxy_corruption(cfg).alternate],
            "selection": selection,
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
     return doc, stats
 
 
-def _corrupt_like_training(images: list[np.ndarray], cfg: Config, seed: int):
-    """Validation images corrupted as in training; a plain autoencoder (method "none") is
-    calibrated on the paper's elastic corruption instead, so that it too has anomalies to find."""
+def training_corruption(cfg: Config) -> CorruptionConfig:
+    """The corruption of training, which the restoration check uses; a plain autoencoder
+    (method "none") gets the paper's elastic corruption, so that it too has anomalies to find."""
+    return cfg.corruption if cfg.corruption.method != "none" else CorruptionConfig()
+
+
+def proxy_corruption(cfg: Config) -> CorruptionConfig:
+    """The corruption of the validation proxy that chooses the scoring (ours; the paper does
+    not say how it chose n and k).
+
+    By default :func:`training_corruption`. With ``score.proxy_corruption`` the proxy uses those
+    methods instead (one per image at random, with the training corruption's patch sizes and
+    brightness): corruptions the model did not train on, the same for the method and its
+    references, so that the choice does not favour whatever the training taught the model to
+    find (book: findings, section 11)."""
+    ccfg = training_corruption(cfg)
+    methods = cfg.score.proxy_corruption
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
+    if methods:
+        ccfg = dataclasses.replace(ccfg, method=methods[0], alternate=methods[1:], p_clean=0.0)
+    return ccfg
+
+
+def _corrupted(images: list[np.ndarray], ccfg: CorruptionConfig, seed: int):
+    """Validation images corrupted by ``ccfg``: ``(corrupted, masks)``."""
     gen = torch.Generator().manual_seed(seed)
-    ccfg = cfg.corruption if cfg.corruption.method != "none" else CorruptionConfig()
     out, masks = [], []
     for a in images:
         x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
@@ -385,6 +414,8 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
         "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "reduce")},
+        # the synthetic defects the scoring was chosen on (older calibrations: not recorded)
+        "proxy_corruption": cal.get("proxy_corruption"),
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "per_defect": per_defect,

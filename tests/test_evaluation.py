@@ -103,6 +103,37 @@ def test_restoration_check_tells_a_restoring_model_from_one_that_copies(mvtec_di
     assert restoration_warning(restores) is None
 
 
+def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mvtec_dir):
+    from ssae.evaluation import proxy_corruption
+
+    cfg = override(profile("smoke"), corruption={"method": "elastic", "p_clean": 0.5}, score={"select_nk": False})
+    assert proxy_corruption(cfg) == cfg.corruption  # default: as in training
+    plain = override(cfg, corruption={"method": "none"})
+    assert proxy_corruption(plain).method == "elastic"  # a plain autoencoder: the paper's corruption
+    held_out = override(cfg, score={"proxy_corruption": ("cutout", "swap")})
+    pc = proxy_corruption(held_out)
+    assert (pc.method, pc.alternate, pc.p_clean) == ("cutout", ("swap",), 0.0)
+    assert pc.patch_max == cfg.corruption.patch_max
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = held_out.model.in_channels = split.channels
+    val = np.stack([read_image(p, 64, split.channels) for p in split.val])
+    constant = _Constant(float(val.mean()))
+    # a constant "restores" cut-outs, not elastic deformations: the proxy decides what the
+    # selection sees, while the restoration check stays on the training corruption
+    choose = {"select_nk": True}
+    cal, _ = calibrate_model(constant, override(held_out, score={**choose, "proxy_corruption": ("cutout",)}), split)
+    cal_el, _ = calibrate_model(constant, override(cfg, score=choose), split)
+    assert cal["proxy_corruption"] == ["cutout"] and cal_el["proxy_corruption"] == ["elastic"]
+    assert min(r["pixel_auroc"] for r in cal["selection"]) > 0.9
+    assert max(r["pixel_auroc"] for r in cal_el["selection"]) < 0.9
+    assert cal["restoration_pixel_auroc"] < 0.9
+    assert cal["restoration_pixel_auroc"] == pytest.approx(
+        next(r["pixel_auroc"] for r in cal_el["selection"]
+             if (r["n"], r["k"], r["standardize"]) == (cal["n"], cal["k"], cal["standardize"])))
+    with pytest.raises(SsaeError, match="unknown corruption method 'blur'"):
+        calibrate_model(constant, override(cfg, score={"proxy_corruption": ("blur",)}), split)
+
+
 def test_selection_weights_each_validation_map_with_the_others_avgmap():
     from ssae.evaluation import _separation
 
