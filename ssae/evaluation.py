@@ -148,7 +148,8 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     """
     sc = cfg.score
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
-    corrupted, masks = _corrupted(val, proxy_corruption(cfg), seed)
+    proxy = proxy_corruption(cfg)
+    corrupted, masks = _corrupted(val, proxy, seed)
     kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
     exponents = tuple(sc.t_candidates or (sc.t,))
     standardizations = tuple(bool(z) for z in (sc.standardize_candidates or (sc.standardize,)))
@@ -180,7 +181,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                         best = (score, (kind, nn_, kk, tt, max(img, key=lambda r: img[r] or 0.0), zz))
         diff_kind, n, k, t, reduce, z = best[1]
     clean_maps = finish_maps(raw[diff_kind][0], n, k, None, 0)
-    if proxy_corruption(cfg) == training_corruption(cfg):
+    if proxy == training_corruption(cfg):
         restore_raw, restore_masks = raw[diff_kind][1], masks
     else:  # the restoration check is about the training corruption, whatever the proxy
         like_training, restore_masks = _corrupted(val, training_corruption(cfg), seed)
@@ -195,7 +196,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "threshold": float(threshold),
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
-           "proxy_corruption": [proxy_corruption(cfg).method, *proxy_corruption(cfg).alternate],
+           "proxy_corruption": [proxy.method, *proxy.alternate],
            "selection": selection,
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
