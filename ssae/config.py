@@ -187,5 +187,7 @@ def override(cfg: Config, **sections: dict[str, Any]) -> Config:
         for key, value in values.items():
             if not hasattr(target, key):
                 raise ValueError(f"unknown setting {section}.{key}")
+            if isinstance(getattr(target, key), tuple) and isinstance(value, (str, list)):
+                value = (value,) if isinstance(value, str) else tuple(value)  # `--set a=cutout`: one item
             setattr(target, key, value)
     return out

@@ -220,7 +220,6 @@ def proxy_corruption(cfg: Config) -> CorruptionConfig:
     find (book: findings, section 11)."""
     ccfg = training_corruption(cfg)
     methods = cfg.score.proxy_corruption
-    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     if methods:
         ccfg = dataclasses.replace(ccfg, method=methods[0], alternate=methods[1:], p_clean=0.0)
     return ccfg

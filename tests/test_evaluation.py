@@ -114,7 +114,8 @@ def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mv
     pc = proxy_corruption(held_out)
     assert (pc.method, pc.alternate, pc.p_clean) == ("cutout", ("swap",), 0.0)
     assert pc.patch_max == cfg.corruption.patch_max
-    assert proxy_corruption(override(cfg, score={"proxy_corruption": "cutout"})).method == "cutout"  # --set a=cutout
+    one = override(cfg, score={"proxy_corruption": "cutout"})  # `--set score.proxy_corruption=cutout`
+    assert one.score.proxy_corruption == ("cutout",) and proxy_corruption(one).method == "cutout"
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = held_out.model.in_channels = split.channels
     val = np.stack([read_image(p, 64, split.channels) for p in split.val])
