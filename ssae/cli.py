@@ -44,7 +44,10 @@ def build_config(args):
     if args.minutes is not None:
         sections.setdefault("train", {})["max_minutes"] = args.minutes
     if args.image_size is not None:
-        sections.setdefault("data", {})["image_size"] = None if args.image_size == "native" else int(args.image_size)
+        size = args.image_size
+        if size != "native" and not (size.isdigit() and int(size) >= 8):
+            raise SsaeError(f"--image-size expects a number of pixels (at least 8) or 'native', got {size!r}")
+        sections.setdefault("data", {})["image_size"] = None if size == "native" else int(size)
     if args.corruption is not None:
         sections.setdefault("corruption", {})["method"] = args.corruption
     for item in args.set or []:
@@ -59,11 +62,30 @@ def build_config(args):
         raise SsaeError(str(e))
 
 
+def check_device(device: str) -> str:
+    """``device`` if torch can use it here, else a one-line error (``--device gpu``, or
+    ``cuda`` on a machine without CUDA)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise SsaeError(f"--device expects cpu, cuda or cuda:N, got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SsaeError(f"--device {device}: no CUDA device is available here; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise SsaeError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise SsaeError(f"--device expects cpu, cuda or cuda:N, got {device!r}")
+    return device
+
+
 def cmd_train(args) -> int:
     from .data import load_split
     from .training import init_distributed, train
 
-    args.device = init_distributed(args.device)
+    args.device = init_distributed(check_device(args.device))
     cfg = build_config(args)
     split = load_split(args.data, cfg.data, seed=cfg.train.seed)
     print(f"data {split.name}: {len(split.train)} train, {len(split.val)} validation, "
@@ -80,6 +102,7 @@ def cmd_evaluate(args) -> int:
     from .evaluation import evaluate
     from .training import read_run_config, write_json
 
+    check_device(args.device)
     data = args.data
     if data is None:
         _, meta = read_run_config(Path(args.run_dir))
@@ -108,7 +131,7 @@ def _warn_restoration(run_dir: Path) -> None:
 def cmd_predict(args) -> int:
     from .evaluation import predict
 
-    out = predict(args.run_dir, args.images, args.out, device=args.device, progress=_tty())
+    out = predict(args.run_dir, args.images, args.out, device=check_device(args.device), progress=_tty())
     print(f"wrote overlays, masks and scores.csv to {out}")
     return 0
 
@@ -116,6 +139,7 @@ def cmd_predict(args) -> int:
 def cmd_book(args) -> int:
     from .bookbuild import main as book_main
 
+    check_device(args.device)
     return book_main(args)
 
 
@@ -170,6 +194,10 @@ def main(argv=None) -> int:
         return int(args.func(args) or 0)
     except SsaeError as e:
         print(f"ssae: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # e.g. --json naming a folder, --out naming a file, a full disk
+        where = f": {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"ssae: error: {e.strerror or e}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ssae: interrupted; the last checkpoint is kept, rerun the same command to resume",

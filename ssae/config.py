@@ -13,6 +13,7 @@ A run is described by a :class:`Config`; :func:`profile` returns the defaults of
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field, asdict
 from typing import Any
 
@@ -71,7 +72,7 @@ class TrainConfig:
     compile: bool = False            # ours: torch.compile
     checkpoint_every: int = 500      # ours: steps between checkpoints
     log_every: int = 50              # ours
-    max_minutes: float | None = None # ours: wall-clock budget; training stops (and checkpoints) when reached
+    max_minutes: float | None = None # ours: wall-clock budget; training stops (and checkpoints) when reached; the schedules then follow the clock, so a seed repeats a run exactly only without it
 
 
 @dataclass
@@ -183,11 +184,38 @@ def override(cfg: Config, **sections: dict[str, Any]) -> Config:
         if section == "profile":
             out.profile = values
             continue
+        if section not in _SECTIONS:
+            raise ValueError(f"unknown settings section {section!r}; choose one of {', '.join(_SECTIONS)}")
         target = getattr(out, section)
+        hints = typing.get_type_hints(type(target))
         for key, value in values.items():
-            if not hasattr(target, key):
+            if key not in hints:
                 raise ValueError(f"unknown setting {section}.{key}")
-            if isinstance(getattr(target, key), tuple) and isinstance(value, (str, list)):
-                value = (value,) if isinstance(value, str) else tuple(value)  # `--set a=cutout`: one item
-            setattr(target, key, value)
+            setattr(target, key, _checked(f"{section}.{key}", hints[key], value))
     return out
+
+
+_SECTIONS = ("data", "corruption", "model", "train", "score")
+
+
+def _checked(name: str, hint, value):
+    """``value`` as the type ``hint`` of a field (``int``, ``float``, ``bool``, ``str``,
+    ``tuple[X, ...]``, ``X | None``), or a ValueError naming the setting.
+
+    A single item given for a tuple becomes a one-item tuple (``--set score.diff_candidates=ssim``);
+    an int is accepted for a float."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # X | None
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _checked(name, inner[0], value)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        items = [value] if not isinstance(value, (list, tuple)) else list(value)
+        return tuple(_checked(name, args[0], v) for v in items)
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is bool and isinstance(value, bool) or hint in (int, str) and type(value) is hint:
+        return value
+    raise ValueError(f"setting {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")

@@ -260,14 +260,29 @@ def read_calibration(run_dir) -> tuple[dict, ValidationMaps | None]:
     path = run_dir / CALIBRATION
     if not path.is_file():
         raise SsaeError(f"{run_dir} has no {CALIBRATION}: training did not finish; rerun `ssae train` to resume")
-    cal = json.loads(path.read_text())
+    try:
+        cal = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SsaeError(f"cannot read {path}: {e}; rerun `ssae train` with the same settings to recalibrate")
+    missing = [key for key in ("n", "k", "reduce", "diff", "t", "threshold") if key not in cal] \
+        if isinstance(cal, dict) else ["all"]
+    if missing:
+        raise SsaeError(f"{path} lacks {', '.join(missing)} (another version of ssae?); "
+                        "rerun `ssae train` with the same settings to recalibrate")
     cal.setdefault("standardize", False)  # calibrations written before standardised maps existed
     if not (run_dir / AVGMAP).is_file():
         return cal, None
-    std = np.load(run_dir / STDMAP) if (run_dir / STDMAP).is_file() else None
+    std = _load_npy(run_dir / STDMAP) if (run_dir / STDMAP).is_file() else None
     if cal["standardize"] and std is None:
         raise SsaeError(f"{run_dir} is calibrated for standardised maps but has no {STDMAP}; recalibrate it")
-    return cal, ValidationMaps(np.load(run_dir / AVGMAP), std)
+    return cal, ValidationMaps(_load_npy(run_dir / AVGMAP), std)
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path)
+    except (ValueError, OSError, EOFError) as e:
+        raise SsaeError(f"cannot read {path}: {str(e).splitlines()[0][:200]}; rerun `ssae train` to recalibrate")
 
 
 def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, seed: int,
@@ -369,7 +384,10 @@ def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True
     model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
     summary = {}
     if (run_dir / "train_summary.json").is_file():
-        summary = json.loads((run_dir / "train_summary.json").read_text())
+        try:
+            summary = json.loads((run_dir / "train_summary.json").read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise SsaeError(f"cannot read {run_dir / 'train_summary.json'}: {e}")
     res = evaluate_model(model, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress)
     res.update({"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps"),
                 "train_images_per_s": summary.get("images_per_s"), "run_dir": str(run_dir)})
@@ -430,7 +448,14 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
 # ----------------------------------------------------------------------------- prediction
 
 def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True) -> Path:
-    """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``."""
+    """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``.
+
+    Maps are computed at the run's image size (as in training and evaluation) and resized
+    (bilinear) to each input's own size for the overlay and the mask. Outputs are named after
+    the input (``<stem>_overlay.png``, ``<stem>_mask.png``); inputs that share a stem get their
+    folder's name in front (``<folder>_<stem>``), and a number if that is not enough.
+    ``scores.csv`` has one row per image: the image score (the calibrated reduction), whether it
+    exceeds the validation threshold, and the names of both PNGs."""
     import matplotlib
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -439,29 +464,45 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
     paths = [Path(p) for p in paths]
     if not paths:
         raise SsaeError("no images given to predict")
-    out_dir.mkdir(parents=True, exist_ok=True)
     images = D.load_images(paths, cfg.data.image_size, cfg.model.in_channels, progress=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
     maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
     cmap = matplotlib.colormaps["jet"]
     scale = max(cal["threshold"] * 2, 1e-12)
     rows = []
-    for p, img, m in zip(paths, images, maps):
+    for p, name, m in zip(paths, output_names(paths), maps):
+        img = D.read_image(p, None, cfg.model.in_channels)  # the input at its own size
+        big = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=img.shape[:2],
+                                              mode="bilinear", align_corners=False)[0, 0].numpy()
         rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
-        heat = cmap(np.clip(m / scale, 0, 1))[..., :3]
+        heat = cmap(np.clip(big / scale, 0, 1))[..., :3]
         overlay = (0.5 * rgb + 0.5 * heat).clip(0, 1)
-        _save_png(out_dir / f"{p.stem}_overlay.png", (overlay * 255).astype(np.uint8))
-        _save_png(out_dir / f"{p.stem}_mask.png", ((m > cal["threshold"]) * 255).astype(np.uint8))
+        _save_png(out_dir / f"{name}_overlay.png", (overlay * 255).astype(np.uint8))
+        _save_png(out_dir / f"{name}_mask.png", ((big > cal["threshold"]) * 255).astype(np.uint8))
         score = float(S.image_score(torch.from_numpy(m)[None], cal["reduce"]))
         rows.append({"image": str(p), "score": score,
-                     "anomalous": None if cal.get("image_threshold") is None else score > cal["image_threshold"]})
+                     "anomalous": None if cal.get("image_threshold") is None else score > cal["image_threshold"],
+                     "overlay": f"{name}_overlay.png", "mask": f"{name}_mask.png"})
     tmp = out_dir / "scores.csv.tmp"
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["image", "score", "anomalous"])
+        w = csv.DictWriter(f, fieldnames=["image", "score", "anomalous", "overlay", "mask"])
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, out_dir / "scores.csv")
     return out_dir
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """A distinct output name per input path: its stem, ``<folder>_<stem>`` where stems repeat
+    (``test/good/000.png`` and ``test/crack/000.png``), and ``_2``, ``_3`` ... beyond that."""
+    stems = [p.stem for p in paths]
+    names = [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+    out, seen = [], {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
 
 
 def _save_png(path: Path, arr: np.ndarray) -> None:

@@ -43,6 +43,7 @@ CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 HISTORY = "history.json"
 DONE = "done"
+SUMMARY = "train_summary.json"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -248,7 +249,10 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         _check_or_write_config(run_dir, cfg, split, data_spec)
-        (run_dir / DONE).unlink(missing_ok=True)
+        # An interrupted resumption must not leave the old scoring beside the new weights.
+        from .evaluation import AVGMAP, CALIBRATION, STDMAP
+        for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
+            (run_dir / name).unlink(missing_ok=True)
 
     torch.manual_seed(t.seed)
     model = build_model(cfg).to(device)
@@ -352,7 +356,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         if calibrate:
             from .evaluation import calibrate as _calibrate
             _calibrate(run_dir, split, device=str(device), model=_unwrap(model).eval(), progress=progress)
-        write_json(run_dir / "train_summary.json", {k: v for k, v in result.items() if k != "history"})
+        write_json(run_dir / SUMMARY, {k: v for k, v in result.items() if k != "history"})
         (run_dir / DONE).write_text("ok\n")
     return result
 

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import fixtures
@@ -57,14 +58,69 @@ def test_evaluate_without_masks_says_image_level_only(trained, tmp_path, capsys)
 
 
 def test_predict_writes_overlays_masks_and_scores(trained, tmp_path):
+    from PIL import Image
+
     data, run = trained
-    images = sorted((data / "test").rglob("*.png"))[:2]
+    good, bad = sorted((data / "test" / "good").glob("*.png"))[0], sorted((data / "test" / "scratch").glob("*.png"))[0]
+    assert good.stem == bad.stem  # two inputs with one name: neither output may overwrite the other
+    wide = tmp_path / "wide.png"
+    Image.open(bad).resize((96, 40)).save(wide)  # not the run's 64 x 64
+    images = [good, bad, wide]
     assert main(["predict", str(run), *map(str, images), "--out", str(tmp_path / "p")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "p" / "scores.csv")))
-    assert len(rows) == 2 and all(float(r["score"]) >= 0 for r in rows)
-    for img in images:
-        assert (tmp_path / "p" / f"{img.stem}_overlay.png").is_file()
-        assert (tmp_path / "p" / f"{img.stem}_mask.png").is_file()
+    assert [r["image"] for r in rows] == list(map(str, images))
+    assert len({r["overlay"] for r in rows}) == 3 and len({r["mask"] for r in rows}) == 3
+    for r, img in zip(rows, images):
+        size = Image.open(img).size
+        assert Image.open(tmp_path / "p" / r["overlay"]).size == size  # the input's own size
+        mask = np.asarray(Image.open(tmp_path / "p" / r["mask"]))
+        assert mask.shape == size[::-1] and set(np.unique(mask)) <= {0, 255}
+
+
+@pytest.mark.parametrize("flag, needle", [
+    (["--set", "modle.width=0.5"], "modle"),
+    (["--set", "train.steps=abc"], "train.steps"),
+    (["--set", "model.width=wide"], "model.width"),
+    (["--image-size", "big"], "--image-size"),
+    (["--device", "gpu"], "--device"),
+])
+def test_bad_command_line_values_are_one_line(tmp_path, flag, needle):
+    data = fixtures.make_mvtec(tmp_path)
+    rc, _, err = run_cli("train", "--data", data, "--out", tmp_path / "r", "--profile", "smoke", *flag)
+    assert_one_line_error(rc, err, needle)
+    assert not (tmp_path / "r").exists()  # refused before anything is written
+
+
+def test_cuda_without_a_gpu_is_one_line(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    data = fixtures.make_mvtec(tmp_path)
+    rc, _, err = run_cli("train", "--data", data, "--out", tmp_path / "r", "--profile", "smoke", "--device", "cuda")
+    assert_one_line_error(rc, err, "no CUDA device")
+
+
+@pytest.mark.parametrize("damage", ["garbage", "old_keys", "json_to_folder"])
+def test_damaged_calibration_or_output_is_one_line(trained, tmp_path, damage):
+    import shutil
+
+    data, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    args = ["evaluate", copy, "--data", data]
+    if damage == "garbage":
+        (copy / "calibration.json").write_text("{not json")
+        needle = "calibration.json"
+    elif damage == "old_keys":
+        (copy / "calibration.json").write_text(json.dumps({"n": 1, "k": 3}))
+        needle = "lacks reduce, diff, t, threshold"
+    else:
+        (tmp_path / "folder").mkdir()
+        args += ["--json", tmp_path / "folder"]
+        needle = "folder"
+    rc, _, err = run_cli(*args)
+    assert_one_line_error(rc, err, needle)
 
 
 def assert_one_line_error(rc, err, *needles):
@@ -96,7 +152,8 @@ def test_bad_input_is_one_line_naming_the_file(trained, tmp_path, breaker):
         bad = fixtures.make_unknown(tmp_path / "unknown")
         rc, _, err = run_cli("train", "--data", bad, "--out", tmp_path / "r", "--profile", "smoke")
     assert_one_line_error(rc, err, bad.name)
-    assert not (tmp_path / "r" / "done").exists()
+    if breaker in ("empty_train", "unknown"):
+        assert not (tmp_path / "r").exists()  # the data is checked before a run folder is made
 
 
 def test_not_a_run_directory(tmp_path):

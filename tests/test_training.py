@@ -105,10 +105,38 @@ def test_incompatible_run_directory(tmp_path):
         T.load_model(tmp_path / "missing")
 
 
-def test_checkpoints_load_with_weights_only():
-    import inspect
-    src = inspect.getsource(T.read_checkpoint)
-    assert "weights_only=True" in src
+class _NotAWeight:
+    pass
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    """A checkpoint holding an arbitrary pickled object is refused (weights_only=True), with a
+    one-line error naming the file; tensors and plain containers load."""
+    torch.save({"model": {"w": torch.ones(2)}, "step": 3}, tmp_path / T.CHECKPOINT)
+    assert T.read_checkpoint(tmp_path)["step"] == 3
+    torch.save({"model": {}, "step": 3, "payload": _NotAWeight()}, tmp_path / T.CHECKPOINT)
+    with pytest.raises(SsaeError, match="cannot read checkpoint .*checkpoint.pt"):
+        T.read_checkpoint(tmp_path)
+
+
+def test_an_interrupted_resumption_leaves_no_old_scoring_behind(mvtec_dir, tmp_path, monkeypatch):
+    from ssae.evaluation import read_calibration
+
+    split = load_split(str(mvtec_dir), smoke().data)
+    run = tmp_path / "run"
+    T.train(smoke(steps=2), split, run, progress=False)
+    assert (run / "calibration.json").is_file() and (run / "avgmap.npy").is_file()
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(T, "objective_loss", interrupt)
+    with pytest.raises(KeyboardInterrupt):  # resumed for more steps, interrupted at once
+        T.train(smoke(steps=4), split, run, progress=False)
+    for name in ("done", "calibration.json", "avgmap.npy", "stdmap.npy", "train_summary.json"):
+        assert not (run / name).exists(), name
+    with pytest.raises(SsaeError, match="training did not finish"):
+        read_calibration(run)
 
 
 def test_learning_rate_schedules():
