@@ -101,7 +101,7 @@ def main() -> int:
         print("RESULT " + json.dumps(child(args)), flush=True)
         return 0
 
-    results = []
+    results, failed = [], []
     for item in args.data or DEFAULT_DATA:
         for method in args.methods:
             cmd = [sys.executable, __file__, "--child", item, "--method", method, "--profile", args.profile,
@@ -118,6 +118,7 @@ def main() -> int:
             line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
             if proc.returncode or not line:
                 print(f"  failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:] }", flush=True)
+                failed.append(f"{item.split('=')[0]}/{method}")
                 continue
             res = json.loads(line[-1][7:])
             results.append(res)
@@ -141,6 +142,9 @@ def main() -> int:
               f"{fmt(r['inference_images_per_s'], '.1f'):>11} {r['peak_rss_mb']:8.0f} "
               f"{r.get('train_steps') or 0:6d} {str(r['image_size']):>7} "
               f"{fmt(r.get('restoration_pixel_auroc')):>7}")
+    if failed:  # a missing row must not pass for a finished benchmark
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -102,3 +102,11 @@ def test_cpu_benchmark_steps_alone_lift_the_time_budget(tmp_path):
     cfg = json.loads((tmp_path / "runs" / "fx-ssae" / "config.json").read_text())["config"]
     assert cfg["train"]["max_minutes"] is None and cfg["train"]["lr_schedule"] == "cosine"
     assert "no time limit, 3 steps" in out and out.count("\nfx ") == 2
+
+
+def test_cpu_benchmark_exits_non_zero_when_a_method_fails(tmp_path):
+    """A method that fails (here: no data at the path) is reported and the exit status is 1."""
+    p = subprocess.run([sys.executable, "benchmarks/cpu.py", "--data", f"fx={tmp_path / 'missing'}", "--methods",
+                        "blur", "--profile", "smoke", "--steps", "1", "--threads", "1", "--out", str(tmp_path / "runs")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1 and "failed: fx/blur" in p.stderr, (p.returncode, p.stderr)
