@@ -40,11 +40,9 @@ def config_comments() -> dict[tuple[str, str], str]:
     and ``# ours: ...`` comment on each field's line)."""
     from . import config as C
 
-    sections = {"DataConfig": "data", "CorruptionConfig": "corruption", "ModelConfig": "model",
-                "TrainConfig": "train", "ScoreConfig": "score"}
     out: dict[tuple[str, str], str] = {}
-    for cls_name, section in sections.items():
-        src = inspect.getsource(getattr(C, cls_name))
+    for section, klass in C.SECTIONS.items():
+        src = inspect.getsource(klass)
         for line in src.splitlines():
             m = re.match(r"\s+(\w+)\s*:\s*[^=]+=\s*.*?#\s*(.*)$", line)
             if m:

@@ -111,17 +111,20 @@ class Config:
         version = d.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(f"run format version {version!r}, this ssae reads version {FORMAT_VERSION}")
-        sub = {"data": DataConfig, "corruption": CorruptionConfig, "model": ModelConfig,
-               "train": TrainConfig, "score": ScoreConfig}
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
-            if key in sub:
-                kwargs[key] = _build(sub[key], value)
+            if key in SECTIONS:
+                kwargs[key] = _build(SECTIONS[key], value)
             elif key in ("profile", "format_version"):
                 kwargs[key] = value
             else:
                 raise ValueError(f"unknown config key {key!r}")
         return cls(**kwargs)
+
+
+#: The sections of a Config and their classes (``--set SECTION.FIELD=VALUE``).
+SECTIONS = {"data": DataConfig, "corruption": CorruptionConfig, "model": ModelConfig,
+            "train": TrainConfig, "score": ScoreConfig}
 
 
 def _build(klass, values: dict[str, Any]):
@@ -184,18 +187,15 @@ def override(cfg: Config, **sections: dict[str, Any]) -> Config:
         if section == "profile":
             out.profile = values
             continue
-        if section not in _SECTIONS:
-            raise ValueError(f"unknown settings section {section!r}; choose one of {', '.join(_SECTIONS)}")
+        if section not in SECTIONS:
+            raise ValueError(f"unknown settings section {section!r}; choose one of {', '.join(SECTIONS)}")
         target = getattr(out, section)
-        hints = typing.get_type_hints(type(target))
+        hints = typing.get_type_hints(SECTIONS[section])
         for key, value in values.items():
             if key not in hints:
                 raise ValueError(f"unknown setting {section}.{key}")
             setattr(target, key, _checked(f"{section}.{key}", hints[key], value))
     return out
-
-
-_SECTIONS = ("data", "corruption", "model", "train", "score")
 
 
 def _checked(name: str, hint, value):
