@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as _dt
-import json
 import os
 import platform
 import time
@@ -33,7 +32,7 @@ from . import scoring as S
 from .config import Config, CorruptionConfig
 from .corruption import corrupt
 from .errors import SsaeError
-from .training import load_model, read_run_config, write_json
+from .training import SUMMARY, load_model, read_json, read_run_config, write_json
 
 CALIBRATION = "calibration.json"
 AVGMAP = "avgmap.npy"
@@ -260,10 +259,7 @@ def read_calibration(run_dir) -> tuple[dict, ValidationMaps | None]:
     path = run_dir / CALIBRATION
     if not path.is_file():
         raise SsaeError(f"{run_dir} has no {CALIBRATION}: training did not finish; rerun `ssae train` to resume")
-    try:
-        cal = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SsaeError(f"cannot read {path}: {e}; rerun `ssae train` with the same settings to recalibrate")
+    cal = read_json(path, "rerun `ssae train` with the same settings to recalibrate")
     missing = [key for key in ("n", "k", "reduce", "diff", "t", "threshold") if key not in cal] \
         if isinstance(cal, dict) else ["all"]
     if missing:
@@ -382,12 +378,7 @@ def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True
     ``data_spec`` for the run in ``run_dir``."""
     run_dir = Path(run_dir)
     model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
-    summary = {}
-    if (run_dir / "train_summary.json").is_file():
-        try:
-            summary = json.loads((run_dir / "train_summary.json").read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise SsaeError(f"cannot read {run_dir / 'train_summary.json'}: {e}")
+    summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else {}
     res = evaluate_model(model, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress)
     res.update({"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps"),
                 "train_images_per_s": summary.get("images_per_s"), "run_dir": str(run_dir)})

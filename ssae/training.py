@@ -95,6 +95,15 @@ def write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def read_json(path: Path, advice: str = ""):
+    """The JSON document at ``path``, or a one-line :class:`SsaeError` naming the file (and
+    ``advice``) when it is not valid JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SsaeError(f"cannot read {path}: {e}{'; ' + advice if advice else ''}")
+
+
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer, np.ndarray)):
         return o.tolist() if isinstance(o, np.ndarray) else o.item()
