@@ -244,8 +244,12 @@ def read_image(path, size: int | None, channels: int) -> np.ndarray:
     ``size`` None keeps the native resolution; an int resizes to ``size x size`` (bilinear).
     ``channels`` 1 converts colour to grey (PIL luma); 3 repeats a grey image.
     """
-    im = _open(path)
-    arr = _to_float(im, channels)
+    return resize_image(_to_float(_open(path), channels), size)
+
+
+def resize_image(arr: np.ndarray, size: int | None) -> np.ndarray:
+    """An H x W x C float image resized to ``size x size`` (bilinear per channel, clipped to
+    [0, 1]); ``size`` None or the same size returns it unchanged (as float32)."""
     if size is not None and arr.shape[:2] != (size, size):
         planes = [Image.fromarray(np.ascontiguousarray(arr[..., c])).resize((size, size), Image.BILINEAR)
                   for c in range(arr.shape[2])]

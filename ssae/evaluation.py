@@ -455,15 +455,15 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
     paths = [Path(p) for p in paths]
     if not paths:
         raise SsaeError("no images given to predict")
-    images = D.load_images(paths, cfg.data.image_size, cfg.model.in_channels, progress=False)
+    originals = D.load_images(paths, None, cfg.model.in_channels, progress=False)  # each at its own size
+    images = [D.resize_image(a, cfg.data.image_size) for a in originals]
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
     maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
     cmap = matplotlib.colormaps["jet"]
     scale = max(cal["threshold"] * 2, 1e-12)
     rows = []
-    for p, name, m in zip(paths, output_names(paths), maps):
-        img = D.read_image(p, None, cfg.model.in_channels)  # the input at its own size
+    for p, name, img, m in zip(paths, output_names(paths), originals, maps):
         big = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=img.shape[:2],
                                               mode="bilinear", align_corners=False)[0, 0].numpy()
         rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
