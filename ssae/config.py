@@ -27,8 +27,8 @@ PROFILES = ("smoke", "cpu", "paper")
 class DataConfig:
     image_size: int | None = 512     # paper (textures): images resized to 512x512. None keeps native size (ours)
     val_fraction: float = 0.05       # paper: 5% of the training data as validation set
-    rot90: bool = True               # paper: rotations by multiples of 90 degrees "depending on the category"
-    flips: bool = True               # paper: horizontal and vertical flips "depending on the category"
+    rot90: bool | None = None        # paper: rotations by multiples of 90 degrees "depending on the category"; None = data.AUGMENTATION's choice for the category (ours)
+    flips: bool | None = None        # paper: horizontal and vertical flips "depending on the category"; None = as for rot90
     max_train: int | None = None     # ours: cap on training images (None = all)
     max_test: int | None = None      # ours: cap on test images, stratified (None = all); smoke only
 

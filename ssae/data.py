@@ -15,7 +15,8 @@ Three sources are understood by :func:`load_split`:
 
 The paper uses 5% of the training data as validation set (Sec. 4.1); here the fraction is
 ``cfg.val_fraction`` (at least one image), drawn deterministically from ``seed``.
-Augmentation follows Sec. 4.1: rotations by multiples of 90 degrees and flips.
+Augmentation follows Sec. 4.1: rotations by multiples of 90 degrees and flips "depending on
+the category"; :data:`AUGMENTATION` says which, per category (our choices: the paper gives none).
 """
 from __future__ import annotations
 
@@ -282,6 +283,39 @@ def load_images(paths, size: int | None, channels: int, progress: bool = True) -
 
 # -----------------------------------------------------------------------------
 # augmentation
+
+#: Which symmetries of a category's images are still normal images: ``(rot90, flips)``. The
+#: paper augments "depending on the category" (Sec. 4.1) without saying how; these choices
+#: are ours, read off what each category's test set calls a defect. A category not listed
+#: (your own data) gets both, the paper's setting for textures; set ``data.rot90`` and
+#: ``data.flips`` for objects whose orientation or handedness matters.
+AUGMENTATION: dict[str, tuple[bool, bool]] = {
+    # MVTec AD textures: no preferred direction, except wood's grain
+    "carpet": (True, True), "grid": (True, True), "leather": (True, True), "tile": (True, True),
+    "wood": (False, True),        # the grain runs one way: a quarter turn is not a normal board
+    # MVTec AD objects
+    "bottle": (True, True),       # seen from above, round
+    "hazelnut": (True, True),     # lies at any angle, either way up
+    "screw": (True, False),       # lies at any angle; a mirror image reverses the thread
+    "metal_nut": (True, False),   # "flip" (upside down, i.e. mirrored) is one of its defect types
+    "cable": (False, False),      # the three wires' colours come in a fixed order
+    "capsule": (False, False), "pill": (False, False),  # printed text
+    "toothbrush": (False, False), "transistor": (False, False),  # fixed upright pose
+    "zipper": (False, False),     # fixed vertical pose
+    # Magnetic Tile Defects: tile surfaces photographed in varying orientations
+    "mtd": (True, True),
+}
+
+
+def resolve_augmentation(cfg: DataConfig, name: str) -> None:
+    """Fill ``cfg.rot90`` / ``cfg.flips`` left at ``None`` from :data:`AUGMENTATION` for the
+    data set ``name`` (``"wood"``, ``"embedded:wood"``, ``"mtd"``; unknown names get both)."""
+    rot90, flips = AUGMENTATION.get(name.split(":", 1)[-1].lower(), (True, True))
+    if cfg.rot90 is None:
+        cfg.rot90 = rot90
+    if cfg.flips is None:
+        cfg.flips = flips
+
 
 def augment(x: torch.Tensor, generator: torch.Generator, rot90: bool = True,
             flips: bool = True) -> torch.Tensor:

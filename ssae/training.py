@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import Config
 from .corruption import corrupt, random_rotation
-from .data import Split, augment, load_images
+from .data import Split, augment, load_images, resolve_augmentation
 from .errors import SsaeError
 from .model import SSAE
 from .objectives import loss as objective_loss
@@ -250,6 +250,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     device = torch.device(device)
     rank, world = _dist_info()
     cfg.model.in_channels = split.channels
+    resolve_augmentation(cfg.data, split.name)  # written to config.json as used
     t = cfg.train
     if t.objective not in (1, 4):
         raise SsaeError(f"objective must be 1 or 4, got {t.objective}")

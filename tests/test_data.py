@@ -222,6 +222,20 @@ def test_augment_square_covers_dihedral_group():
     assert torch.equal(data.augment(x, g, rot90=False, flips=False), x)
 
 
+def test_augmentation_depends_on_the_category():
+    def resolved(name, **given):
+        cfg = DataConfig(**given)
+        data.resolve_augmentation(cfg, name)
+        return cfg.rot90, cfg.flips
+
+    assert resolved("wood") == resolved("embedded:wood") == (False, True)
+    assert resolved("metal_nut") == (True, False)                # "flip" is a defect type there
+    assert resolved("transistor") == (False, False)
+    assert resolved("my_parts") == (True, True)                  # unknown: the paper's texture setting
+    assert resolved("wood", rot90=True) == (True, True)          # an explicit setting wins
+    assert resolved("bottle", flips=False) == (True, False)
+
+
 def test_augment_non_square_keeps_shape():
     x = torch.rand(16, 2, 4, 6)
     y = data.augment(x, torch.Generator().manual_seed(1), rot90=True, flips=False)

@@ -42,6 +42,7 @@ def test_train_writes_a_complete_run(mvtec_dir, tmp_path):
     assert not list(run.glob("*.tmp*"))
     model, cfg2 = T.load_model(run)
     assert cfg2.model.in_channels == 3 and not model.training
+    assert (cfg2.data.rot90, cfg2.data.flips) == (True, True)  # unknown category: both, as used
 
 
 def test_same_seed_same_weights(mvtec_grey_dir, tmp_path):
