@@ -164,3 +164,24 @@ def test_not_a_run_directory(tmp_path):
 def test_bad_setting_is_one_line(tmp_path):
     rc, _, err = run_cli("train", "--data", tmp_path, "--out", tmp_path / "r", "--set", "model.depth=3")
     assert_one_line_error(rc, err, "model.depth")
+
+
+def test_nan_loss_is_one_line_and_leaves_no_finished_run(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    run = tmp_path / "r"
+    rc, _, err = run_cli("train", "--data", data, "--out", run, "--profile", "smoke", "--set", "train.lr=1e30")
+    assert_one_line_error(rc, err, "loss became nan")
+    assert not (run / "done").exists() and not (run / "calibration.json").exists()
+
+
+def test_run_directory_of_another_version_is_one_line(trained, tmp_path):
+    import shutil
+
+    data, run = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    doc = json.loads((copy / "config.json").read_text())
+    doc["config"]["format_version"] = 99
+    (copy / "config.json").write_text(json.dumps(doc))
+    rc, _, err = run_cli("evaluate", copy, "--data", data)
+    assert_one_line_error(rc, err, "incompatible run directory")
