@@ -213,9 +213,10 @@ def main(argv=None) -> int:
         return rc
 
     from ssae.evaluation import hardware
+    from ssae.training import SUMMARY
 
     metrics = json.loads(eval_json.read_text())
-    summary_path = run_dir / "train_summary.json"
+    summary_path = run_dir / SUMMARY
     label["train_summary"] = json.loads(summary_path.read_text()) if summary_path.is_file() else None
     label["hardware"] = hardware(args.device)
     label["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

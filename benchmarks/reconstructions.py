@@ -11,7 +11,6 @@ from __future__ import annotations
 import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -24,6 +23,7 @@ import torch  # noqa: E402
 from ssae import data as D  # noqa: E402
 from ssae import scoring as S  # noqa: E402
 from ssae.evaluation import hardware, load_run  # noqa: E402
+from ssae.training import SUMMARY, read_json  # noqa: E402
 
 
 def main() -> int:
@@ -40,7 +40,7 @@ def main() -> int:
         if it.label == 1:
             by_defect.setdefault(it.defect, []).append(it)
     items = [v[len(v) // 2] for _, v in sorted(by_defect.items())][: args.n]
-    summary = json.loads((Path(args.run_dir) / "train_summary.json").read_text())
+    summary = read_json(Path(args.run_dir) / SUMMARY)
 
     fig, axes = plt.subplots(len(items), 4, figsize=(8, 2.1 * len(items)), squeeze=False)
     for row, it in zip(axes, items):

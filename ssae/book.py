@@ -342,6 +342,7 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     from . import metrics as M
     from . import scoring as S
     from .evaluation import anomaly_maps, evaluate, ground_truth
+    from .training import SUMMARY, read_json
 
     out: dict[str, Any] = {}
     maps: dict[str, list] = {}
@@ -361,7 +362,7 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
 
     for name in VARIANTS:
         vdir = variant_dir(run_dir, name)
-        summary = json.loads((vdir / "train_summary.json").read_text()) if (vdir / "train_summary.json").is_file() else {}
+        summary = read_json(vdir / SUMMARY) if (vdir / SUMMARY).is_file() else {}
         vcfg = json.loads((vdir / "config.json").read_text())["config"]
         if name in maps:
             r = metrics(maps[name], cals[name])
