@@ -128,12 +128,14 @@ SECTIONS = {"data": DataConfig, "corruption": CorruptionConfig, "model": ModelCo
 
 
 def _build(klass, values: dict[str, Any]):
-    names = {f.name for f in dataclasses.fields(klass)}
-    unknown = set(values) - names
+    """A section rebuilt from its stored dict, each value checked against its field's type
+    (JSON lists become tuples)."""
+    hints = typing.get_type_hints(klass)
+    unknown = set(values) - set(hints)
     if unknown:
         raise ValueError(f"unknown {klass.__name__} keys: {sorted(unknown)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return klass(**values)
+    section = next(k for k, v in SECTIONS.items() if v is klass)
+    return klass(**{k: _checked(f"{section}.{k}", hints[k], v) for k, v in values.items()})
 
 
 def profile(name: str) -> Config:

@@ -106,6 +106,21 @@ def test_incompatible_run_directory(tmp_path):
         T.load_model(tmp_path / "missing")
 
 
+def test_stored_settings_are_type_checked(tmp_path):
+    doc = {"config": smoke().to_dict(), "meta": {}}
+    cfg, _ = T.read_run_config(_write_config(tmp_path / "ok", doc))        # JSON lists become tuples
+    assert cfg == smoke()
+    doc["config"]["train"]["steps"] = "many"                               # e.g. a hand-edited file
+    with pytest.raises(SsaeError, match="incompatible run directory .*train.steps must be int"):
+        T.read_run_config(_write_config(tmp_path / "bad", doc))
+
+
+def _write_config(run_dir, doc):
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text(json.dumps(doc))
+    return run_dir
+
+
 class _NotAWeight:
     pass
 
