@@ -121,3 +121,22 @@ def test_elastic_without_displacement_keeps_the_image():
     x_hat, mask = corrupt(x, cfg, gen())
     assert mask.max() > 0.5
     assert torch.allclose(x_hat, x, atol=1e-5)                # X3 = X1, so X4 = X1
+
+
+def test_real_valued_mask_blends_and_brightness_is_bounded():
+    # On a flat grey image X1 = X3 before the gain, so Figure 5's X4 = X2 X3 + (1 - X2) X1
+    # gives x_hat - x = M * x * (gain - 1): the same gain for every pixel of an image,
+    # including the shape mask's soft edge, with |gain - 1| <= brightness.
+    x = torch.full((8, 1, 32, 32), 0.5)
+    cfg = CorruptionConfig(method="elastic", brightness=0.4, patch_min=0.5, patch_max=0.6)
+    x_hat, mask = corrupt(x, cfg, gen(3))
+    soft = (mask > 0.05) & (mask < 0.95)
+    assert soft.any()                                          # real-valued, not a binary mask
+    gains = []
+    for d, m in zip(x_hat - x, mask):
+        on = m > 0.05
+        g = d[on] / (0.5 * m[on])                              # gain - 1, pixel by pixel
+        assert torch.allclose(g, g.mean().expand_as(g), atol=1e-4)
+        gains.append(float(g.mean()))
+    assert max(abs(g) for g in gains) <= 0.4 + 1e-6
+    assert max(gains) - min(gains) > 0.1                       # drawn per image
