@@ -213,11 +213,10 @@ def main(argv=None) -> int:
         return rc
 
     from ssae.evaluation import hardware
-    from ssae.training import SUMMARY
+    from ssae.training import read_summary
 
     metrics = json.loads(eval_json.read_text())
-    summary_path = run_dir / SUMMARY
-    label["train_summary"] = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+    label["train_summary"] = read_summary(run_dir) or None
     label["hardware"] = hardware(args.device)
     label["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").is_file() else []

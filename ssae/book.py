@@ -342,7 +342,7 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     from . import metrics as M
     from . import scoring as S
     from .evaluation import anomaly_maps, evaluate, ground_truth
-    from .training import SUMMARY, read_json
+    from .training import read_summary
 
     out: dict[str, Any] = {}
     maps: dict[str, list] = {}
@@ -362,7 +362,7 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
 
     for name in VARIANTS:
         vdir = variant_dir(run_dir, name)
-        summary = read_json(vdir / SUMMARY) if (vdir / SUMMARY).is_file() else {}
+        summary = read_summary(vdir)
         vcfg = json.loads((vdir / "config.json").read_text())["config"]
         if name in maps:
             r = metrics(maps[name], cals[name])

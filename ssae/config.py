@@ -114,7 +114,7 @@ class Config:
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key in SECTIONS:
-                kwargs[key] = _build(SECTIONS[key], value)
+                kwargs[key] = _build(key, value)
             elif key in ("profile", "format_version"):
                 kwargs[key] = value
             else:
@@ -127,14 +127,14 @@ SECTIONS = {"data": DataConfig, "corruption": CorruptionConfig, "model": ModelCo
             "train": TrainConfig, "score": ScoreConfig}
 
 
-def _build(klass, values: dict[str, Any]):
-    """A section rebuilt from its stored dict, each value checked against its field's type
-    (JSON lists become tuples)."""
+def _build(section: str, values: dict[str, Any]):
+    """Section ``section`` rebuilt from its stored dict, each value checked against its
+    field's type (JSON lists become tuples)."""
+    klass = SECTIONS[section]
     hints = typing.get_type_hints(klass)
     unknown = set(values) - set(hints)
     if unknown:
         raise ValueError(f"unknown {klass.__name__} keys: {sorted(unknown)}")
-    section = next(k for k, v in SECTIONS.items() if v is klass)
     return klass(**{k: _checked(f"{section}.{k}", hints[k], v) for k, v in values.items()})
 
 

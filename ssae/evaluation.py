@@ -32,7 +32,7 @@ from . import scoring as S
 from .config import Config, CorruptionConfig
 from .corruption import corrupt
 from .errors import SsaeError
-from .training import SUMMARY, load_model, read_json, read_run_config, write_json
+from .training import load_model, read_json, read_run_config, read_summary, write_json
 
 CALIBRATION = "calibration.json"
 AVGMAP = "avgmap.npy"
@@ -378,7 +378,7 @@ def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True
     ``data_spec`` for the run in ``run_dir``."""
     run_dir = Path(run_dir)
     model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
-    summary = read_json(run_dir / SUMMARY) if (run_dir / SUMMARY).is_file() else {}
+    summary = read_summary(run_dir)
     res = evaluate_model(model, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress)
     res.update({"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps"),
                 "train_images_per_s": summary.get("images_per_s"), "run_dir": str(run_dir)})

@@ -104,6 +104,13 @@ def read_json(path: Path, advice: str = ""):
         raise SsaeError(f"cannot read {path}: {e}{'; ' + advice if advice else ''}")
 
 
+def read_summary(run_dir) -> dict:
+    """The run's ``train_summary.json`` (steps, seconds, images/s), ``{}`` when training has
+    not finished; a damaged file is a one-line error."""
+    path = Path(run_dir) / SUMMARY
+    return read_json(path) if path.is_file() else {}
+
+
 def _json_default(o):
     if isinstance(o, (np.floating, np.integer, np.ndarray)):
         return o.tolist() if isinstance(o, np.ndarray) else o.item()

@@ -103,11 +103,8 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
 
 @pytest.mark.parametrize("damage", ["garbage", "old_keys", "json_to_folder"])
 def test_damaged_calibration_or_output_is_one_line(trained, tmp_path, damage):
-    import shutil
-
     data, run = trained
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
+    copy = copy_run(run, tmp_path)
     args = ["evaluate", copy, "--data", data]
     if damage == "garbage":
         (copy / "calibration.json").write_text("{not json")
@@ -121,6 +118,15 @@ def test_damaged_calibration_or_output_is_one_line(trained, tmp_path, damage):
         needle = "folder"
     rc, _, err = run_cli(*args)
     assert_one_line_error(rc, err, needle)
+
+
+def copy_run(run, tmp_path):
+    """A copy of the module's trained run that a test may damage."""
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
 
 
 def assert_one_line_error(rc, err, *needles):
@@ -175,11 +181,8 @@ def test_nan_loss_is_one_line_and_leaves_no_finished_run(tmp_path):
 
 
 def test_run_directory_of_another_version_is_one_line(trained, tmp_path):
-    import shutil
-
     data, run = trained
-    copy = tmp_path / "run"
-    shutil.copytree(run, copy)
+    copy = copy_run(run, tmp_path)
     doc = json.loads((copy / "config.json").read_text())
     doc["config"]["format_version"] = 99
     (copy / "config.json").write_text(json.dumps(doc))
