@@ -1,6 +1,8 @@
 """Scoring levers on a trained run: how Diff, G_k^n, the avgmap weighting (or standardised
 maps) and the reduction move the test metrics, with the network fixed (one reconstruction per
-test image).
+test image). The ``|std|`` rows score the standardised maps two-sided, by the absolute value,
+so that a region where the model errs *less* than usual (a defect smoother than the normal
+texture) counts as well; the library does not offer this (it did not help, findings section 14).
 
 This is an *analysis* of levers, not model selection: it reports test metrics for every
 variant, so the best row is an oracle choice. ``ssae evaluate`` chooses n, k and the reduction
@@ -42,8 +44,9 @@ def main() -> int:
           f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'standardize', 'reduce', 'restoration_pixel_auroc')} }")
     print(f"{'diff':5} {'n':>2} {'k':>3} {'weighting':>9} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
     masks = ground_truth(split, items, [a[..., 0] for a in images])  # maps have the images' H x W
-    # eq. (14) with each exponent t, and (ours) maps standardised by the validation maps
-    weightings = [(t, False) for t in ts] + [(0, True)]
+    # eq. (14) with each exponent t, and (ours) maps standardised by the validation maps,
+    # one-sided (the library's) and two-sided (|std|)
+    weightings = [(t, False) for t in ts] + [(0, True), (0, "two-sided")]
     for kind in ("l2", "ssim"):
         raw = diff_maps(model, images, kind, "cpu")
         raw_val = diff_maps(model, val, kind, "cpu")
@@ -53,7 +56,9 @@ def main() -> int:
             for t, z in weightings:
                 if (t or z) and stats is None:
                     continue
-                maps = finish_maps(raw, n, k, stats, t, standardize=z)
+                maps = finish_maps(raw, n, k, stats, t, standardize=bool(z))
+                if z == "two-sided":
+                    maps = [abs(m) for m in maps]
                 img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
                                                  for m in maps]) for r in ("sum", "max")}
                 pix = M.pixel_auroc(masks, maps) if masks is not None else None
@@ -61,7 +66,8 @@ def main() -> int:
                 chosen = (cal["diff"], cal["n"], cal["k"], cal["t"], cal["standardize"])
                 mark = "*" if (kind, n, k, t, z) == chosen else " "
                 f = lambda v: "   n/a" if v is None else f"{v:.3f}"  # noqa: E731
-                print(f"{kind:5} {n:2d} {k:3d} {'std' if z else f't={t}':>9} {f(img['sum']):>8} {f(img['max']):>8} "
+                label = {True: "std", "two-sided": "|std|"}.get(z, f"t={t}")
+                print(f"{kind:5} {n:2d} {k:3d} {label:>9} {f(img['sum']):>8} {f(img['max']):>8} "
                       f"{f(pix):>7} {f(pro):>7} {mark}", flush=True)
     return 0
 

@@ -1,6 +1,7 @@
 """The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py,
 benchmarks/reconstructions.py, benchmarks/learning_curve.py, benchmarks/noise_floor.py and
-benchmarks/recalibrate.py (their real-data numbers are in book/findings.md)."""
+benchmarks/recalibrate.py and benchmarks/scoring_levers.py (their real-data numbers are in
+book/findings.md)."""
 import json
 import subprocess
 import sys
@@ -12,6 +13,16 @@ import fixtures
 from ssae.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """One smoke-profile run on the MVTec-layout fixture, shared by the read-only scripts."""
+    tmp = tmp_path_factory.mktemp("smoke_run")
+    data = fixtures.make_mvtec(tmp)
+    run = tmp / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+    return data, run
 
 
 def _run(*args):
@@ -28,10 +39,8 @@ def test_untrained_maps_prints_every_map(tmp_path):
         assert all(0.0 <= float(v) <= 1.0 for v in ln.split()[-3:])
 
 
-def test_reconstructions_figure_is_labelled_and_written(tmp_path):
-    data = fixtures.make_mvtec(tmp_path)
-    run = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+def test_reconstructions_figure_is_labelled_and_written(smoke_run, tmp_path):
+    data, run = smoke_run
     png = tmp_path / "fig" / "r.png"
     out = _run("benchmarks/reconstructions.py", run, "--data", data, "--out", png, "--n", "2")
     assert png.is_file() and png.stat().st_size > 1000 and "wrote" in out
@@ -57,10 +66,8 @@ def test_learning_curve_rejects_decreasing_budgets(tmp_path):
     assert p.returncode == 2 and "must increase" in p.stderr and "Traceback" not in p.stderr
 
 
-def test_noise_floor_compares_each_anomaly_with_the_models_own_error(tmp_path):
-    data = fixtures.make_mvtec(tmp_path)
-    run = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+def test_noise_floor_compares_each_anomaly_with_the_models_own_error(smoke_run):
+    data, run = smoke_run
     out = _run("benchmarks/noise_floor.py", run, "--data", data, "--threads", "1")
     rows = {ln[:32].strip(): ln[32:].split() for ln in out.splitlines()[3:] if ln.strip()}
     assert set(rows) == {"clean validation images", "corruption: elastic", "corruption: swap",
@@ -71,10 +78,8 @@ def test_noise_floor_compares_each_anomaly_with_the_models_own_error(tmp_path):
     assert change > 0.1 and ratio == pytest.approx(inside / outside, abs=0.01)
 
 
-def test_recalibrate_compares_scoring_variants_without_touching_the_run(tmp_path):
-    data = fixtures.make_mvtec(tmp_path)
-    run = tmp_path / "run"
-    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+def test_recalibrate_compares_scoring_variants_without_touching_the_run(smoke_run, tmp_path):
+    data, run = smoke_run
     before = (run / "calibration.json").read_text()
     rows = tmp_path / "recal.jsonl"
     out = _run("benchmarks/recalibrate.py", run, "--data", data, "--json", rows,
@@ -87,6 +92,15 @@ def test_recalibrate_compares_scoring_variants_without_touching_the_run(tmp_path
     p = subprocess.run([sys.executable, "benchmarks/recalibrate.py", str(run), "--data", str(data),
                         "--set", "score.nosuch=1"], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode != 0 and "Traceback" not in p.stderr
+
+
+def test_scoring_levers_prints_one_row_per_weighting_including_two_sided_maps(smoke_run):
+    data, run = smoke_run
+    out = _run("benchmarks/scoring_levers.py", run, "--data", data, "--nk", "1,3", "--t", "0,1")
+    rows = [ln.split() for ln in out.splitlines() if ln.startswith(("l2 ", "ssim "))]
+    assert [(r[0], r[3]) for r in rows] == [(d, w) for d in ("l2", "ssim") for w in ("t=0", "t=1", "std", "|std|")]
+    for r in rows:  # image AUROC (sum, max), pixel AUROC, AUPRO: fractions
+        assert all(0.0 <= float(v) <= 1.0 for v in r[4:8])
 
 
 def test_cpu_benchmark_steps_alone_lift_the_time_budget(tmp_path):
