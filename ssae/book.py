@@ -342,7 +342,7 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     from . import metrics as M
     from . import scoring as S
     from .evaluation import anomaly_maps, evaluate, ground_truth
-    from .training import read_summary
+    from .training import read_run_config, read_summary
 
     out: dict[str, Any] = {}
     maps: dict[str, list] = {}
@@ -363,15 +363,15 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     for name in VARIANTS:
         vdir = variant_dir(run_dir, name)
         summary = read_summary(vdir)
-        vcfg = json.loads((vdir / "config.json").read_text())["config"]
+        vcfg, _ = read_run_config(vdir)
         if name in maps:
             r = metrics(maps[name], cals[name])
         else:
             r = evaluate(vdir, data, device=device, progress=False)
         out[name] = {"image_auroc": r.get("image_auroc"), "pixel_auroc": r.get("pixel_auroc"),
                      "aupro": r.get("aupro"), "train_seconds": summary.get("seconds"),
-                     "train_steps": summary.get("steps"), "objective": vcfg["train"]["objective"],
-                     "corruption": vcfg["corruption"]["method"]}
+                     "train_steps": summary.get("steps"), "objective": vcfg.train.objective,
+                     "corruption": vcfg.corruption.method}
     ens = [np.maximum(a, b) for a, b in zip(maps["objective1"], maps["objective4"])]
     out["ensemble"] = {"pixel_auroc": M.pixel_auroc(masks, ens) if masks is not None else None,
                        "aupro": M.aupro(masks, ens, fpr_limit=0.3) if masks is not None else None}
