@@ -58,7 +58,7 @@ def main(argv=None) -> int:
             res = evaluate_model(model, cfg, split, cal, stats, "cpu", data_spec=args.data, progress=False)
             sc = res["score"]
             chosen = (f"{sc['diff']} n {sc['n']} k {sc['k']} t {sc['t']}"
-                      f"{' std' if sc['standardize'] else ''} {sc['reduce']}")
+                      f"{(' |std|' if sc['two_sided'] else ' std') if sc['standardize'] else ''} {sc['reduce']}")
             f = lambda v: "   n/a" if v is None else f"{v:6.3f}"  # noqa: E731
             print(f"{variant or '(run settings)':40} {chosen:34} {f(res['restoration_pixel_auroc']):>7} "
                   f"{f(res['image_auroc'])} {f(res['image_auroc_sum'])} {f(res['image_auroc_max'])} "

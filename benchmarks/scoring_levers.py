@@ -2,7 +2,7 @@
 maps) and the reduction move the test metrics, with the network fixed (one reconstruction per
 test image). The ``|std|`` rows score the standardised maps two-sided, by the absolute value,
 so that a region where the model errs *less* than usual (a defect smoother than the normal
-texture) counts as well; the library does not offer this (it did not help, findings section 14).
+texture) counts as well (``score.two_sided``; findings section 14).
 
 This is an *analysis* of levers, not model selection: it reports test metrics for every
 variant, so the best row is an oracle choice. ``ssae evaluate`` chooses n, k and the reduction
@@ -41,7 +41,7 @@ def main() -> int:
     ts = [int(v) for v in args.t.split(",")]
     print(f"run {args.run_dir} on {split.name} ({len(items)} test images, image size "
           f"{cfg.data.image_size or 'native'}); calibrated choice: "
-          f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'standardize', 'reduce', 'restoration_pixel_auroc')} }")
+          f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'standardize', 'two_sided', 'reduce', 'restoration_pixel_auroc')} }")
     print(f"{'diff':5} {'n':>2} {'k':>3} {'weighting':>9} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
     masks = ground_truth(split, items, [a[..., 0] for a in images])  # maps have the images' H x W
     # eq. (14) with each exponent t, and (ours) maps standardised by the validation maps,
@@ -56,14 +56,13 @@ def main() -> int:
             for t, z in weightings:
                 if (t or z) and stats is None:
                     continue
-                maps = finish_maps(raw, n, k, stats, t, standardize=bool(z))
-                if z == "two-sided":
-                    maps = [abs(m) for m in maps]
+                maps = finish_maps(raw, n, k, stats, t, standardize=bool(z), two_sided=z == "two-sided")
                 img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
                                                  for m in maps]) for r in ("sum", "max")}
                 pix = M.pixel_auroc(masks, maps) if masks is not None else None
                 pro = M.aupro(masks, maps) if masks is not None else None
-                chosen = (cal["diff"], cal["n"], cal["k"], cal["t"], cal["standardize"])
+                chosen = (cal["diff"], cal["n"], cal["k"], cal["t"],
+                          "two-sided" if cal["two_sided"] else cal["standardize"])
                 mark = "*" if (kind, n, k, t, z) == chosen else " "
                 f = lambda v: "   n/a" if v is None else f"{v:.3f}"  # noqa: E731
                 label = {True: "std", "two-sided": "|std|"}.get(z, f"t={t}")

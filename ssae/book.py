@@ -235,7 +235,8 @@ def metrics_table(res: dict[str, Any]) -> Table:
         ["test images (defective)", f"{res.get('n_test_images')} ({res.get('n_defective', '?')})"],
         ["restoration check (%)", _restoration(res.get("restoration_pixel_auroc"))],
         ["scoring", f"Diff = {sc.get('diff')}, n = {sc.get('n')}, k = {sc.get('k')}, t = {sc.get('t')}, "
-                    + ("standardised maps, " if sc.get("standardize") else "")
+                    + (("two-sided " if sc.get("two_sided") else "") + "standardised maps, "
+                       if sc.get("standardize") else "")
                     + f"image score = {sc.get('reduce')} (chosen on validation data"
                     + (f" with {', '.join(res['proxy_corruption'])} corruptions)" if res.get("proxy_corruption")
                        else ")")],
@@ -278,7 +279,7 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
     items = pick_items(split.test, n, good, seed)
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
     raw = diff_maps(model, images, cal["diff"], device)
-    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"], cal["two_sided"])
     masks = []
     for it, m in zip(items, maps):
         if split.has_masks and it.mask_path is not None:

@@ -87,6 +87,7 @@ class ScoreConfig:
     t_candidates: tuple[int, ...] = ()     # ours: eq. (14) exponents compared when select_nk, e.g. (0, 1, 2); () = t only
     standardize: bool = False        # ours: anomap -> (anomap - avgmap) / stdmap of the validation maps (variant of eq. 14)
     standardize_candidates: tuple[bool, ...] = ()  # ours: compared when select_nk, e.g. (False, True); () = standardize only
+    two_sided: bool = False          # ours: standardised maps scored by |z|, so that less error than usual (a defect smoother than the texture) counts too; never chosen by the calibration
     proxy_corruption: tuple[str, ...] = ()  # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"); () = as in training
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
 

@@ -91,11 +91,11 @@ def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_siz
 
 
 def finish_maps(raw: list[torch.Tensor], n: int, k: int, stats: ValidationMaps | None, t: int,
-                standardize: bool = False) -> list[np.ndarray]:
+                standardize: bool = False, two_sided: bool = False) -> list[np.ndarray]:
     """anomap (eq. 3) from raw Diff maps (1 x H x W each), weighted by the avgmap (eq. 14) when
-    ``t > 0``, or standardised per pixel (ours, :func:`ssae.scoring.standardized_anomap`) when
-    ``standardize``; returns H x W arrays. Without ``stats`` (images of several sizes) both are
-    skipped."""
+    ``t > 0``, or standardised per pixel (ours, :func:`ssae.scoring.standardized_anomap`, by
+    ``|z|`` when ``two_sided``) when ``standardize``; returns H x W arrays. Without ``stats``
+    (images of several sizes) both are skipped."""
     if standardize and t:
         raise SsaeError("choose either the avgmap weighting (t > 0) or standardised maps, not both")
     if standardize and stats is not None and stats.std is None:
@@ -106,7 +106,8 @@ def finish_maps(raw: list[torch.Tensor], n: int, k: int, stats: ValidationMaps |
         if stats is not None and t:  # eq. (14)
             m = S.weighted_anomap(m, torch.from_numpy(stats.avg)[None], t)
         elif stats is not None and standardize:
-            m = S.standardized_anomap(m, torch.from_numpy(stats.avg)[None], torch.from_numpy(stats.std)[None])
+            m = S.standardized_anomap(m, torch.from_numpy(stats.avg)[None], torch.from_numpy(stats.std)[None],
+                                      two_sided)
         res.append(m[0].numpy())
     return res
 
@@ -144,6 +145,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     computed without image i (leave-one-out), as a test image is never part of it. The same
     separation at the chosen settings, on copies corrupted *as in training*, is the
     restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
+    ``score.two_sided`` applies to every standardised candidate; it is not itself chosen.
     """
     sc = cfg.score
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
@@ -160,6 +162,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
         raise SsaeError("score.standardize and score.t > 0 exclude each other; set one of them")
     if not one_size:
         z = False
+    two = bool(sc.two_sided)
     selection = []
     # eq. (14) exponents without standardising, and standardised maps (t = 0); one size only
     weightings = ([(tt, False) for tt in exponents] * (False in standardizations)
@@ -171,7 +174,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                 clean = finish_maps(raw[kind][0], nn_, kk, None, 0)
                 bad = finish_maps(raw[kind][1], nn_, kk, None, 0)
                 for tt, zz in weightings:
-                    pix, img = _separation(clean, bad, masks, tt, seed, standardize=zz)
+                    pix, img = _separation(clean, bad, masks, tt, seed, standardize=zz, two_sided=two)
                     selection.append({"diff": kind, "n": nn_, "k": kk, "t": tt, "standardize": zz,
                                       "pixel_auroc": pix, **{f"image_auroc_{r}": img[r] for r in REDUCTIONS}})
                     score = np.nan_to_num(pix) + max(np.nan_to_num(v) if v is not None else 0.0
@@ -186,12 +189,14 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
         like_training, restore_masks = _corrupted(val, training_corruption(cfg), seed)
         restore_raw = diff_maps(model, like_training, diff_kind, device)
     restore_pix, restore_img = _separation(clean_maps, finish_maps(restore_raw, n, k, None, 0),
-                                           restore_masks, t if one_size else 0, seed, standardize=z)
+                                           restore_masks, t if one_size else 0, seed, standardize=z,
+                                           two_sided=two)
     stats = ValidationMaps.of(clean_maps) if one_size else None
-    final = finish_maps(raw[diff_kind][0], n, k, stats, t, standardize=z)
+    final = finish_maps(raw[diff_kind][0], n, k, stats, t, standardize=z, two_sided=two)
     threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
     val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
     doc = {"n": n, "k": k, "reduce": reduce, "diff": diff_kind, "t": t, "standardize": z,
+           "two_sided": bool(z and two),
            "threshold": float(threshold),
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
@@ -266,6 +271,7 @@ def read_calibration(run_dir) -> tuple[dict, ValidationMaps | None]:
         raise SsaeError(f"{path} lacks {', '.join(missing)} (another version of ssae?); "
                         "rerun `ssae train` with the same settings to recalibrate")
     cal.setdefault("standardize", False)  # calibrations written before standardised maps existed
+    cal.setdefault("two_sided", False)    # ... and before two-sided ones
     if not (run_dir / AVGMAP).is_file():
         return cal, None
     std = _load_npy(run_dir / STDMAP) if (run_dir / STDMAP).is_file() else None
@@ -282,13 +288,13 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, seed: int,
-                standardize: bool = False) -> tuple[float, dict]:
+                standardize: bool = False, two_sided: bool = False) -> tuple[float, dict]:
     """Pixel AUROC of the maps of corrupted validation images against their corruption masks,
     and image AUROC (per reduction) of clean against corrupted validation images.
 
     With ``t > 0`` both maps of image i are weighted by eq. (14) with the avgmap (eq. 13) of the
     *other* clean validation maps (leave-one-out); with ``standardize`` they are standardised by
-    the mean and spread of the other clean validation maps."""
+    the mean and spread of the other clean validation maps (by ``|z|`` when ``two_sided``)."""
     if (t or standardize) and len(clean) > 1:
         n = len(clean)
         total, total_sq = np.sum(clean, axis=0), np.sum(np.square(clean), axis=0)
@@ -296,7 +302,7 @@ def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, s
         if standardize:
             loo_std = [np.sqrt(np.maximum((total_sq - c * c) / (n - 1) - a * a, 0.0)) for c, a in zip(clean, loo)]
             weigh = lambda m, a, s: S.standardized_anomap(  # noqa: E731
-                torch.from_numpy(m), torch.from_numpy(a), torch.from_numpy(s)).numpy()
+                torch.from_numpy(m), torch.from_numpy(a), torch.from_numpy(s), two_sided).numpy()
         else:
             loo_std = [None] * n
             weigh = lambda m, a, s: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t).numpy()  # noqa: E731
@@ -355,7 +361,7 @@ def model_maps(model, cfg: Config, split: D.Split, cal: dict, stats, device: str
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=progress)
     start = time.time()
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps")
-    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"], cal["two_sided"])
     return items, images, maps, time.time() - start
 
 
@@ -422,7 +428,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "corruption": cfg.corruption.method,
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
-        "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "reduce")},
+        "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "two_sided", "reduce")},
         # the synthetic defects the scoring was chosen on (older calibrations: not recorded)
         "proxy_corruption": cal.get("proxy_corruption"),
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
@@ -459,7 +465,7 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
     images = [D.resize_image(a, cfg.data.image_size) for a in originals]
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
-    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"])
+    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"], cal["two_sided"])
     cmap = matplotlib.colormaps["jet"]
     scale = max(cal["threshold"] * 2, 1e-12)
     rows = []

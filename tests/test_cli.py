@@ -101,6 +101,20 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
     assert_one_line_error(rc, err, "no CUDA device")
 
 
+def test_a_calibration_from_before_two_sided_maps_still_evaluates(trained, tmp_path):
+    data, run = trained
+    copy = copy_run(run, tmp_path)
+    cal = json.loads((copy / "calibration.json").read_text())
+    del cal["two_sided"]
+    (copy / "calibration.json").write_text(json.dumps(cal))
+    outs = []
+    for d in (run, copy):
+        assert main(["evaluate", str(d), "--data", str(data), "--json", str(tmp_path / f"{d.name}.json")]) == 0
+        outs.append(json.loads((tmp_path / f"{d.name}.json").read_text()))
+    assert outs[1]["score"]["two_sided"] is False
+    assert outs[0]["image_auroc"] == outs[1]["image_auroc"] and outs[0]["pixel_auroc"] == outs[1]["pixel_auroc"]
+
+
 @pytest.mark.parametrize("damage", ["garbage", "old_keys", "json_to_folder"])
 def test_damaged_calibration_or_output_is_one_line(trained, tmp_path, damage):
     data, run = trained

@@ -26,6 +26,35 @@ def test_avgmap_weighting_is_applied():
         finish_maps(raw, 0, 1, stats, 1, standardize=True)
 
 
+def test_two_sided_maps_find_a_region_the_model_reconstructs_better_than_usual():
+    """A defect smoother than the texture: the model errs *less* there than on any normal image.
+    One-sided standardised maps rank it lowest; two-sided ones (|z|) rank it highest."""
+    from ssae import metrics as M
+    rng = np.random.default_rng(0)
+    val = [torch.from_numpy(1.0 + 0.1 * rng.standard_normal((1, 16, 16)).astype(np.float32)) for _ in range(20)]
+    stats = ValidationMaps.of(finish_maps(val, 1, 3, None, 0))
+    test = torch.from_numpy(1.0 + 0.1 * rng.standard_normal((1, 16, 16)).astype(np.float32))
+    test[:, 4:10, 4:10] = 0.2  # the model reproduces the smooth region almost exactly
+    mask = np.zeros((16, 16), bool)
+    mask[4:10, 4:10] = True
+    one = finish_maps([test], 1, 3, stats, 0, standardize=True)[0]
+    two = finish_maps([test], 1, 3, stats, 0, standardize=True, two_sided=True)[0]
+    assert np.allclose(two, np.abs(one))
+    assert M.pixel_auroc([mask], [one]) < 0.2 and M.pixel_auroc([mask], [two]) > 0.8
+
+
+def test_two_sided_setting_is_stored_only_with_standardised_maps(mvtec_dir):
+    cfg = override(profile("smoke"), score={"select_nk": False, "standardize": True, "two_sided": True})
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = split.channels
+    cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
+    assert cal["two_sided"] is True
+    res = evaluate_model(BlurReference(2.0), cfg, split, cal, stats, progress=False)
+    assert res["score"]["two_sided"] is True and 0.0 <= res["image_auroc"] <= 1.0
+    plain = override(cfg, score={"standardize": False})  # |z| needs z: nothing two-sided to store
+    assert calibrate_model(BlurReference(2.0), plain, split)[0]["two_sided"] is False
+
+
 def test_standardized_maps_are_chosen_and_stored(mvtec_dir, tmp_path):
     """With both candidates the calibration records its choice; the stored stats reproduce it."""
     cfg = override(profile("smoke"), score={"select_nk": True, "standardize_candidates": (False, True)})

@@ -101,6 +101,11 @@ def test_stdmap_and_standardized_anomap_by_hand():
     assert z[0, 0, 0, 0] > scoring.standardized_anomap(torch.full_like(m, 3.0), avg, std)[0, 0, 0, 2]
     with pytest.raises(SsaeError, match="must match"):
         scoring.standardized_anomap(m, avg[..., :2], std)
+    # two-sided: less error than usual counts as much as more (|z|)
+    low = torch.tensor([[[[-1.0, 1.0, 5.0]]]])                 # z = -2 at the first pixel
+    assert scoring.standardized_anomap(low, avg, std)[0, 0, 0, 0] == pytest.approx(-2.0)
+    two = scoring.standardized_anomap(low, avg, std, two_sided=True)
+    assert torch.allclose(two, scoring.standardized_anomap(low, avg, std).abs()) and two[0, 0, 0, 0] == 2.0
 
 
 def test_image_score_ensemble_threshold():
