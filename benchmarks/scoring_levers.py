@@ -22,7 +22,7 @@ import torch
 from ssae import data as D
 from ssae import metrics as M
 from ssae import scoring as S
-from ssae.evaluation import ValidationMaps, diff_maps, finish_maps, ground_truth, load_run
+from ssae.evaluation import ValidationMaps, diff_maps, finish_maps, ground_truth, load_run, per_type_pixel_auroc
 
 
 def main() -> int:
@@ -31,6 +31,7 @@ def main() -> int:
     p.add_argument("--data", required=True)
     p.add_argument("--nk", default="0,1;1,9;2,17;3,17;2,33", help="n,k pairs separated by ';'")
     p.add_argument("--t", default="0,1,2", help="avgmap exponents of eq. (14)")
+    p.add_argument("--per-type", action="store_true", help="also the pixel AUROC per defect type (as in ssae evaluate)")
     args = p.parse_args()
     model, cfg, split, cal, _ = load_run(args.run_dir, args.data)
     items = split.test
@@ -66,8 +67,10 @@ def main() -> int:
                 mark = "*" if (kind, n, k, t, z) == chosen else " "
                 f = lambda v: "   n/a" if v is None else f"{v:.3f}"  # noqa: E731
                 label = {True: "std", "two-sided": "|std|"}.get(z, f"t={t}")
+                types = ("  " + " ".join(f"{d}={v:.3f}" for d, v in per_type_pixel_auroc(items, masks, maps).items())
+                         if args.per_type and masks is not None else "")
                 print(f"{kind:5} {n:2d} {k:3d} {label:>9} {f(img['sum']):>8} {f(img['max']):>8} "
-                      f"{f(pix):>7} {f(pro):>7} {mark}", flush=True)
+                      f"{f(pix):>7} {f(pro):>7} {mark}{types}", flush=True)
     return 0
 
 
