@@ -11,6 +11,9 @@ pass to ``ssae.data.load_split``; a test may damage it with the breakers of
 - ``mtd_dir``: Magnetic Tile Defects layout, grey JPEGs of varying size, 10 MT_Free
   (6 listed in differnet_train_split.txt), classes Blowhole and Uneven with 2 images each,
   one empty Uneven mask.
+
+``smoke_run`` (once per test module): ``(data, run)``, the ``mvtec_dir`` fixture and a
+smoke-profile run trained on it, for tests that only read a trained run (copy it to damage it).
 """
 from __future__ import annotations
 
@@ -42,3 +45,14 @@ def mvtec_grey_dir(tmp_path) -> Path:
 @pytest.fixture
 def mtd_dir(tmp_path) -> Path:
     return fixtures.make_mtd(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory) -> tuple[Path, Path]:
+    from ssae.cli import main
+
+    root = tmp_path_factory.mktemp("smoke_run")
+    data = fixtures.make_mvtec(root)
+    run = root / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
+    return data, run

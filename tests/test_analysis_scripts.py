@@ -10,19 +10,8 @@ from pathlib import Path
 import pytest
 
 import fixtures
-from ssae.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    """One smoke-profile run on the MVTec-layout fixture, shared by the read-only scripts."""
-    tmp = tmp_path_factory.mktemp("smoke_run")
-    data = fixtures.make_mvtec(tmp)
-    run = tmp / "run"
-    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
-    return data, run
 
 
 def _run(*args):

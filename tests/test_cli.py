@@ -17,17 +17,8 @@ def run_cli(*args):
     return p.returncode, p.stdout, p.stderr
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli")
-    data = fixtures.make_mvtec(root)
-    run = root / "run"
-    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke"]) == 0
-    return data, run
-
-
-def test_evaluate_writes_the_promised_json(trained, tmp_path):
-    data, run = trained
+def test_evaluate_writes_the_promised_json(smoke_run, tmp_path):
+    data, run = smoke_run
     out = tmp_path / "m.json"
     assert main(["evaluate", str(run), "--data", str(data), "--json", str(out)]) == 0
     res = json.loads(out.read_text())
@@ -38,8 +29,8 @@ def test_evaluate_writes_the_promised_json(trained, tmp_path):
     assert 0.0 <= res["restoration_pixel_auroc"] <= 1.0
 
 
-def test_an_untrained_model_is_flagged_by_the_restoration_check(trained, capsys):
-    data, run = trained  # four smoke steps: the model cannot restore anything yet
+def test_an_untrained_model_is_flagged_by_the_restoration_check(smoke_run, capsys):
+    data, run = smoke_run  # four smoke steps: the model cannot restore anything yet
     cal = json.loads((run / "calibration.json").read_text())
     assert main(["evaluate", str(run), "--data", str(data)]) == 0
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
@@ -47,8 +38,8 @@ def test_an_untrained_model_is_flagged_by_the_restoration_check(trained, capsys)
     assert warnings[0].startswith("ssae: warning:") and "train longer" in warnings[0]
 
 
-def test_evaluate_without_masks_says_image_level_only(trained, tmp_path, capsys):
-    _, run = trained
+def test_evaluate_without_masks_says_image_level_only(smoke_run, tmp_path, capsys):
+    _, run = smoke_run
     data = fixtures.make_mvtec(tmp_path, masks=False)
     out = tmp_path / "m.json"
     assert main(["evaluate", str(run), "--data", str(data), "--json", str(out)]) == 0
@@ -57,10 +48,10 @@ def test_evaluate_without_masks_says_image_level_only(trained, tmp_path, capsys)
     assert "image-level metrics only" in capsys.readouterr().out
 
 
-def test_predict_writes_overlays_masks_and_scores(trained, tmp_path):
+def test_predict_writes_overlays_masks_and_scores(smoke_run, tmp_path):
     from PIL import Image
 
-    data, run = trained
+    data, run = smoke_run
     good, bad = sorted((data / "test" / "good").glob("*.png"))[0], sorted((data / "test" / "scratch").glob("*.png"))[0]
     assert good.stem == bad.stem  # two inputs with one name: neither output may overwrite the other
     wide = tmp_path / "wide.png"
@@ -101,23 +92,24 @@ def test_cuda_without_a_gpu_is_one_line(tmp_path):
     assert_one_line_error(rc, err, "no CUDA device")
 
 
-def test_a_calibration_from_before_two_sided_maps_still_evaluates(trained, tmp_path):
-    data, run = trained
+def test_a_calibration_from_before_two_sided_maps_still_evaluates(smoke_run, tmp_path):
+    data, run = smoke_run
     copy = copy_run(run, tmp_path)
     cal = json.loads((copy / "calibration.json").read_text())
     del cal["two_sided"]
     (copy / "calibration.json").write_text(json.dumps(cal))
     outs = []
-    for d in (run, copy):
-        assert main(["evaluate", str(d), "--data", str(data), "--json", str(tmp_path / f"{d.name}.json")]) == 0
-        outs.append(json.loads((tmp_path / f"{d.name}.json").read_text()))
+    for i, d in enumerate((run, copy)):
+        out = tmp_path / f"metrics{i}.json"
+        assert main(["evaluate", str(d), "--data", str(data), "--json", str(out)]) == 0
+        outs.append(json.loads(out.read_text()))
     assert outs[1]["score"]["two_sided"] is False
     assert outs[0]["image_auroc"] == outs[1]["image_auroc"] and outs[0]["pixel_auroc"] == outs[1]["pixel_auroc"]
 
 
 @pytest.mark.parametrize("damage", ["garbage", "old_keys", "json_to_folder"])
-def test_damaged_calibration_or_output_is_one_line(trained, tmp_path, damage):
-    data, run = trained
+def test_damaged_calibration_or_output_is_one_line(smoke_run, tmp_path, damage):
+    data, run = smoke_run
     copy = copy_run(run, tmp_path)
     args = ["evaluate", copy, "--data", data]
     if damage == "garbage":
@@ -135,7 +127,7 @@ def test_damaged_calibration_or_output_is_one_line(trained, tmp_path, damage):
 
 
 def copy_run(run, tmp_path):
-    """A copy of the module's trained run that a test may damage."""
+    """A copy of the module's smoke_run run that a test may damage."""
     import shutil
 
     copy = tmp_path / "run"
@@ -153,8 +145,8 @@ def assert_one_line_error(rc, err, *needles):
 
 
 @pytest.mark.parametrize("breaker", ["truncate", "remove_mask", "resize_mask", "empty_train", "unknown"])
-def test_bad_input_is_one_line_naming_the_file(trained, tmp_path, breaker):
-    _, run = trained
+def test_bad_input_is_one_line_naming_the_file(smoke_run, tmp_path, breaker):
+    _, run = smoke_run
     data = fixtures.make_mvtec(tmp_path)
     if breaker == "truncate":
         bad = fixtures.truncate_file(sorted((data / "test" / "scratch").glob("*.png"))[0])
@@ -194,8 +186,8 @@ def test_nan_loss_is_one_line_and_leaves_no_finished_run(tmp_path):
     assert not (run / "done").exists() and not (run / "calibration.json").exists()
 
 
-def test_run_directory_of_another_version_is_one_line(trained, tmp_path):
-    data, run = trained
+def test_run_directory_of_another_version_is_one_line(smoke_run, tmp_path):
+    data, run = smoke_run
     copy = copy_run(run, tmp_path)
     doc = json.loads((copy / "config.json").read_text())
     doc["config"]["format_version"] = 99
