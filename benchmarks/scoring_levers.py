@@ -22,7 +22,8 @@ import torch
 from ssae import data as D
 from ssae import metrics as M
 from ssae import scoring as S
-from ssae.evaluation import ValidationMaps, diff_maps, finish_maps, ground_truth, load_run, per_type_pixel_auroc
+from ssae.evaluation import (ValidationMaps, defect_types, diff_maps, finish_maps, ground_truth, load_run,
+                             per_type_pixel_auroc)
 
 
 def main() -> int:
@@ -45,6 +46,7 @@ def main() -> int:
           f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'standardize', 'two_sided', 'reduce', 'restoration_pixel_auroc')} }")
     print(f"{'diff':5} {'n':>2} {'k':>3} {'weighting':>9} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
     masks = ground_truth(split, items, [a[..., 0] for a in images])  # maps have the images' H x W
+    types = defect_types(items)
     # eq. (14) with each exponent t, and (ours) maps standardised by the validation maps,
     # one-sided (the library's) and two-sided (|std|)
     weightings = [(t, False) for t in ts] + [(0, True), (0, "two-sided")]
@@ -67,10 +69,10 @@ def main() -> int:
                 mark = "*" if (kind, n, k, t, z) == chosen else " "
                 f = lambda v: "   n/a" if v is None else f"{v:.3f}"  # noqa: E731
                 label = {True: "std", "two-sided": "|std|"}.get(z, f"t={t}")
-                types = ("  " + " ".join(f"{d}={v:.3f}" for d, v in per_type_pixel_auroc(items, masks, maps).items())
+                per_type = ("  " + " ".join(f"{d}={v:.3f}" for d, v in per_type_pixel_auroc(types, masks, maps).items())
                          if args.per_type and masks is not None else "")
                 print(f"{kind:5} {n:2d} {k:3d} {label:>9} {f(img['sum']):>8} {f(img['max']):>8} "
-                      f"{f(pix):>7} {f(pro):>7} {mark}{types}", flush=True)
+                      f"{f(pix):>7} {f(pro):>7} {mark}{per_type}", flush=True)
     return 0
 
 

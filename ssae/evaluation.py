@@ -398,12 +398,12 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
     labels = [it.label for it in items]
     scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
     masks = ground_truth(split, items, maps)
-    per_defect = {}
-    for defect, sel in defect_types(items).items():
-        per_defect[defect] = M.image_auroc([labels[i] for i in sel], [scores[cal["reduce"]][i] for i in sel])
-    per_defect_pixel = per_type_pixel_auroc(items, masks, maps) if masks is not None else {}
+    types = defect_types(items)
+    per_defect = {d: M.image_auroc([labels[i] for i in sel], [scores[cal["reduce"]][i] for i in sel])
+                  for d, sel in types.items()}
+    per_defect_pixel = per_type_pixel_auroc(types, masks, maps) if masks is not None else {}
     defect_pixels = ({d: int(sum(int(np.count_nonzero(masks[i])) for i in sel if items[i].label == 1))
-                      for d, sel in defect_types(items).items()} if masks is not None else {})
+                      for d, sel in types.items()} if masks is not None else {})
     total = sum(defect_pixels.values())
     return {
         "dataset": split.name,
@@ -447,11 +447,11 @@ def defect_types(items) -> dict[str, list[int]]:
             for defect in sorted({it.defect for it in items if it.label == 1})}
 
 
-def per_type_pixel_auroc(items, masks, maps) -> dict[str, float]:
-    """Pixel AUROC per defect type: that type's defect pixels against every other pixel of the
-    good test images and of that type's images."""
+def per_type_pixel_auroc(types: dict[str, list[int]], masks, maps) -> dict[str, float]:
+    """Pixel AUROC per defect type (``types`` from :func:`defect_types`): that type's defect
+    pixels against every other pixel of the good test images and of that type's images."""
     return {defect: M.pixel_auroc([masks[i] for i in sel], [maps[i] for i in sel])
-            for defect, sel in defect_types(items).items()}
+            for defect, sel in types.items()}
 
 
 # ----------------------------------------------------------------------------- prediction
