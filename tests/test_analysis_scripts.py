@@ -1,7 +1,7 @@
 """The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py,
 benchmarks/reconstructions.py, benchmarks/learning_curve.py, benchmarks/noise_floor.py and
-benchmarks/recalibrate.py and benchmarks/scoring_levers.py (their real-data numbers are in
-book/findings.md)."""
+benchmarks/recalibrate.py, benchmarks/scoring_levers.py and benchmarks/paired_draws.py (their
+real-data numbers are in book/findings.md)."""
 import json
 import subprocess
 import sys
@@ -115,3 +115,47 @@ def test_cpu_benchmark_exits_non_zero_when_a_method_fails(tmp_path):
                         "blur", "--profile", "smoke", "--steps", "1", "--threads", "1", "--out", str(tmp_path / "runs")],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 1 and "failed: fx/blur" in p.stderr, (p.returncode, p.stderr)
+
+
+def _draw_rows(path, pairs, blur=None, extra=()):
+    """JSON lines as cpu.py --json writes them: one per (draw, method) on data set 'g'."""
+    rows = []
+    for i, (a, b) in enumerate(pairs):
+        for method, v in (("ssae", a), ("plain", b)):
+            rows.append({"name": "g", "method": method, "tag": f"s{i}", "image_auroc": v, "pixel_auroc": v / 2,
+                         "aupro": v / 3, "train_steps": 100 + i, "profile": "cpu", "image_size": 64,
+                         "train_seconds": 60.0, "hardware": "test"})
+    if blur is not None:
+        rows.append({"name": "g", "method": "blur", "tag": "s0", "image_auroc": blur, "pixel_auroc": blur,
+                     "aupro": blur})
+    rows += list(extra)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_paired_draws_pairs_by_tag_and_reports_the_paired_tests(tmp_path):
+    """benchmarks/paired_draws.py: the statistics are scipy's paired t-test and Wilcoxon test
+    over the draws both methods have; other data sets and unpaired rows are left out."""
+    from scipy import stats
+    a, b = [0.9, 0.8, 0.85, 0.7, 0.95], [0.8, 0.82, 0.75, 0.6, 0.9]
+    other = {"name": "other", "method": "ssae", "tag": "s0", "image_auroc": 0.0, "pixel_auroc": 0.0, "aupro": 0.0}
+    lone = {"name": "g", "method": "ssae", "tag": "s9", "image_auroc": 0.0, "pixel_auroc": 0.0, "aupro": 0.0}
+    rows = _draw_rows(tmp_path / "r.jsonl", list(zip(a, b)), blur=0.5, extra=[other, lone])
+    out = _run("benchmarks/paired_draws.py", rows, "--data", "g", "--json", tmp_path / "s.jsonl")
+    s = json.loads((tmp_path / "s.jsonl").read_text())
+    assert s["tags"] == ["s0", "s1", "s2", "s3", "s4"] and "1 unpaired rows left out" in out
+    img = s["metrics"]["image_auroc"]
+    assert img["p_ttest"] == pytest.approx(stats.ttest_rel(a, b).pvalue)
+    assert img["p_wilcoxon"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
+    assert img["wins"] == 4 and img["diff"] == pytest.approx(sum(a) / 5 - sum(b) / 5)
+    assert img["ci95"][0] < img["diff"] < img["ci95"][1]
+    assert img["reference"]["value"] == 0.5 and img["reference"]["draws_above"] == {"ssae": 5, "plain": 5}
+
+
+def test_paired_draws_refuses_ambiguous_or_too_few_draws(tmp_path):
+    dup = {"name": "g", "method": "plain", "tag": "s0", "image_auroc": 0.1, "pixel_auroc": 0.1, "aupro": 0.1}
+    for rows, msg in ((_draw_rows(tmp_path / "a.jsonl", [(0.9, 0.8), (0.7, 0.6)], extra=[dup]), "a second row"),
+                      (_draw_rows(tmp_path / "b.jsonl", [(0.9, 0.8)]), "1 paired draw(s)")):
+        p = subprocess.run([sys.executable, "benchmarks/paired_draws.py", str(rows), "--data", "g"],
+                           capture_output=True, text=True, cwd=ROOT)
+        assert p.returncode == 1 and msg in p.stderr and "Traceback" not in p.stderr, p.stderr

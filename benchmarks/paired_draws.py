@@ -1,0 +1,152 @@
+"""Compare two methods over paired draws of ``benchmarks/cpu.py``: is the method ahead of its reference?
+
+One *draw* is one seed: both methods trained side by side with the same seed, budget and
+threads, and written by ``cpu.py --json`` with the same ``--tag`` (``sN``). A single draw says
+little on two cores (the grid look-alike moved by 0.1 image AUROC between seeds, section 14 of
+the findings chapter), so this script pairs the rows of one data set by tag and prints, per
+metric:
+
+- the mean and standard deviation of each method over the draws;
+- the paired difference (first method minus second), its 95 % confidence interval (Student t
+  on the differences), the paired t-test p-value (``scipy.stats.ttest_rel``), the exact
+  Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``, no normality assumed) and how many
+  draws the first method wins;
+- for a deterministic reference (``--reference blur``: no training, the same in every draw),
+  how far each method's mean lies above it and in how many draws it is above it.
+
+    python benchmarks/paired_draws.py benchmarks/results/grid_draws.jsonl --data grid
+
+All p-values are two-sided and not corrected for the three metrics. Rows of other data sets,
+methods without a partner in the same draw, and tags outside ``--tags`` are left out (counted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+METRICS = ("image_auroc", "pixel_auroc", "aupro")
+
+
+def read_rows(paths, data, alias=None):
+    """Rows of data set ``data`` from JSON-lines files, keyed by (tag, method).
+
+    ``alias`` renames tags (older runs were tagged ``_m20`` for seed 0). A (tag, method) seen
+    twice is an error: the pairing would be ambiguous.
+    """
+    alias = alias or {}
+    rows: dict[tuple[str, str], dict] = {}
+    for path in paths:
+        path = Path(path)
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as e:
+            raise SystemExit(f"error: cannot read {path}: {e.strerror}") from None
+        for i, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                raise SystemExit(f"error: {path}:{i} is not a JSON line") from None
+            if row.get("name") != data:
+                continue
+            tag = alias.get(row.get("tag", ""), row.get("tag", ""))
+            key = (tag, row.get("method"))
+            if key in rows:
+                raise SystemExit(f"error: {path}:{i}: a second row for data {data!r}, method "
+                                 f"{key[1]!r}, tag {tag!r}; keep one row per draw")
+            rows[key] = row
+    return rows
+
+
+def paired_summary(a, b):
+    """Statistics of paired values ``a`` (method) and ``b`` (reference) over the same draws."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    d = a - b
+    n = len(d)
+    sd = d.std(ddof=1) if n > 1 else float("nan")
+    if n > 1 and sd > 0:
+        lo, hi = stats.t.interval(0.95, n - 1, loc=d.mean(), scale=sd / np.sqrt(n))
+        p_t = float(stats.ttest_rel(a, b).pvalue)
+    else:
+        lo = hi = p_t = float("nan")
+    p_w = float(stats.wilcoxon(a, b).pvalue) if n > 1 and np.any(d != 0) else float("nan")
+    return {"n": n, "mean_a": float(a.mean()), "sd_a": float(a.std(ddof=1)) if n > 1 else float("nan"),
+            "mean_b": float(b.mean()), "sd_b": float(b.std(ddof=1)) if n > 1 else float("nan"),
+            "diff": float(d.mean()), "ci95": [float(lo), float(hi)], "p_ttest": p_t, "p_wilcoxon": p_w,
+            "wins": int((d > 0).sum())}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("rows", nargs="+", help="JSON-lines files written by benchmarks/cpu.py --json")
+    p.add_argument("--data", required=True, help="the data set's name in the rows (cpu.py --data NAME=PATH)")
+    p.add_argument("--methods", default="ssae,plain", help="the two paired methods, first minus second")
+    p.add_argument("--reference", default="blur", help="a method without training, compared by its mean ('' for none)")
+    p.add_argument("--tags", help="comma-separated draws to use (default: every tag both methods have)")
+    p.add_argument("--alias", action="append", default=[], help="OLD=NEW: rename a tag (e.g. _m20=s0)")
+    p.add_argument("--json", help="append the summary as one JSON line to this file")
+    args = p.parse_args(argv)
+
+    alias = dict(a.split("=", 1) for a in args.alias)
+    first, second = args.methods.split(",")
+    rows = read_rows(args.rows, args.data, alias)
+    tags = sorted({t for t, m in rows if m == first} & {t for t, m in rows if m == second})
+    if args.tags:
+        wanted = args.tags.split(",")
+        missing = [t for t in wanted if t not in tags]
+        if missing:
+            raise SystemExit(f"error: no {first}/{second} pair for tag(s) {', '.join(missing)} of {args.data!r}")
+        tags = wanted
+    unpaired = sum(1 for t, m in rows if m in (first, second) and t not in tags)
+    if len(tags) < 2:
+        raise SystemExit(f"error: {len(tags)} paired draw(s) of {first} and {second} on {args.data!r} in "
+                         f"{', '.join(args.rows)}; at least 2 are needed")
+
+    hw = sorted({rows[(t, m)].get("hardware", "?") for t in tags for m in (first, second)})
+    print(f"data {args.data}: {len(tags)} paired draws of {first} and {second} ({unpaired} unpaired rows left out)")
+    print("hardware: " + "; ".join(hw))
+    prof = sorted({(rows[(t, first)].get("profile"), rows[(t, first)].get("image_size"),
+                    round(rows[(t, first)].get("train_seconds", 0) / 60)) for t in tags})
+    print("profile, image size, minutes: " + "; ".join(f"{a}, {b} px, {c}" for a, b, c in prof))
+    head = " / ".join(m.replace("_auroc", "") for m in METRICS)
+    print(f"\n{'draw':>6} {'steps':>11}  {first + ' ' + head:>26}  {second + ' ' + head:>26}")
+    for t in tags:
+        a, b = rows[(t, first)], rows[(t, second)]
+        va = " / ".join(f"{a[m]:.3f}" for m in METRICS)
+        vb = " / ".join(f"{b[m]:.3f}" for m in METRICS)
+        print(f"{t:>6} {a.get('train_steps', '?'):>5}/{b.get('train_steps', '?'):<5}  {va:>26}  {vb:>26}")
+
+    ref_rows = [r for (t, m), r in rows.items() if m == args.reference] if args.reference else []
+    summary = {"data": args.data, "methods": [first, second], "tags": tags, "metrics": {}}
+    print(f"\n{'metric':12} {first:>13} {second:>13} {'difference':>11} {'95% CI':>17} {'p (t)':>7} "
+          f"{'p (Wilc.)':>9} {'wins':>6}")
+    for m in METRICS:
+        s = paired_summary([rows[(t, first)][m] for t in tags], [rows[(t, second)][m] for t in tags])
+        summary["metrics"][m] = s
+        print(f"{m:12} {s['mean_a']:.3f}±{s['sd_a']:.3f} {s['mean_b']:.3f}±{s['sd_b']:.3f} {s['diff']:+11.3f} "
+              f"[{s['ci95'][0]:+.3f}, {s['ci95'][1]:+.3f}] {s['p_ttest']:7.3f} {s['p_wilcoxon']:9.3f} "
+              f"{s['wins']:>3}/{s['n']}")
+    if ref_rows:
+        print(f"\nreference {args.reference} (no training; mean of {len(ref_rows)} row(s)):")
+        for m in METRICS:
+            r = float(np.mean([x[m] for x in ref_rows]))
+            above = {meth: int(sum(rows[(t, meth)][m] > r for t in tags)) for meth in (first, second)}
+            summary["metrics"][m]["reference"] = {"method": args.reference, "value": r, "draws_above": above}
+            print(f"{m:12} {r:.3f}   " + "   ".join(
+                f"{meth} {summary['metrics'][m]['mean_a' if meth == first else 'mean_b'] - r:+.3f} "
+                f"(above in {above[meth]}/{len(tags)})" for meth in (first, second)))
+    print("\np-values are two-sided and uncorrected for the three metrics.")
+    if args.json:
+        with open(args.json, "a") as f:
+            f.write(json.dumps(summary) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
