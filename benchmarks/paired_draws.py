@@ -8,11 +8,14 @@ metric:
 
 - the mean and standard deviation of each method over the draws;
 - the paired difference (first method minus second), its 95 % confidence interval (Student t
-  on the differences), the paired t-test p-value (``scipy.stats.ttest_rel``), the exact
-  Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``, no normality assumed) and how many
+  on the differences), the paired t-test p-value (``scipy.stats.ttest_rel``), the
+  Wilcoxon signed-rank p-value (``scipy.stats.wilcoxon``: no normality assumed, exact for few
+  draws without ties) and how many
   draws the first method wins;
 - for a deterministic reference (``--reference blur``: no training, the same in every draw),
-  how far each method's mean lies above it and in how many draws it is above it.
+  how far each method's mean lies above it and in how many draws it is above it;
+
+and, per defect type, both methods' mean image and pixel AUROC and the first method's wins.
 
     python benchmarks/paired_draws.py benchmarks/results/grid_draws.jsonl --data grid
 
@@ -141,6 +144,24 @@ def main(argv=None) -> int:
             print(f"{m:12} {r:.3f}   " + "   ".join(
                 f"{meth} {summary['metrics'][m]['mean_a' if meth == first else 'mean_b'] - r:+.3f} "
                 f"(above in {above[meth]}/{len(tags)})" for meth in (first, second)))
+    types = sorted(set.intersection(*(set(rows[(t, m)].get("per_defect") or {}) for t in tags
+                                      for m in (first, second))))
+    if types:
+        print(f"\nper defect type (that type's images and the good ones), mean over the draws and wins of {first}:")
+        print(f"{'type':22} {'image AUROC':>23} {'pixel AUROC':>23}")
+        summary["per_defect"] = {}
+        for d in types:
+            cells, summary["per_defect"][d] = [], {}
+            for key in ("per_defect", "per_defect_pixel"):
+                a = [(rows[(t, first)].get(key) or {}).get(d) for t in tags]
+                b = [(rows[(t, second)].get(key) or {}).get(d) for t in tags]
+                if None in a or None in b:
+                    cells.append(f"{'-':>23}")
+                    continue
+                wins = int(sum(x > y for x, y in zip(a, b)))
+                summary["per_defect"][d][key] = {"mean_a": float(np.mean(a)), "mean_b": float(np.mean(b)), "wins": wins}
+                cells.append(f"{np.mean(a):.3f} / {np.mean(b):.3f} ({wins:>2}/{len(tags)})")
+            print(f"{d:22} {cells[0]:>23} {cells[1]:>23}")
     print("\np-values are two-sided and uncorrected for the three metrics.")
     if args.json:
         with open(args.json, "a") as f:

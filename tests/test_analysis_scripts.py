@@ -124,7 +124,8 @@ def _draw_rows(path, pairs, blur=None, extra=()):
         for method, v in (("ssae", a), ("plain", b)):
             rows.append({"name": "g", "method": method, "tag": f"s{i}", "image_auroc": v, "pixel_auroc": v / 2,
                          "aupro": v / 3, "train_steps": 100 + i, "profile": "cpu", "image_size": 64,
-                         "train_seconds": 60.0, "hardware": "test"})
+                         "train_seconds": 60.0, "hardware": "test",
+                         "per_defect": {"bent": v, "glue": 1 - v}, "per_defect_pixel": {"bent": v, "glue": None}})
     if blur is not None:
         rows.append({"name": "g", "method": "blur", "tag": "s0", "image_auroc": blur, "pixel_auroc": blur,
                      "aupro": blur})
@@ -150,6 +151,10 @@ def test_paired_draws_pairs_by_tag_and_reports_the_paired_tests(tmp_path):
     assert img["wins"] == 4 and img["diff"] == pytest.approx(sum(a) / 5 - sum(b) / 5)
     assert img["ci95"][0] < img["diff"] < img["ci95"][1]
     assert img["reference"]["value"] == 0.5 and img["reference"]["draws_above"] == {"ssae": 5, "plain": 5}
+    bent, glue = s["per_defect"]["bent"], s["per_defect"]["glue"]
+    assert bent["per_defect"]["wins"] == 4 and glue["per_defect"]["wins"] == 1
+    assert glue["per_defect"]["mean_a"] == pytest.approx(1 - sum(a) / 5)
+    assert "per_defect_pixel" not in glue  # a type without pixel AUROC in some row: shown as '-'
 
 
 def test_paired_draws_refuses_ambiguous_or_too_few_draws(tmp_path):
