@@ -24,6 +24,8 @@ methods without a partner in the same draw, and tags outside ``--tags`` are left
 """
 from __future__ import annotations
 
+import _checkout  # noqa: F401  (the ssae of this checkout, for --plot)
+
 import argparse
 import json
 import sys
@@ -94,6 +96,7 @@ def main(argv=None) -> int:
     p.add_argument("--tags", help="comma-separated draws to use (default: every tag both methods have)")
     p.add_argument("--alias", action="append", default=[], help="OLD=NEW: rename a tag (e.g. _m20=s0)")
     p.add_argument("--json", help="append the summary as one JSON line to this file")
+    p.add_argument("--plot", help="write a figure (PNG): one line per draw and metric, the blur as a dashed line")
     args = p.parse_args(argv)
 
     alias = dict(a.split("=", 1) for a in args.alias)
@@ -163,6 +166,21 @@ def main(argv=None) -> int:
                 cells.append(f"{np.mean(a):.3f} / {np.mean(b):.3f} ({wins:>2}/{len(tags)})")
             print(f"{d:22} {cells[0]:>23} {cells[1]:>23}")
     print("\np-values are two-sided and uncorrected for the three metrics.")
+    if args.plot:
+        from ssae.plots import paired_draws
+
+        r0 = rows[(tags[0], first)]
+        label = (f"{r0.get('dataset', args.data)}, {r0.get('image_size')} px, {r0.get('profile')} profile, "
+                 f"{round(r0.get('train_seconds', 0) / 60)} min, {'; '.join(hw)}")
+        values = {m: ([rows[(t, first)][m] for t in tags], [rows[(t, second)][m] for t in tags]) for m in METRICS}
+        ref = {m: s["reference"]["value"] for m, s in summary["metrics"].items() if "reference" in s}
+        fig = paired_draws(values, label, ref or None, names=(first, second))
+        out = Path(args.plot)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.stem + ".tmp.png")
+        fig.savefig(tmp, dpi=110)
+        tmp.replace(out)
+        print(f"wrote {out}")
     if args.json:
         with open(args.json, "a") as f:
             f.write(json.dumps(summary) + "\n")

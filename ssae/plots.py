@@ -447,3 +447,29 @@ def mrf_grid(n: int = 5, centre: tuple[int, int] = (2, 2), order: int = 1,
     ax.set_axis_off()
     ax.set_title(label, fontsize=9)
     return fig
+
+
+def paired_draws(values, label: str, reference=None, names=("ssae", "plain autoencoder")):
+    """One metric per panel over paired draws: a line per draw from the second method to the first.
+
+    ``values``: {metric: (first, second)}, two equally long sequences (one value per draw,
+    the same draw at the same index). ``reference``: optional {metric: value} of a method
+    without training (drawn as a dashed line). ``label`` names data, size, profile, hardware.
+    """
+    metrics = list(values)
+    fig, axes = _figure(len(metrics), width=3.0, height=3.4)
+    for ax, m in zip(axes, metrics):
+        a, b = (list(v) for v in values[m])
+        for ya, yb in zip(a, b):
+            ax.plot([0, 1], [yb, ya], color="tab:green" if ya > yb else "tab:red", alpha=0.6, marker="o", ms=3)
+        ax.plot([0, 1], [sum(b) / len(b), sum(a) / len(a)], color="black", lw=2.5, marker="s", label="mean")
+        if reference and m in reference:
+            ax.axhline(reference[m], color="grey", ls="--", label="blur reference")
+        ax.set_xticks([0, 1], [names[1], names[0]], fontsize=8)
+        ax.set_xlim(-0.3, 1.3)
+        ax.set_title({"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}.get(m, m),
+                     fontsize=9)
+    axes[0].set_ylabel("AUROC / AUPRO")
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"{names[0]} against {names[1]} over {len(a)} paired draws - {label}", fontsize=9)
+    return fig

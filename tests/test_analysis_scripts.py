@@ -142,7 +142,9 @@ def test_paired_draws_pairs_by_tag_and_reports_the_paired_tests(tmp_path):
     other = {"name": "other", "method": "ssae", "tag": "s0", "image_auroc": 0.0, "pixel_auroc": 0.0, "aupro": 0.0}
     lone = {"name": "g", "method": "ssae", "tag": "s9", "image_auroc": 0.0, "pixel_auroc": 0.0, "aupro": 0.0}
     rows = _draw_rows(tmp_path / "r.jsonl", list(zip(a, b)), blur=0.5, extra=[other, lone])
-    out = _run("benchmarks/paired_draws.py", rows, "--data", "g", "--json", tmp_path / "s.jsonl")
+    png = tmp_path / "fig" / "draws.png"
+    out = _run("benchmarks/paired_draws.py", rows, "--data", "g", "--json", tmp_path / "s.jsonl", "--plot", png)
+    assert png.is_file() and png.stat().st_size > 1000 and not list(png.parent.glob("*.tmp.png"))
     s = json.loads((tmp_path / "s.jsonl").read_text())
     assert s["tags"] == ["s0", "s1", "s2", "s3", "s4"] and "1 unpaired rows left out" in out
     img = s["metrics"]["image_auroc"]
