@@ -122,7 +122,7 @@ def _draw_rows(path, pairs, blur=None, extra=()):
     rows = []
     for i, (a, b) in enumerate(pairs):
         for method, v in (("ssae", a), ("plain", b)):
-            rows.append({"name": "g", "method": method, "tag": f"s{i}", "image_auroc": v, "pixel_auroc": v / 2,
+            rows.append({"name": "g", "method": method, "tag": f"s{i}", "image_auroc": v, "pixel_auroc": v * v,
                          "aupro": v / 3, "train_steps": 100 + i, "profile": "cpu", "image_size": 64,
                          "train_seconds": 60.0, "hardware": "test",
                          "per_defect": {"bent": v, "glue": 1 - v}, "per_defect_pixel": {"bent": v, "glue": None}})
@@ -152,6 +152,12 @@ def test_paired_draws_pairs_by_tag_and_reports_the_paired_tests(tmp_path):
     assert img["p_wilcoxon"] == pytest.approx(stats.wilcoxon(a, b).pvalue)
     assert img["wins"] == 4 and img["diff"] == pytest.approx(sum(a) / 5 - sum(b) / 5)
     assert img["ci95"][0] < img["diff"] < img["ci95"][1]
+    ps = sorted((s["metrics"][m]["p_ttest"], m) for m in ("image_auroc", "pixel_auroc", "aupro"))
+    holm, running = {}, 0.0
+    for rank, (pv, m) in enumerate(ps):  # Holm by hand: k-th smallest times (3 - k), kept monotone
+        running = max(running, min(1.0, (3 - rank) * pv))
+        holm[m] = running
+    assert all(s["metrics"][m]["p_ttest_holm"] == pytest.approx(v) for m, v in holm.items())
     assert img["reference"]["value"] == 0.5 and img["reference"]["draws_above"] == {"ssae": 5, "plain": 5}
     bent, glue = s["per_defect"]["bent"], s["per_defect"]["glue"]
     assert bent["per_defect"]["wins"] == 4 and glue["per_defect"]["wins"] == 1
