@@ -15,7 +15,9 @@ metric:
 - for a deterministic reference (``--reference blur``: no training, the same in every draw),
   how far each method's mean lies above it and in how many draws it is above it;
 
-and, per defect type, both methods' mean image and pixel AUROC and the first method's wins.
+and, per defect type, both methods' mean image and pixel AUROC and the first method's wins. The
+table of draws shows each model's restoration check ("restore", pixel AUROC on validation
+images corrupted as in training; below 0.75 the model has not learned to restore).
 
     python benchmarks/paired_draws.py benchmarks/results/grid_draws.jsonl --data grid
 
@@ -134,12 +136,14 @@ def main(argv=None) -> int:
                     round(rows[(t, first)].get("train_seconds", 0) / 60)) for t in tags})
     print("profile, image size, minutes: " + "; ".join(f"{a}, {b} px, {c}" for a, b, c in prof))
     head = " / ".join(m.replace("_auroc", "") for m in METRICS)
-    print(f"\n{'draw':>6} {'steps':>11}  {first + ' ' + head:>26}  {second + ' ' + head:>26}")
+    print(f"\n{'draw':>6} {'steps':>11}  {first + ' ' + head:>26}  {second + ' ' + head:>26}  restore")
     for t in tags:
         a, b = rows[(t, first)], rows[(t, second)]
         va = " / ".join(f"{a[m]:.3f}" for m in METRICS)
         vb = " / ".join(f"{b[m]:.3f}" for m in METRICS)
-        print(f"{t:>6} {a.get('train_steps', '?'):>5}/{b.get('train_steps', '?'):<5}  {va:>26}  {vb:>26}")
+        rest = " / ".join("  - " if r.get("restoration_pixel_auroc") is None else f"{r['restoration_pixel_auroc']:.2f}"
+                          for r in (a, b))
+        print(f"{t:>6} {a.get('train_steps', '?'):>5}/{b.get('train_steps', '?'):<5}  {va:>26}  {vb:>26}  {rest}")
 
     ref_rows = [r for (t, m), r in rows.items() if m == args.reference] if args.reference else []
     summary = {"data": args.data, "methods": [first, second], "tags": tags, "metrics": {}}
