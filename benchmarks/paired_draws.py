@@ -189,19 +189,14 @@ def main(argv=None) -> int:
             print(f"{d:22} {cells[0]:>23} {cells[1]:>23}")
     print("\np-values are two-sided; the Holm columns adjust them for testing three metrics at once.")
     if args.plot:
-        from ssae.plots import paired_draws
+        from ssae.plots import paired_draws, save_figure
 
         r0 = rows[(tags[0], first)]
         label = (f"{r0.get('dataset', args.data)}, {r0.get('image_size')} px, {r0.get('profile')} profile, "
                  f"{round(r0.get('train_seconds', 0) / 60)} min, {'; '.join(hw)}")
         values = {m: ([rows[(t, first)][m] for t in tags], [rows[(t, second)][m] for t in tags]) for m in METRICS}
         ref = {m: s["reference"]["value"] for m, s in summary["metrics"].items() if "reference" in s}
-        fig = paired_draws(values, label, ref or None, names=(first, second))
-        out = Path(args.plot)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.stem + ".tmp.png")
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(out)
+        out = save_figure(paired_draws(values, label, ref or None, names=(first, second)), args.plot)
         print(f"wrote {out}")
     if args.json:
         with open(args.json, "a") as f:

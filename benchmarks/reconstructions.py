@@ -23,6 +23,7 @@ import torch  # noqa: E402
 from ssae import data as D  # noqa: E402
 from ssae import scoring as S  # noqa: E402
 from ssae.evaluation import hardware, load_run  # noqa: E402
+from ssae.plots import save_figure  # noqa: E402
 from ssae.training import SUMMARY, read_json  # noqa: E402
 
 
@@ -58,11 +59,7 @@ def main() -> int:
     fig.suptitle(f"{split.name}: {size} px, profile {cfg.profile}, {summary.get('steps')} steps "
                  f"({summary.get('seconds', 0) / 60:.0f} min), {hardware('cpu')}", fontsize=8)
     fig.tight_layout()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(out)
+    out = save_figure(fig, args.out)
     print(f"wrote {out}")
     return 0
 

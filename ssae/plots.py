@@ -1,7 +1,7 @@
 """Figures of the paper, as functions that return a :class:`matplotlib.figure.Figure`.
 
 The figures are built on a bare ``Figure`` (no pyplot, no global state); a notebook shows
-the returned object, a script calls ``fig.savefig(path)``. Every function takes a ``label``
+the returned object, a script calls :func:`save_figure`. Every function takes a ``label``
 naming the data (data set, resolution) that goes into the title. The computations live in
 :mod:`ssae.theory` (and the other modules); these functions only draw their results.
 matplotlib is imported inside the functions so that importing this module stays cheap.
@@ -17,6 +17,19 @@ def _figure(ncols: int, width: float = 4.2, height: float = 3.6):
     fig = Figure(figsize=(width * ncols, height), layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, axes
+
+
+def save_figure(fig, path, dpi: int = 110):
+    """Write ``fig`` to ``path`` (parents created) under a temporary name, then rename it, so a
+    half-written PNG never looks complete. Returns the path."""
+    from pathlib import Path
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
+    fig.savefig(tmp, dpi=dpi)
+    tmp.replace(out)
+    return out
 
 
 def _as_list(x) -> list:
