@@ -61,6 +61,7 @@ class TrainConfig:
     lam: float = 0.5                 # paper: lambda = 0.5 "sufficiently good in many cases"
     lr: float = 1e-4                 # paper: Adam, initial learning rate 1e-4
     lr_schedule: str = "constant"    # paper: "initial" lr, schedule not given; ours: "cosine" decays to 0 by the end
+    lr_warmup: float = 0.0           # ours: fraction of training over which the lr rises linearly from 0 (0 = none)
     batch_size: int = 16             # ours
     steps: int = 20000               # ours: optimiser steps
     crop_start: int = 128            # ours: progressive training, first crop side (pixels at fixed resolution)

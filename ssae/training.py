@@ -80,12 +80,19 @@ def learning_rate(t, p: float) -> float:
     The paper gives Adam's *initial* learning rate (1e-4, Sec. 4.1) and no schedule.
     ``"constant"`` keeps it; ``"cosine"`` (ours) decays it as ``lr (1 + cos(pi p)) / 2``, so a
     run ends at a small learning rate whether its steps or its time budget end it.
+    ``t.lr_warmup`` (ours) multiplies either by ``p / lr_warmup`` while ``p < lr_warmup``: a
+    linear warm-up from 0.
     """
-    if t.lr_schedule == "constant":
-        return t.lr
-    if t.lr_schedule != "cosine":
+    if t.lr_schedule not in LR_SCHEDULES:
         raise SsaeError(f"train.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {t.lr_schedule!r}")
-    return t.lr * 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, p))))
+    if not 0.0 <= t.lr_warmup < 1.0:
+        raise SsaeError(f"train.lr_warmup must be a fraction of training in [0, 1), got {t.lr_warmup!r}")
+    lr = t.lr
+    if t.lr_schedule == "cosine":
+        lr *= 0.5 * (1.0 + float(np.cos(np.pi * min(1.0, p))))
+    if p < t.lr_warmup:
+        lr *= max(0.0, p) / t.lr_warmup
+    return lr
 
 
 def write_json(path: Path, obj) -> None:

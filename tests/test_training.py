@@ -1,6 +1,7 @@
 """Training: progressive crops, checkpoints, resume after interruption, NaN losses, run folders."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -167,3 +168,17 @@ def test_learning_rate_schedules():
     t.lr_schedule = "linear"
     with pytest.raises(SsaeError, match="lr_schedule"):
         T.learning_rate(t, 0.0)
+
+
+def test_learning_rate_warmup():
+    t = profile("cpu").train
+    t.lr_warmup = 0.1
+    cosine = lambda p: t.lr * 0.5 * (1 + np.cos(np.pi * p))  # noqa: E731
+    assert T.learning_rate(t, 0.0) == 0.0
+    assert T.learning_rate(t, 0.05) == pytest.approx(0.5 * cosine(0.05))  # halfway up the ramp
+    assert T.learning_rate(t, 0.1) == pytest.approx(cosine(0.1))  # ramp over: the plain schedule
+    assert T.learning_rate(t, 0.6) == pytest.approx(cosine(0.6))
+    for bad in (-0.1, 1.0):
+        t.lr_warmup = bad
+        with pytest.raises(SsaeError, match="lr_warmup"):
+            T.learning_rate(t, 0.5)
