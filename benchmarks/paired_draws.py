@@ -21,6 +21,9 @@ images corrupted as in training; below 0.75 the model has not learned to restore
 
     python benchmarks/paired_draws.py benchmarks/results/grid_draws.jsonl --data grid
 
+A setting can be compared with the default it changes in the same way: tag its runs ``sN_V``
+and pass ``--variant V --methods ssae_V,ssae``.
+
 All p-values are two-sided; Holm's adjustment for the three metrics is printed beside them. Rows of other data sets,
 methods without a partner in the same draw, and tags outside ``--tags`` are left out (counted).
 """
@@ -39,11 +42,14 @@ from scipy import stats
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
-def read_rows(paths, data, alias=None):
+def read_rows(paths, data, alias=None, variants=()):
     """Rows of data set ``data`` from JSON-lines files, keyed by (tag, method).
 
-    ``alias`` renames tags (older runs were tagged ``_m20`` for seed 0). A (tag, method) seen
-    twice is an error: the pairing would be ambiguous.
+    ``alias`` renames tags (older runs were tagged ``_m20`` for seed 0). A row whose tag ends
+    in ``_V`` for a ``V`` in ``variants`` is a variant of its method in draw ``tag``: it is
+    read as method ``METHOD_V`` with the suffix dropped from its tag (``s7_wu0.1`` of ``ssae``
+    becomes ``ssae_wu0.1`` in draw ``s7``), so that a setting can be paired with the default
+    it changes. A (tag, method) seen twice is an error: the pairing would be ambiguous.
     """
     alias = alias or {}
     rows: dict[tuple[str, str], dict] = {}
@@ -63,7 +69,12 @@ def read_rows(paths, data, alias=None):
             if row.get("name") != data:
                 continue
             tag = alias.get(row.get("tag", ""), row.get("tag", ""))
-            key = (tag, row.get("method"))
+            method = row.get("method")
+            for v in variants:
+                if tag.endswith("_" + v):
+                    tag, method = tag[: -len(v) - 1], f"{method}_{v}"
+                    break
+            key = (tag, method)
             if key in rows:
                 raise SystemExit(f"error: {path}:{i}: a second row for data {data!r}, method "
                                  f"{key[1]!r}, tag {tag!r}; keep one row per draw")
@@ -110,13 +121,15 @@ def main(argv=None) -> int:
     p.add_argument("--reference", default="blur", help="a method without training, compared by its mean ('' for none)")
     p.add_argument("--tags", help="comma-separated draws to use (default: every tag both methods have)")
     p.add_argument("--alias", action="append", default=[], help="OLD=NEW: rename a tag (e.g. _m20=s0)")
+    p.add_argument("--variant", action="append", default=[],
+                   help="V: rows tagged sN_V are method METHOD_V in draw sN (e.g. --variant wu0.1 --methods ssae_wu0.1,ssae)")
     p.add_argument("--json", help="append the summary as one JSON line to this file")
     p.add_argument("--plot", help="write a figure (PNG): one line per draw and metric, the blur as a dashed line")
     args = p.parse_args(argv)
 
     alias = dict(a.split("=", 1) for a in args.alias)
     first, second = args.methods.split(",")
-    rows = read_rows(args.rows, args.data, alias)
+    rows = read_rows(args.rows, args.data, alias, args.variant)
     tags = sorted({t for t, m in rows if m == first} & {t for t, m in rows if m == second})
     if args.tags:
         wanted = args.tags.split(",")

@@ -172,3 +172,19 @@ def test_paired_draws_refuses_ambiguous_or_too_few_draws(tmp_path):
         p = subprocess.run([sys.executable, "benchmarks/paired_draws.py", str(rows), "--data", "g"],
                            capture_output=True, text=True, cwd=ROOT)
         assert p.returncode == 1 and msg in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_paired_draws_pairs_a_variant_with_its_default(tmp_path):
+    """--variant V: rows tagged sN_V are read as method ssae_V in draw sN and paired with
+    the default rows of the same draw."""
+    rows = _draw_rows(tmp_path / "r.jsonl", [(0.6, 0.8), (0.7, 0.8), (0.9, 0.8)])
+    variant = [{"name": "g", "method": "ssae", "tag": f"s{i}_wu", "image_auroc": v, "pixel_auroc": v,
+                "aupro": v, "hardware": "test"} for i, v in enumerate([0.8, 0.9, 0.85])]
+    with rows.open("a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in variant))
+    _run("benchmarks/paired_draws.py", rows, "--data", "g", "--variant", "wu", "--methods", "ssae_wu,ssae",
+         "--json", tmp_path / "s.jsonl")
+    s = json.loads((tmp_path / "s.jsonl").read_text())
+    img = s["metrics"]["image_auroc"]
+    assert s["methods"] == ["ssae_wu", "ssae"] and s["tags"] == ["s0", "s1", "s2"]
+    assert img["wins"] == 2 and img["diff"] == pytest.approx((0.2 + 0.2 - 0.05) / 3)
