@@ -286,10 +286,9 @@ def main(argv=None) -> int:
         from ssae import plots
 
         out = Path(args.fig_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        plots.fig6_cases().savefig(out / "fig6_cases.png", dpi=110)
+        plots.save_figure(plots.fig6_cases(), out / "fig6_cases.png")
         for key, (fn, fargs) in figs.items():
-            getattr(plots, fn)(*fargs).savefig(out / (key.replace(" ", "_").replace(":", "_") + ".png"), dpi=110)
+            plots.save_figure(getattr(plots, fn)(*fargs), out / (key.replace(" ", "_").replace(":", "_") + ".png"))
         print(f"figures written to {out}")
     return 0
 
