@@ -78,7 +78,7 @@ class TrainConfig:
 
 @dataclass
 class ScoreConfig:
-    diff: str = "l2"                 # paper: eq. (2) squared difference; "ssim" for the SSIM-based Diff
+    diff: str = "l2"                 # paper: eq. (2) squared difference; "ssim" for the SSIM-based Diff; "lowpass" (ours): the signed difference box-averaged (9 px) before squaring
     n: int = 1                       # paper: G_k^n smoothing, n repetitions (ours: default)
     k: int = 9                       # paper: box size k (ours: default)
     t: int = 0                       # paper: avgmap exponent of eq. (14); 0 disables the weighting
@@ -91,6 +91,7 @@ class ScoreConfig:
     two_sided: bool = False          # ours: standardised maps scored by |z|, so that less error than usual (a defect smoother than the texture) counts too; never chosen by the calibration
     proxy_corruption: tuple[str, ...] = ()  # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"); () = as in training
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
+    metric_size: int | None = None   # ours: pixel AUROC and AUPRO on maps resized (bilinear) to this square size, masks read at it (nearest); None = the evaluated image size. Lets runs at different image sizes be compared on the same pixels
 
 
 @dataclass

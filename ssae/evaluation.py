@@ -82,7 +82,7 @@ def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_siz
             chunk = idx[s:s + batch_size]
             x = torch.from_numpy(np.stack([images[i].transpose(2, 0, 1) for i in chunk])).to(device)
             y = S.reconstruct(model, x, batch_size=batch_size)
-            d = S.ssim_diff(x, y) if kind == "ssim" else S.diff(x, y)
+            d = S.difference(x, y, kind)
             for j, i in enumerate(chunk):
                 out[i] = d[j].float().cpu()
             bar.update(len(chunk))
@@ -379,6 +379,18 @@ def ground_truth(split: D.Split, items, maps) -> list[np.ndarray] | None:
     return out
 
 
+def at_metric_size(maps: list[np.ndarray], size: int | None) -> list[np.ndarray]:
+    """The maps resized bilinearly to ``size`` x ``size`` (``score.metric_size``, ours), so that
+    pixel metrics of runs at different image sizes count the same pixels; ``None`` leaves them."""
+    if size is None:
+        return maps
+    if int(size) < 1:
+        raise SsaeError(f"score.metric_size must be a positive number of pixels or None, got {size!r}")
+    return [torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(m, dtype=np.float32))[None, None],
+                                            size=(int(size), int(size)), mode="bilinear",
+                                            align_corners=False)[0, 0].numpy() for m in maps]
+
+
 def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True) -> dict:
     """Image AUROC, pixel AUROC and AUPRO (fractions in [0, 1]) on the test split of
     ``data_spec`` for the run in ``run_dir``."""
@@ -397,11 +409,14 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
     items, images, maps, seconds = model_maps(model, cfg, split, cal, stats, device, progress)
     labels = [it.label for it in items]
     scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
-    masks = ground_truth(split, items, maps)
+    # image scores from the maps as computed; pixel metrics at score.metric_size when it is set
+    size = cfg.score.metric_size
+    pix = at_metric_size(maps, size)
+    masks = ground_truth(split, items, pix)
     types = defect_types(items)
     per_defect = {d: M.image_auroc([labels[i] for i in sel], [scores[cal["reduce"]][i] for i in sel])
                   for d, sel in types.items()}
-    per_defect_pixel = per_type_pixel_auroc(types, masks, maps) if masks is not None else {}
+    per_defect_pixel = per_type_pixel_auroc(types, masks, pix) if masks is not None else {}
     defect_pixels = ({d: int(sum(int(np.count_nonzero(masks[i])) for i in sel if items[i].label == 1))
                       for d, sel in types.items()} if masks is not None else {})
     total = sum(defect_pixels.values())
@@ -412,10 +427,12 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "image_auroc_sum": M.image_auroc(labels, scores["sum"]),
         "image_auroc_mean": M.image_auroc(labels, scores["mean"]),
         "image_auroc_max": M.image_auroc(labels, scores["max"]),
-        "pixel_auroc": M.pixel_auroc(masks, maps) if masks is not None else None,
-        "aupro": M.aupro(masks, maps, fpr_limit=0.3) if masks is not None else None,
-        "metrics_note": ("pixel metrics at the evaluated image size" if masks is not None else
-                         "no ground_truth masks: image-level metrics only"),
+        "pixel_auroc": M.pixel_auroc(masks, pix) if masks is not None else None,
+        "aupro": M.aupro(masks, pix, fpr_limit=0.3) if masks is not None else None,
+        "metrics_note": ("no ground_truth masks: image-level metrics only" if masks is None else
+                         "pixel metrics at the evaluated image size" if size is None else
+                         f"pixel metrics at {int(size)} x {int(size)} px (maps resized bilinearly)"),
+        "metric_size": size,
         "n_test_images": len(items),
         "n_defective": int(sum(labels)),
         "image_size": cfg.data.image_size if cfg.data.image_size else "native",
@@ -439,6 +456,50 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
                                else None),
     }
+
+
+def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
+                      progress: bool = True) -> dict:
+    """Table 4 across runs: the pixel-wise maximum (:func:`scoring.ensemble`) of the calibrated
+    anomaly maps of several runs on the same test split, each resized to ``size`` x ``size``
+    (:func:`at_metric_size`), so that models trained at different image sizes can be combined
+    (ours: e.g. a whole-tile model at 64 px beside a 256 px one).
+
+    The maximum is only meaningful when the members' maps share a scale, as standardised maps
+    (z-scores against each run's own validation maps) do; ``standardized`` records it per run.
+    The image score uses the reduction chosen by the first run's calibration (no test labels);
+    the other reductions are reported beside it. Each member is scored on the same pixels."""
+    if len(run_dirs) < 1:
+        raise SsaeError("an ensemble needs at least one run directory")
+    members, paths, ensemble_maps = [], None, None
+    for run_dir in run_dirs:
+        model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
+        items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress)
+        maps = at_metric_size(maps, size)
+        if paths is None:
+            paths, first_items, first_split, reduce = [it.path for it in items], items, split, cal["reduce"]
+        elif [it.path for it in items] != paths:
+            raise SsaeError(f"{run_dir} is evaluated on other test images than {run_dirs[0]} "
+                            "(its data settings differ); an ensemble needs the same test images")
+        members.append({"run_dir": str(run_dir), "image_size": cfg.data.image_size or "native",
+                        "standardized": bool(cal["standardize"]), "maps": maps, "reduce": cal["reduce"]})
+        ensemble_maps = maps if ensemble_maps is None else [np.maximum(a, b) for a, b in zip(ensemble_maps, maps)]
+    labels = [it.label for it in first_items]
+    masks = ground_truth(first_split, first_items, ensemble_maps)
+
+    def scored(maps, reduce):
+        scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
+        out = {"image_auroc": M.image_auroc(labels, scores[reduce]),
+               **{f"image_auroc_{r}": M.image_auroc(labels, scores[r]) for r in REDUCTIONS}}
+        if masks is not None:
+            out.update(pixel_auroc=M.pixel_auroc(masks, maps), aupro=M.aupro(masks, maps, fpr_limit=0.3),
+                       per_defect_pixel=per_type_pixel_auroc(defect_types(first_items), masks, maps))
+        return out
+
+    return {"dataset": first_split.name, "data_spec": data_spec, "metric_size": int(size),
+            "n_test_images": len(first_items), "reduce": reduce, **scored(ensemble_maps, reduce),
+            "members": [{k: v for k, v in m.items() if k != "maps"} | scored(m["maps"], m["reduce"])
+                        for m in members]}
 
 
 def defect_types(items) -> dict[str, list[int]]:

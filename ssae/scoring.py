@@ -4,6 +4,8 @@ Given a trained autoencoder F and an image X (B x C x H x W, values in [0, 1]):
 
 - eq. (2): ``Diff(X, F(X)) = avg_c (X - F(X))^2``, one value per pixel (:func:`diff`);
   Sec. 4.1 alternatively uses 1 - SSIM as the distance (:func:`ssim_diff`);
+- ours: the squared *low-pass* difference ``avg_c (box_k(X - F(X)))^2`` (:func:`lowpass_diff`),
+  in which zero-mean texture errors cancel and a consistent change of brightness remains;
 - eq. (3): ``anomap^{n,k} = G_k^n(Diff)``, n successive k x k averaging filters (:func:`smooth`);
 - image score: the sum of the anomap over the pixels (Sec. 3.1; :func:`image_score`);
 - eq. (13): ``avgmap`` = mean anomap over the validation images (:func:`avgmap`);
@@ -60,6 +62,35 @@ def ssim_diff(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float =
     return (1.0 - ssim).mean(dim=1, keepdim=True)
 
 
+def lowpass_diff(x: torch.Tensor, y: torch.Tensor, k: int = 9) -> torch.Tensor:
+    """Ours: ``avg_c (box_k(X - F(X)))^2``, the *signed* difference averaged over a k x k box
+    before it is squared, B x 1 x H x W.
+
+    Eq. (2) squares first, so a reconstruction that cannot predict a stochastic texture (random
+    streaks, grain) leaves its full error energy in the map, and smoothing by eq. (3) keeps it.
+    Averaging the signed difference first cancels such zero-mean errors and keeps what the
+    model changes consistently over a region, such as the brightness of a large low-contrast
+    defect that the model restores to the normal level. Borders replicate-padded, as in
+    :func:`smooth`.
+    """
+    return smooth(x.float() - y.float(), 1, k).pow(2).mean(dim=1, keepdim=True)
+
+
+#: the Diffs of eq. (2) and Sec. 4.1, and ours
+DIFFS = ("l2", "ssim", "lowpass")
+
+
+def difference(x: torch.Tensor, y: torch.Tensor, kind: str = "l2") -> torch.Tensor:
+    """Diff(X, F(X)) of the named ``kind``: ``l2`` (eq. 2), ``ssim`` (Sec. 4.1) or ``lowpass`` (ours)."""
+    if kind == "l2":
+        return diff(x, y)
+    if kind == "ssim":
+        return ssim_diff(x, y)
+    if kind == "lowpass":
+        return lowpass_diff(x, y)
+    raise SsaeError(f"unknown difference {kind!r}; choose {', '.join(DIFFS)}")
+
+
 def smooth(d: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """G_k^n of eq. (3): n successive k x k averaging filters with weights 1/k^2.
 
@@ -107,15 +138,9 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) ->
 
 def anomap(model: torch.nn.Module, x: torch.Tensor, n: int, k: int, kind: str = "l2",
            batch_size: int = 8) -> torch.Tensor:
-    """Eq. (3): G_k^n(Diff(X, F(X))) with Diff the squared error (eq. 2) or 1 - SSIM."""
-    y = reconstruct(model, x, batch_size)
-    if kind == "l2":
-        d = diff(x, y)
-    elif kind == "ssim":
-        d = ssim_diff(x, y)
-    else:
-        raise SsaeError(f"unknown difference {kind!r}; choose l2 or ssim")
-    return smooth(d, n, k)
+    """Eq. (3): G_k^n(Diff(X, F(X))) with Diff the squared error (eq. 2), 1 - SSIM or the
+    low-pass difference (:func:`difference`)."""
+    return smooth(difference(x, reconstruct(model, x, batch_size), kind), n, k)
 
 
 def avgmap(maps) -> torch.Tensor:

@@ -188,3 +188,15 @@ def test_paired_draws_pairs_a_variant_with_its_default(tmp_path):
     img = s["metrics"]["image_auroc"]
     assert s["methods"] == ["ssae_wu", "ssae"] and s["tags"] == ["s0", "s1", "s2"]
     assert img["wins"] == 2 and img["diff"] == pytest.approx((0.2 + 0.2 - 0.05) / 3)
+
+
+def test_ensemble_script_prints_members_and_their_maximum(smoke_run, tmp_path):
+    data, run = smoke_run
+    rows = tmp_path / "ens.jsonl"
+    out = _run("benchmarks/ensemble.py", run, run, "--data", data, "--size", "48", "--json", rows)
+    got = json.loads(rows.read_text())
+    assert got["metric_size"] == 48 and len(got["members"]) == 2
+    assert "metrics at 48 px" in out and "ensemble (pixel-wise max)" in out
+    p = subprocess.run([sys.executable, "benchmarks/ensemble.py", str(tmp_path / "nosuch"), "--data", str(data)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode != 0 and "Traceback" not in p.stderr and "ensemble:" in p.stderr

@@ -194,3 +194,47 @@ def test_selection_compares_diffs_and_exponents(mvtec_dir):
     rows = {(s["diff"], s["t"]) for s in cal["selection"]}
     assert rows == {("l2", 0), ("l2", 1), ("ssim", 0), ("ssim", 1)}
     assert (cal["diff"], cal["t"]) in rows
+
+
+def test_metric_size_scores_pixels_at_a_stated_size(mvtec_dir):
+    from ssae.evaluation import at_metric_size
+
+    m = np.arange(16, dtype=np.float32).reshape(4, 4)
+    assert np.array_equal(at_metric_size([m], 4)[0], m) and at_metric_size([m], None)[0] is m
+    assert at_metric_size([m], 8)[0].shape == (8, 8)
+    with pytest.raises(SsaeError, match="metric_size"):
+        at_metric_size([m], 0)
+    cfg = override(profile("smoke"), score={"select_nk": False, "n": 0, "k": 1})
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = split.channels
+    cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
+    own = evaluate_model(BlurReference(2.0), cfg, split, cal, stats, progress=False)
+    big = evaluate_model(BlurReference(2.0), override(cfg, score={"metric_size": 96}), split, cal, stats,
+                         progress=False)
+    assert own["metric_size"] is None and "evaluated image size" in own["metrics_note"]
+    assert big["metric_size"] == 96 and "96 x 96" in big["metrics_note"]
+    # image scores do not depend on the metric size; the pixel metrics count other pixels
+    assert big["image_auroc"] == own["image_auroc"]
+    assert big["pixel_auroc"] != own["pixel_auroc"] and 0.6 < big["pixel_auroc"] <= 1.0
+
+
+def test_ensemble_of_runs_is_the_pixelwise_max_on_shared_pixels(smoke_run, tmp_path):
+    from ssae.cli import main
+    from ssae.evaluation import evaluate_ensemble
+
+    data, run = smoke_run
+    small = tmp_path / "small"
+    assert main(["train", "--data", str(data), "--out", str(small), "--profile", "smoke",
+                 "--set", "data.image_size=32", "--set", "train.crop_end=32"]) == 0
+    alone = evaluate_ensemble([run], str(data), 48, progress=False)
+    same = evaluate_ensemble([run, run], str(data), 48, progress=False)
+    for key in ("image_auroc", "pixel_auroc", "aupro"):  # max(a, a) = a
+        assert same[key] == alone[key] == alone["members"][0][key]
+    both = evaluate_ensemble([run, small], str(data), 48, progress=False)
+    assert [m["image_size"] for m in both["members"]] == [64, 32] and both["metric_size"] == 48
+    assert all(0.0 <= both[k] <= 1.0 for k in ("image_auroc", "pixel_auroc", "aupro"))
+    capped = tmp_path / "capped"  # a run whose config keeps fewer test images
+    assert main(["train", "--data", str(data), "--out", str(capped), "--profile", "smoke",
+                 "--set", "data.max_test=4"]) == 0
+    with pytest.raises(SsaeError, match="other test images"):
+        evaluate_ensemble([run, capped], str(data), 48, progress=False)

@@ -120,3 +120,23 @@ def test_image_score_ensemble_threshold():
     assert scoring.image_score(m, "mean").tolist() == [2.5, 1.25]
     with pytest.raises(SsaeError):
         scoring.image_score(m, "median")
+
+
+def test_lowpass_diff_cancels_zero_mean_texture_and_keeps_a_brightness_shift():
+    from ssae.scoring import difference, lowpass_diff
+
+    y = torch.full((1, 1, 48, 48), 0.5)
+    ii, jj = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    checker = 0.2 * (((ii + jj) % 2) * 2 - 1).float()  # +-0.2, zero mean
+    x = y + checker
+    x[..., 24:40, 24:40] += 0.1  # a consistent brightness change over a region
+    l2, low = difference(x, y, "l2"), lowpass_diff(x, y, k=9)
+    assert torch.allclose(difference(x, y, "lowpass"), low)
+    # eq. (2) is dominated by the texture; the low-pass Diff is not
+    # (a 9 x 9 box holds one more pixel of one sign than of the other)
+    assert l2[0, 0, 8, 8] == pytest.approx(0.04, rel=1e-4)
+    assert low[0, 0, 8, 8] == pytest.approx((0.2 / 81) ** 2, rel=1e-3)
+    assert low[0, 0, 32, 32] == pytest.approx((0.1 - 0.2 / 81) ** 2, rel=1e-3)  # centre pixel is -0.2
+    assert low[0, 0, 32, 32] > 100 * low[0, 0, 8, 8]
+    with pytest.raises(SsaeError, match="lowpass"):
+        difference(x, y, "nosuch")
