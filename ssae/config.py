@@ -67,7 +67,8 @@ class TrainConfig:
     crop_start: int = 128            # ours: progressive training, first crop side (pixels at fixed resolution)
     crop_end: int = 512              # ours: last crop side (capped by the image size)
     crop_growth: float = 0.5         # ours: fraction of training (steps or time budget) over which the crop grows
-    seed: int = 0                    # ours
+    seed: int = 0                    # ours: seeds the initial weights, the batches and corruptions, and the validation split
+    init_seed: int | None = None     # ours: seed of the initial weights alone (None = seed); lets an experiment give one seed's data stream another seed's initial weights
     amp: bool = True                 # ours: bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True       # ours: NHWC memory layout (faster on CUDA and on CPU)
     compile: bool = False            # ours: torch.compile

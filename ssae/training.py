@@ -278,7 +278,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
             (run_dir / name).unlink(missing_ok=True)
 
-    torch.manual_seed(t.seed)
+    torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)  # the initial weights
     model = build_model(cfg).to(device)
     cuda = device.type == "cuda"
     if t.channels_last:  # faster on CUDA (tensor cores) and on CPU (oneDNN) alike

@@ -182,3 +182,14 @@ def test_learning_rate_warmup():
         t.lr_warmup = bad
         with pytest.raises(SsaeError, match="lr_warmup"):
             T.learning_rate(t, 0.5)
+
+
+def test_init_seed_sets_the_initial_weights_alone(mvtec_grey_dir, tmp_path):
+    split = load_split(str(mvtec_grey_dir), smoke().data)
+    runs = {"s0": smoke(steps=0), "s1": smoke(steps=0, seed=1), "s1_init0": smoke(steps=0, seed=1, init_seed=0)}
+    w = {}
+    for name, cfg in runs.items():
+        T.train(cfg, split, tmp_path / name, progress=False, calibrate=False)
+        w[name] = torch.load(tmp_path / name / T.CHECKPOINT, weights_only=True)["model"]
+    assert all(torch.equal(w["s0"][k], w["s1_init0"][k]) for k in w["s0"])
+    assert not all(torch.equal(w["s0"][k], w["s1"][k]) for k in w["s0"])
