@@ -1,7 +1,7 @@
 """The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py,
-benchmarks/reconstructions.py, benchmarks/learning_curve.py, benchmarks/noise_floor.py and
-benchmarks/recalibrate.py, benchmarks/scoring_levers.py and benchmarks/paired_draws.py (their
-real-data numbers are in book/findings.md)."""
+benchmarks/reconstructions.py, benchmarks/learning_curve.py, benchmarks/noise_floor.py,
+benchmarks/recalibrate.py, benchmarks/scoring_levers.py, benchmarks/paired_draws.py and
+benchmarks/ensemble.py (their real-data numbers are in book/findings.md)."""
 import json
 import subprocess
 import sys
