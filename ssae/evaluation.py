@@ -471,19 +471,20 @@ def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
     the other reductions are reported beside it. Each member is scored on the same pixels."""
     if len(run_dirs) < 1:
         raise SsaeError("an ensemble needs at least one run directory")
-    members, paths, ensemble_maps = [], None, None
+    members = []
     for run_dir in run_dirs:
         model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
         items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress)
-        maps = at_metric_size(maps, size)
-        if paths is None:
-            paths, first_items, first_split, reduce = [it.path for it in items], items, split, cal["reduce"]
-        elif [it.path for it in items] != paths:
+        if members and [it.path for it in items] != [it.path for it in first_items]:
             raise SsaeError(f"{run_dir} is evaluated on other test images than {run_dirs[0]} "
                             "(its data settings differ); an ensemble needs the same test images")
+        if not members:
+            first_items, first_split, reduce = items, split, cal["reduce"]
         members.append({"run_dir": str(run_dir), "image_size": cfg.data.image_size or "native",
-                        "standardized": bool(cal["standardize"]), "maps": maps, "reduce": cal["reduce"]})
-        ensemble_maps = maps if ensemble_maps is None else [np.maximum(a, b) for a, b in zip(ensemble_maps, maps)]
+                        "standardized": bool(cal["standardize"]), "maps": at_metric_size(maps, size),
+                        "reduce": cal["reduce"]})
+    ensemble_maps = [S.ensemble(*(torch.from_numpy(m["maps"][i]) for m in members)).numpy()
+                     for i in range(len(first_items))]
     labels = [it.label for it in first_items]
     masks = ground_truth(first_split, first_items, ensemble_maps)
 
