@@ -338,11 +338,10 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     """Table 4 and Figure 11 for one data set: evaluate the models of :func:`train_variants`
     beside the objective (1) run in ``run_dir``, and the pixel-wise maximum ensemble of the
     objective (1) and (4) heatmaps (Table 4, "Ens.")."""
-    import numpy as np
     import torch
     from . import metrics as M
     from . import scoring as S
-    from .evaluation import anomaly_maps, evaluate, ground_truth
+    from .evaluation import anomaly_maps, evaluate, ground_truth, image_scores, map_metrics
     from .training import read_run_config, read_summary
 
     out: dict[str, Any] = {}
@@ -355,25 +354,20 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     masks = ground_truth(split, items, maps["objective1"])
     labels = [it.label for it in items]
 
-    def metrics(m, cal):
-        scores = [float(S.image_score(torch.from_numpy(a)[None], cal["reduce"])) for a in m]
-        return {"image_auroc": M.image_auroc(labels, scores),
-                "pixel_auroc": M.pixel_auroc(masks, m) if masks is not None else None,
-                "aupro": M.aupro(masks, m, fpr_limit=0.3) if masks is not None else None}
-
     for name in VARIANTS:
         vdir = variant_dir(run_dir, name)
         summary = read_summary(vdir)
         vcfg, _ = read_run_config(vdir)
         if name in maps:
-            r = metrics(maps[name], cals[name])
+            r = map_metrics(labels, image_scores(maps[name]), masks, maps[name], cals[name]["reduce"])
         else:
             r = evaluate(vdir, data, device=device, progress=False)
         out[name] = {"image_auroc": r.get("image_auroc"), "pixel_auroc": r.get("pixel_auroc"),
                      "aupro": r.get("aupro"), "train_seconds": summary.get("seconds"),
                      "train_steps": summary.get("steps"), "objective": vcfg.train.objective,
                      "corruption": vcfg.corruption.method}
-    ens = [np.maximum(a, b) for a, b in zip(maps["objective1"], maps["objective4"])]
+    ens = [S.ensemble(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+           for a, b in zip(maps["objective1"], maps["objective4"])]
     out["ensemble"] = {"pixel_auroc": M.pixel_auroc(masks, ens) if masks is not None else None,
                        "aupro": M.aupro(masks, ens, fpr_limit=0.3) if masks is not None else None}
     out["run_dirs"] = {name: str(variant_dir(run_dir, name)) for name in VARIANTS}

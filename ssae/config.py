@@ -42,7 +42,10 @@ class CorruptionConfig:
     n_patches: int = 1               # ours: patches per image
     elastic_alpha: float = 0.15      # ours: displacement amplitude as a fraction of the patch side
     elastic_sigma: float = 0.08      # ours: smoothing of the displacement field, fraction of the patch side
+    shape: str = "blob"              # paper: "random smooth real-valued shape mask" (blob). Ours: "band", a hard-edged stripe across the patch
     shape_sigma: float = 0.15        # ours: smoothness of the random shape mask X2, fraction of the patch side
+    band_min: float = 0.2            # ours (shape "band"): narrowest stripe, fraction of the patch side
+    band_max: float = 0.6            # ours (shape "band"): widest stripe
     brightness: float = 0.1          # paper mentions it; ours: max relative brightness change of the patch
     rotation: bool = False           # paper (transistor): rotate corrupted images around the centre
     p_clean: float = 0.0             # ours: probability that an image is left uncorrupted

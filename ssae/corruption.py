@@ -19,6 +19,10 @@ Transformations (``cfg.method``; ``cfg.alternate`` adds methods chosen per image
 ``elastic`` (Gaussian-smoothed random displacement field, the paper's choice), ``cutout``
 (X3 = 0), ``swap`` (X3 = the same region of another image), ``occlusion`` (X3 = another
 source or smooth random colour noise), ``none`` (no corruption).
+
+Shape of X2 (``cfg.shape``): ``blob`` (the paper's "random smooth real-valued shape mask")
+or ``band`` (ours): a hard-edged stripe across the whole patch, horizontal or vertical at
+random, like the sharp straight edges of MTD's uneven grinding.
 """
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from ssae.errors import SsaeError
 
 METHODS = ("elastic", "cutout", "swap", "occlusion", "none")
+SHAPES = ("blob", "band")
 
 _EDGE = 0.15      # ours: width of the smooth fade of the shape window, fraction of the patch side
 _SOFTNESS = 0.2   # ours: soft-threshold temperature of the shape mask, in standard deviations
@@ -128,6 +133,30 @@ def shape_mask(boxes: torch.Tensor, h: int, w: int, shape_sigma: float, generato
     return torch.where(mask < 1e-6, torch.zeros_like(mask), mask)
 
 
+def band_mask(boxes: torch.Tensor, h: int, w: int, band_min: float, band_max: float, generator,
+              device) -> torch.Tensor:
+    """X2 for ``shape="band"`` (ours), embedded in zeros: 1 on a stripe, 0 elsewhere. B x 1 x H x W.
+
+    The stripe spans the patch along one axis (horizontal or vertical at random) and covers
+    a random interval of relative width in ``[band_min, band_max]`` along the other, so
+    its two long edges are sharp straight lines inside the patch. Pixels whose centre lies
+    in the patch and in the interval are 1; the mask is binary.
+    """
+    dev = _gen_device(generator)
+    b = boxes.shape[0]
+    vertical = (torch.rand(b, generator=generator, device=dev) < 0.5).to(device)
+    width = _uniform(b, band_min, band_max, generator, dev).to(device)
+    start = (torch.rand(b, generator=generator, device=dev).to(device) * (1 - width))
+    u, v = _patch_coords(boxes, h, w, device)                  # B x W, B x H
+    inside_u = (u > 0) & (u < 1)
+    inside_v = (v > 0) & (v < 1)
+    across = torch.where(vertical[:, None], u, torch.zeros_like(u))   # the coordinate the stripe cuts
+    along = torch.where(vertical[:, None], torch.zeros_like(v), v)
+    in_u = inside_u & (~vertical[:, None] | ((across >= start[:, None]) & (across < (start + width)[:, None])))
+    in_v = inside_v & (vertical[:, None] | ((along >= start[:, None]) & (along < (start + width)[:, None])))
+    return (in_v[:, None, :, None] & in_u[:, None, None, :]).to(torch.float32)
+
+
 def _elastic(x, boxes, alpha, sigma, generator):
     """X3 for elastic deformation: x read at p + d(p), d a smooth random displacement field.
 
@@ -181,6 +210,10 @@ def _check(x, cfg, source):
     for m in (cfg.method, *cfg.alternate):
         if m not in METHODS:
             raise SsaeError(f"unknown corruption method {m!r}; choose one of {', '.join(METHODS)}")
+    if cfg.shape not in SHAPES:
+        raise SsaeError(f"unknown corruption shape {cfg.shape!r}; choose one of {', '.join(SHAPES)}")
+    if not 0 < cfg.band_min <= cfg.band_max <= 1:
+        raise SsaeError(f"need 0 < band_min <= band_max <= 1, got {cfg.band_min}, {cfg.band_max}")
     if not 0 < cfg.patch_min <= cfg.patch_max <= 1:
         raise SsaeError(f"need 0 < patch_min <= patch_max <= 1, got {cfg.patch_min}, {cfg.patch_max}")
     if cfg.n_patches < 0:
@@ -223,7 +256,10 @@ def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: 
         shift = torch.tensor([[y, x, y, x] for y, x in origins], dtype=torch.long)
         local = boxes - shift                                      # patch boxes inside the canvas
         x1 = _crops(x_hat, list(range(b)), origins, size)         # B x C x P x P
-        x2 = shape_mask(local, size, size, cfg.shape_sigma, generator, x.device).to(x.dtype)
+        if cfg.shape == "band":
+            x2 = band_mask(local, size, size, cfg.band_min, cfg.band_max, generator, x.device).to(x.dtype)
+        else:
+            x2 = shape_mask(local, size, size, cfg.shape_sigma, generator, x.device).to(x.dtype)
         gain = 1 + _uniform(b, -cfg.brightness, cfg.brightness, generator, dev).to(x.device, x.dtype)
         x3 = torch.zeros_like(x1)
         m = torch.zeros_like(x2)

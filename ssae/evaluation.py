@@ -408,27 +408,27 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
     """:func:`evaluate` for any model and calibration (used for the references too)."""
     items, images, maps, seconds = model_maps(model, cfg, split, cal, stats, device, progress)
     labels = [it.label for it in items]
-    scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
     # image scores from the maps as computed; pixel metrics at score.metric_size when it is set
     size = cfg.score.metric_size
     pix = at_metric_size(maps, size)
     masks = ground_truth(split, items, pix)
     types = defect_types(items)
+    scores = image_scores(maps)
     per_defect = {d: M.image_auroc([labels[i] for i in sel], [scores[cal["reduce"]][i] for i in sel])
                   for d, sel in types.items()}
-    per_defect_pixel = per_type_pixel_auroc(types, masks, pix) if masks is not None else {}
     defect_pixels = ({d: int(sum(int(np.count_nonzero(masks[i])) for i in sel if items[i].label == 1))
                       for d, sel in types.items()} if masks is not None else {})
     total = sum(defect_pixels.values())
+    found = map_metrics(labels, scores, masks, pix, cal["reduce"], types)
     return {
         "dataset": split.name,
         "data_spec": data_spec,
-        "image_auroc": M.image_auroc(labels, scores[cal["reduce"]]),
-        "image_auroc_sum": M.image_auroc(labels, scores["sum"]),
-        "image_auroc_mean": M.image_auroc(labels, scores["mean"]),
-        "image_auroc_max": M.image_auroc(labels, scores["max"]),
-        "pixel_auroc": M.pixel_auroc(masks, pix) if masks is not None else None,
-        "aupro": M.aupro(masks, pix, fpr_limit=0.3) if masks is not None else None,
+        "image_auroc": found["image_auroc"],
+        "image_auroc_sum": found["image_auroc_sum"],
+        "image_auroc_mean": found["image_auroc_mean"],
+        "image_auroc_max": found["image_auroc_max"],
+        "pixel_auroc": found["pixel_auroc"],
+        "aupro": found["aupro"],
         "metrics_note": ("no ground_truth masks: image-level metrics only" if masks is None else
                          "pixel metrics at the evaluated image size" if size is None else
                          f"pixel metrics at {int(size)} x {int(size)} px (maps resized bilinearly)"),
@@ -452,7 +452,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "per_defect": per_defect,
         # pixel AUROC per defect type (good images and that type's images) and the type's share
         # of all defect pixels, which is its weight in the pooled pixel AUROC
-        "per_defect_pixel": per_defect_pixel if masks is not None else None,
+        "per_defect_pixel": found["per_defect_pixel"],
         "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
                                else None),
     }
@@ -488,19 +488,39 @@ def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
     labels = [it.label for it in first_items]
     masks = ground_truth(first_split, first_items, ensemble_maps)
 
+    types = defect_types(first_items)
+
     def scored(maps, reduce):
-        scores = {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
-        out = {"image_auroc": M.image_auroc(labels, scores[reduce]),
-               **{f"image_auroc_{r}": M.image_auroc(labels, scores[r]) for r in REDUCTIONS}}
-        if masks is not None:
-            out.update(pixel_auroc=M.pixel_auroc(masks, maps), aupro=M.aupro(masks, maps, fpr_limit=0.3),
-                       per_defect_pixel=per_type_pixel_auroc(defect_types(first_items), masks, maps))
-        return out
+        return map_metrics(labels, image_scores(maps), masks, maps, reduce, types)
 
     return {"dataset": first_split.name, "data_spec": data_spec, "metric_size": int(size),
             "n_test_images": len(first_items), "reduce": reduce, **scored(ensemble_maps, reduce),
             "members": [{k: v for k, v in m.items() if k != "maps"} | scored(m["maps"], m["reduce"])
                         for m in members]}
+
+
+def image_scores(maps: list[np.ndarray]) -> dict[str, list[float]]:
+    """Each map's image score under every reduction of :data:`REDUCTIONS` (the paper's sum, and
+    ours: mean and max)."""
+    return {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
+
+
+def map_metrics(labels, scores: dict[str, list[float]], masks, maps, reduce: str,
+                types: dict[str, list[int]] | None = None) -> dict:
+    """The metrics of one set of anomaly maps: image AUROC under the chosen reduction
+    ``reduce`` (and under each of ``scores``' reductions beside it), and, when there are
+    ground-truth ``masks``, pixel AUROC, AUPRO to FPR 0.3, and the pixel AUROC per defect type.
+
+    ``scores``: :func:`image_scores` of the maps the image score is taken from; ``maps``: the
+    maps the pixel metrics are computed on (the same maps, or maps resized to
+    ``score.metric_size``), each the size of its mask."""
+    out = {"image_auroc": M.image_auroc(labels, scores[reduce]),
+           **{f"image_auroc_{r}": M.image_auroc(labels, s) for r, s in scores.items()}}
+    pixels = masks is not None
+    out.update(pixel_auroc=M.pixel_auroc(masks, maps) if pixels else None,
+               aupro=M.aupro(masks, maps, fpr_limit=0.3) if pixels else None,
+               per_defect_pixel=per_type_pixel_auroc(types or {}, masks, maps) if pixels else None)
+    return out
 
 
 def defect_types(items) -> dict[str, list[int]]:

@@ -20,12 +20,20 @@ def _run(*args):
     return p.stdout
 
 
-def test_untrained_maps_prints_every_map(tmp_path):
-    out = _run("benchmarks/untrained_maps.py", "--data", fixtures.make_mtd(tmp_path), "--size", "32")
-    rows = [ln for ln in out.splitlines() if "box" in ln]
-    assert len(rows) == 7
-    for ln in rows:  # pixel AUROC, image max, image mean: fractions
-        assert all(0.0 <= float(v) <= 1.0 for v in ln.split()[-3:])
+def test_untrained_maps_prints_every_map_with_its_pixel_auroc_per_defect_type(tmp_path):
+    out = _run("benchmarks/untrained_maps.py", "--data", fixtures.make_mtd(tmp_path), "--size", "32", "--within")
+    out, within = out.split("median within-image AUROC")
+    head = next(ln for ln in out.splitlines() if ln.startswith("map"))
+    types = head.split("per type:")[1].split()
+    assert types == sorted(fixtures.MTD_CLASSES)
+    rows = [ln for ln in out.splitlines() if "box" in ln and not ln.startswith("map")]
+    assert len(rows) == 10
+    for ln in rows:  # pixel AUROC, image max, image mean | one pixel AUROC per type: fractions
+        pooled, per_type = ln.rsplit(" | ", 1)
+        assert all(0.0 <= float(v) <= 1.0 for v in pooled.split()[-3:])
+        assert len(per_type.split()) == len(types) and all(0.0 <= float(v) <= 1.0 for v in per_type.split())
+    # the fixture's defects are dark boxes: a bright-dark cue sees them
+    assert max(float(ln.rsplit(" | ", 1)[0].split()[-3]) for ln in rows) > 0.8
 
 
 def test_reconstructions_figure_is_labelled_and_written(smoke_run, tmp_path):

@@ -140,3 +140,30 @@ def test_real_valued_mask_blends_and_brightness_is_bounded():
         gains.append(float(g.mean()))
     assert max(abs(g) for g in gains) <= 0.4 + 1e-6
     assert max(gains) - min(gains) > 0.1                       # drawn per image
+
+
+def test_band_shape_is_a_hard_edged_stripe_across_the_patch():
+    # shape="band" (ours): X2 is 1 on a stripe that spans the patch along one axis and
+    # covers a fraction in [band_min, band_max] of it along the other, 0 elsewhere.
+    x = images(b=16, c=1, h=40, w=40)
+    cfg = CorruptionConfig(method="swap", shape="band", band_min=0.25, band_max=0.5,
+                           patch_min=0.5, patch_max=1.0, brightness=0.2)
+    x_hat, mask, boxes = corrupt(x, cfg, gen(1), return_boxes=True)
+    check_invariants(x, x_hat, mask, boxes)
+    assert set(torch.unique(mask).tolist()) <= {0.0, 1.0}     # binary: sharp edges
+    orientations = set()
+    for m, (y0, x0, y1, x1) in zip(mask[:, 0], boxes[:, 0].tolist()):
+        side = y1 - y0
+        rows, cols = m.any(1).nonzero().flatten(), m.any(0).nonzero().flatten()
+        on = m[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert torch.all(on == 1)                              # a solid rectangle
+        extent = (len(rows), len(cols))
+        assert side in extent                                  # spans the patch one way
+        other = extent[0] if extent[1] == side and extent[0] != side else extent[1]
+        assert 0.25 * side - 1 <= other <= 0.5 * side + 1      # its width the other way
+        orientations.add(extent.index(side) if extent[0] != extent[1] else -1)
+    assert {0, 1} <= orientations                              # horizontal and vertical bands
+    with pytest.raises(SsaeError, match="shape"):
+        corrupt(x, dataclasses.replace(cfg, shape="star"), gen())
+    with pytest.raises(SsaeError, match="band_min"):
+        corrupt(x, dataclasses.replace(cfg, band_min=0.7), gen())
