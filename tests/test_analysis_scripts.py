@@ -198,6 +198,27 @@ def test_paired_draws_pairs_a_variant_with_its_default(tmp_path):
     assert img["wins"] == 2 and img["diff"] == pytest.approx((0.2 + 0.2 - 0.05) / 3)
 
 
+def test_paired_draws_retry_replaces_only_draws_that_failed_the_restoration_check(tmp_path):
+    """--retry R: a row tagged sN_R replaces its method's row of draw sN only when that row's
+    restoration check is below 0.75; a retry of a draw that passed is left out."""
+    rows = _draw_rows(tmp_path / "r.jsonl", [(0.6, 0.8), (0.7, 0.8), (0.9, 0.8)])
+    lines = [json.loads(ln) for ln in rows.read_text().splitlines()]
+    for r in lines:
+        r["restoration_pixel_auroc"] = 0.5 if (r["method"], r["tag"]) == ("ssae", "s0") else 0.9
+    retries = [{**lines[2 * i], "tag": f"s{i}_i100", "image_auroc": v, "pixel_auroc": v, "aupro": v,
+                "restoration_pixel_auroc": 0.95} for i, v in ((0, 0.95), (1, 0.1))]
+    rows.write_text("".join(json.dumps(r) + "\n" for r in lines + retries))
+    out = _run("benchmarks/paired_draws.py", rows, "--data", "g", "--retry", "i100", "--json", tmp_path / "s.jsonl")
+    s = json.loads((tmp_path / "s.jsonl").read_text())
+    assert s["retried"] == {"ssae": ["s0"], "plain": []} and "ssae retried (i100)" in out
+    img = s["metrics"]["image_auroc"]
+    assert img["mean_a"] == pytest.approx((0.95 + 0.7 + 0.9) / 3)  # s1's retry (0.1) is not used
+    # without --retry the retry rows are unknown variants: they stay out of the pairs
+    _run("benchmarks/paired_draws.py", rows, "--data", "g", "--json", tmp_path / "t.jsonl")
+    t = json.loads((tmp_path / "t.jsonl").read_text())
+    assert t["metrics"]["image_auroc"]["mean_a"] == pytest.approx((0.6 + 0.7 + 0.9) / 3)
+
+
 def test_ensemble_script_prints_members_and_their_maximum(smoke_run, tmp_path):
     data, run = smoke_run
     rows = tmp_path / "ens.jsonl"
