@@ -139,21 +139,22 @@ def band_mask(boxes: torch.Tensor, h: int, w: int, band_min: float, band_max: fl
 
     The stripe spans the patch along one axis (horizontal or vertical at random) and covers
     a random interval of relative width in ``[band_min, band_max]`` along the other, so
-    its two long edges are sharp straight lines inside the patch. Pixels whose centre lies
-    in the patch and in the interval are 1; the mask is binary.
+    its two long edges are sharp straight lines inside the patch (the interval is at least
+    one pixel wide). Pixels whose centre lies in the patch and in the interval are 1; the
+    mask is binary.
     """
     dev = _gen_device(generator)
     b = boxes.shape[0]
     vertical = (torch.rand(b, generator=generator, device=dev) < 0.5).to(device)
-    width = _uniform(b, band_min, band_max, generator, dev).to(device)
+    side = (boxes[:, 2] - boxes[:, 0]).to(device=device, dtype=torch.float32)
+    # at least one pixel wide, so that a stripe on a small patch is never empty
+    width = torch.maximum(_uniform(b, band_min, band_max, generator, dev).to(device), 1.0 / side).clamp(max=1.0)
     start = (torch.rand(b, generator=generator, device=dev).to(device) * (1 - width))
     u, v = _patch_coords(boxes, h, w, device)                  # B x W, B x H
-    inside_u = (u > 0) & (u < 1)
-    inside_v = (v > 0) & (v < 1)
-    across = torch.where(vertical[:, None], u, torch.zeros_like(u))   # the coordinate the stripe cuts
-    along = torch.where(vertical[:, None], torch.zeros_like(v), v)
-    in_u = inside_u & (~vertical[:, None] | ((across >= start[:, None]) & (across < (start + width)[:, None])))
-    in_v = inside_v & (vertical[:, None] | ((along >= start[:, None]) & (along < (start + width)[:, None])))
+    lo, hi, vert = start[:, None], (start + width)[:, None], vertical[:, None]
+    # a vertical stripe cuts the patch's u range and spans its v range; a horizontal one the reverse
+    in_u = (u > 0) & (u < 1) & (~vert | ((u >= lo) & (u < hi)))
+    in_v = (v > 0) & (v < 1) & (vert | ((v >= lo) & (v < hi)))
     return (in_v[:, None, :, None] & in_u[:, None, None, :]).to(torch.float32)
 
 

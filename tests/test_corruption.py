@@ -163,6 +163,9 @@ def test_band_shape_is_a_hard_edged_stripe_across_the_patch():
         assert 0.25 * side - 1 <= other <= 0.5 * side + 1      # its width the other way
         orientations.add(extent.index(side) if extent[0] != extent[1] else -1)
     assert {0, 1} <= orientations                              # horizontal and vertical bands
+    tiny = dataclasses.replace(cfg, patch_min=0.05, patch_max=0.05, band_min=0.01, band_max=0.01)
+    _, small = corrupt(x, tiny, gen(2))                       # 2 px patches, stripes under a pixel
+    assert torch.all(small.flatten(1).amax(1) == 1)           # still one pixel wide, never empty
     with pytest.raises(SsaeError, match="shape"):
         corrupt(x, dataclasses.replace(cfg, shape="star"), gen())
     with pytest.raises(SsaeError, match="band_min"):
