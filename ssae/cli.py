@@ -83,7 +83,7 @@ def check_device(device: str) -> str:
 
 def cmd_train(args) -> int:
     from .data import load_split
-    from .training import init_distributed, train
+    from .training import init_distributed, train_until_restored
 
     args.device = init_distributed(check_device(args.device))
     cfg = build_config(args)
@@ -91,10 +91,15 @@ def cmd_train(args) -> int:
     print(f"data {split.name}: {len(split.train)} train, {len(split.val)} validation, "
           f"{len(split.test)} test images, {split.channels} channel(s)"
           + ("" if split.has_masks else "; no pixel masks: image-level metrics only"), flush=True)
-    res = train(cfg, split, args.out, device=args.device, data_spec=args.data, progress=_tty())
-    print(f"trained {res['steps']} steps in {res['seconds']:.0f} s (stopped by {res['stopped_by']}); "
-          f"run directory {args.out}", flush=True)
-    _warn_restoration(Path(args.out))
+    chosen, attempts = train_until_restored(cfg, split, args.out, args.retries, device=args.device,
+                                            data_spec=args.data, progress=_tty())
+    for a in attempts:
+        print(f"trained {a['steps']} steps in {a['seconds']:.0f} s (stopped by {a['stopped_by']}); "
+              f"run directory {a['run_dir']}", flush=True)
+    if len(attempts) > 1:
+        checks = ", ".join(f"{a['run_dir'].name} {a['restoration']:.2f}" for a in attempts)
+        print(f"use run directory {chosen} (restoration checks: {checks})", flush=True)
+    _warn_restoration(Path(chosen))
     return 0
 
 
@@ -160,6 +165,10 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--corruption", choices=("elastic", "cutout", "swap", "occlusion", "none"))
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="any config field, e.g. --set score.diff=ssim --set model.width=0.5")
+    t.add_argument("--retries", type=int, default=0, metavar="N",
+                   help="when the model fails the restoration check, train again with other initial weights "
+                        "(train.init_seed = seed + 1000 k) into OUT-retryK, at most N times; the last line "
+                        "names the run directory to use (default 0)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics of a trained run on a data set's test split")

@@ -194,3 +194,32 @@ def test_run_directory_of_another_version_is_one_line(smoke_run, tmp_path):
     (copy / "config.json").write_text(json.dumps(doc))
     rc, _, err = run_cli("evaluate", copy, "--data", data)
     assert_one_line_error(rc, err, "incompatible run directory")
+
+
+def test_retries_train_again_with_other_initial_weights_only_when_the_check_fails(tmp_path, monkeypatch, capsys):
+    """ssae train --retries N (findings section 19): a model that fails the restoration check is
+    trained again into OUT-retryK with train.init_seed = seed + 1000 k; one that passes is not."""
+    import ssae.evaluation as E
+    from ssae.training import read_run_config
+
+    data = fixtures.make_mvtec(tmp_path)
+    args = ["train", "--data", str(data), "--profile", "smoke", "--steps", "2", "--seed", "3", "--retries", "2"]
+    monkeypatch.setattr(E, "RESTORATION_MIN", 0.0)             # every model passes: no retry
+    assert main([*args, "--out", str(tmp_path / "ok")]) == 0
+    assert not (tmp_path / "ok-retry1").exists() and "use run directory" not in capsys.readouterr().out
+
+    monkeypatch.setattr(E, "RESTORATION_MIN", 1.01)            # every model fails: two retries
+    assert main([*args, "--out", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    seeds = [read_run_config(tmp_path / name)[0].train.init_seed for name in ("r", "r-retry1", "r-retry2")]
+    assert seeds == [None, 1003, 2003]
+    assert all((tmp_path / name / "done").is_file() for name in ("r", "r-retry1", "r-retry2"))
+    checks = {name: json.loads((tmp_path / name / "calibration.json").read_text())["restoration_pixel_auroc"]
+              for name in ("r", "r-retry1", "r-retry2")}
+    best = max(checks, key=checks.get)                         # none passes: the highest check is chosen
+    assert f"use run directory {tmp_path / best} " in out and out.count("training again with") == 2
+    # rerunning the command does not train the finished retries again
+    stamp = (tmp_path / "r-retry2" / "checkpoint.pt").stat().st_mtime_ns
+    assert main([*args, "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r-retry2" / "checkpoint.pt").stat().st_mtime_ns == stamp
+    assert run_cli("train", "--data", data, "--out", tmp_path / "n", "--retries", "-1")[0] == 2
