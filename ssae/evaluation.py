@@ -331,7 +331,7 @@ def restoration_warning(cal: dict) -> str | None:
     return (f"warning: on validation images corrupted as in training the anomaly maps find the corrupted "
             f"regions only with pixel AUROC {pix:.2f} (< {RESTORATION_MIN}): the model does not (yet) "
             f"restore such corruptions, so its maps mostly show reconstruction error; train longer (on a GPU), "
-            f"retrain with other initial weights (--set train.init_seed=N), or use corruptions larger than the "
+            f"retrain with other initial weights (ssae train --retries 1), or use corruptions larger than the "
             f"model's own error (benchmarks/noise_floor.py)")
 
 
