@@ -34,7 +34,7 @@ methods without a partner in the same draw, and tags outside ``--tags`` are left
 """
 from __future__ import annotations
 
-import _checkout  # noqa: F401  (the ssae of this checkout, for --plot)
+import _checkout  # noqa: F401  (the ssae of this checkout, for --plot and --retry)
 
 import argparse
 import json
@@ -47,10 +47,6 @@ from scipy import stats
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
-#: The restoration check below which a model has not learned its task (ssae.evaluation.RESTORATION_MIN).
-RESTORATION_MIN = 0.75
-
-
 def read_rows(paths, data, alias=None, variants=(), retries=()):
     """Rows of data set ``data`` from JSON-lines files, keyed by (tag, method).
 
@@ -60,7 +56,7 @@ def read_rows(paths, data, alias=None, variants=(), retries=()):
     becomes ``ssae_wu0.1`` in draw ``s7``), so that a setting can be paired with the default
     it changes. A (tag, method) seen twice is an error: the pairing would be ambiguous.
     A row tagged ``sN_R`` for an ``R`` in ``retries`` replaces its method's row of draw ``sN``
-    if that row's restoration check is below :data:`RESTORATION_MIN` (it gets ``retried = R``)
+    if that row's restoration check is below ``ssae.evaluation.RESTORATION_MIN`` (it gets ``retried = R``)
     and is dropped otherwise; the first listed retry that applies is used.
     """
     alias = alias or {}
@@ -96,6 +92,10 @@ def read_rows(paths, data, alias=None, variants=(), retries=()):
                 raise SystemExit(f"error: {path}:{i}: a second row for data {data!r}, method "
                                  f"{key[1]!r}, tag {tag!r}; keep one row per draw")
             rows[key] = row
+    if not retries:
+        return rows
+    from ssae.evaluation import RESTORATION_MIN  # only here: it imports torch
+
     for (tag, method), row in list(rows.items()):
         check = row.get("restoration_pixel_auroc")
         if check is None or check >= RESTORATION_MIN:

@@ -19,7 +19,6 @@ import argparse
 
 import numpy as np
 from scipy import ndimage as ndi
-from sklearn.metrics import roc_auc_score
 
 from ssae import data as D
 from ssae import metrics as M
@@ -53,7 +52,7 @@ def within_image_auroc(types, items, masks, maps) -> dict[str, float]:
     against its other pixels (images whose mask is empty or full are left out; nan if none)."""
     out = {}
     for defect, sel in types.items():
-        vals = [roc_auc_score(masks[i].ravel(), maps[i].ravel()) for i in sel
+        vals = [M.pixel_auroc([masks[i]], [maps[i]]) for i in sel
                 if items[i].label == 1 and 0 < masks[i].mean() < 1]
         out[defect] = float(np.median(vals)) if vals else float("nan")
     return out

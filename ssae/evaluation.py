@@ -422,16 +422,12 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
     defect_pixels = ({d: int(sum(int(np.count_nonzero(masks[i])) for i in sel if items[i].label == 1))
                       for d, sel in types.items()} if masks is not None else {})
     total = sum(defect_pixels.values())
-    found = map_metrics(labels, scores, masks, pix, cal["reduce"], types)
     return {
         "dataset": split.name,
         "data_spec": data_spec,
-        "image_auroc": found["image_auroc"],
-        "image_auroc_sum": found["image_auroc_sum"],
-        "image_auroc_mean": found["image_auroc_mean"],
-        "image_auroc_max": found["image_auroc_max"],
-        "pixel_auroc": found["pixel_auroc"],
-        "aupro": found["aupro"],
+        # image_auroc (the calibration's reduction) and image_auroc_<reduction>, pixel_auroc,
+        # aupro, and per_defect_pixel: pixel AUROC per defect type (good images and that type's)
+        **map_metrics(labels, scores, masks, pix, cal["reduce"], types),
         "metrics_note": ("no ground_truth masks: image-level metrics only" if masks is None else
                          "pixel metrics at the evaluated image size" if size is None else
                          f"pixel metrics at {int(size)} x {int(size)} px (maps resized bilinearly)"),
@@ -453,9 +449,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "per_defect": per_defect,
-        # pixel AUROC per defect type (good images and that type's images) and the type's share
-        # of all defect pixels, which is its weight in the pooled pixel AUROC
-        "per_defect_pixel": found["per_defect_pixel"],
+        # each type's share of all defect pixels, its weight in the pooled pixel AUROC
         "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
                                else None),
     }
@@ -490,7 +484,6 @@ def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
                      for i in range(len(first_items))]
     labels = [it.label for it in first_items]
     masks = ground_truth(first_split, first_items, ensemble_maps)
-
     types = defect_types(first_items)
 
     def scored(maps, reduce):

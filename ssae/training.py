@@ -429,7 +429,7 @@ def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, devic
         else:
             res = read_summary(out)
         check = read_calibration(out)[0].get("restoration_pixel_auroc") if (out / CALIBRATION).is_file() else None
-        attempts.append({"run_dir": out, "init_seed": kcfg.train.init_seed if k else cfg.train.init_seed,
+        attempts.append({"run_dir": out, "init_seed": kcfg.train.init_seed,
                          "restoration": check, "steps": res.get("steps"), "seconds": res.get("seconds"),
                          "stopped_by": res.get("stopped_by")})
         if check is None or not np.isfinite(check) or check >= RESTORATION_MIN:
