@@ -1,7 +1,8 @@
 """The analysis scripts of the findings chapter run on fixtures: benchmarks/untrained_maps.py,
 benchmarks/reconstructions.py, benchmarks/learning_curve.py, benchmarks/noise_floor.py,
-benchmarks/recalibrate.py, benchmarks/scoring_levers.py, benchmarks/paired_draws.py and
-benchmarks/ensemble.py (their real-data numbers are in book/findings.md)."""
+benchmarks/recalibrate.py, benchmarks/scoring_levers.py, benchmarks/paired_draws.py,
+benchmarks/ensemble.py, benchmarks/uneven_annotations.py and benchmarks/orientation.py
+(their real-data numbers are in book/findings.md)."""
 import json
 import subprocess
 import sys
@@ -229,3 +230,75 @@ def test_ensemble_script_prints_members_and_their_maximum(smoke_run, tmp_path):
     p = subprocess.run([sys.executable, "benchmarks/ensemble.py", str(tmp_path / "nosuch"), "--data", str(data)],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode != 0 and "Traceback" not in p.stderr and "ensemble:" in p.stderr
+
+
+def _benchmark(name):
+    """Import benchmarks/<name>.py as a module (they import each other by bare name)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def test_step_is_the_inner_boundary_of_a_band_and_not_the_image_border():
+    import numpy as np
+    U = _benchmark("uneven_annotations")
+    band = np.zeros((10, 8), bool)
+    band[:4] = True  # a band along the top border, the full width
+    step, interior = U.step_and_interior(band, 1)
+    assert step[3].all() and step[4].all() and not step[[0, 1, 2, 5, 6, 7, 8, 9]].any()
+    assert (interior == (band & ~step)).all() and interior[:3].all()
+    g = U.mask_geometry(band)
+    assert g["touches_top_bottom"] and g["touches_left_right"] and g["regions"] == 1
+    assert g["width_span"] == 1.0 and g["height_span"] == 0.4 and g["share"] == 0.4
+    # a map that lights up only the step finds the step, not the interior
+    amap = step.astype(float)
+    r = U.region_aurocs(band, amap, 1)
+    assert r["step"] == 1.0 and r["interior"] == 0.5 and 0.5 < r["annotated"] < 1.0
+    with pytest.raises(ValueError, match="ring"):
+        U.step_and_interior(band, 0)
+
+
+def test_uneven_annotations_prints_geometry_and_region_aurocs(tmp_path):
+    data = fixtures.make_mtd(tmp_path)
+    png = tmp_path / "u.png"
+    out = _run("benchmarks/uneven_annotations.py", "--data", data, "--size", "32", "--ring", "1",
+               "--figure", png)
+    geometry = [ln for ln in out.splitlines() if ln.split()[:1] in (["Blowhole"], ["Uneven"])]
+    assert len(geometry) == 2
+    rows = [ln for ln in out.splitlines() if " | " in ln and not ln.startswith("map")]
+    assert len(rows) == 12  # ten local cues and two across the tile
+    for ln in rows:  # within: annotated, step, interior | against good tiles: step, interior
+        within, pooled = ln.rsplit(" | ", 1)
+        values = [float(v) for v in within.split()[-3:] + pooled.split()]
+        assert len(values) == 5 and all(0.0 <= v <= 1.0 for v in values)
+    # the fixture's defects are dark boxes: some cue finds the annotated region within its tile
+    assert max(float(ln.rsplit(" | ", 1)[0].split()[-3]) for ln in rows) > 0.8
+    assert png.is_file() and png.stat().st_size > 1000
+    p = subprocess.run([sys.executable, "benchmarks/uneven_annotations.py", "--data", str(data), "--defect", "Nope"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1 and "Nope" in p.stderr and "Blowhole" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "benchmarks/uneven_annotations.py", "--data", str(tmp_path / "none")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "none" in p.stderr
+
+
+def test_orientation_tells_streaks_that_run_one_way_from_a_texture_without_direction(tmp_path):
+    import numpy as np
+    O = _benchmark("orientation")
+    rng = np.random.default_rng(0)
+    streaks = np.repeat(rng.random((1, 40)), 30, axis=0) + 0.05 * rng.random((30, 40))  # top to bottom
+    assert O.gradient_ratio(streaks) > 3 and O.gradient_ratio(streaks.T) < 1 / 3
+    assert 0.8 < O.gradient_ratio(rng.random((40, 40))) < 1.25
+    assert "rot90=false" in O.verdict(np.array([1.4, 2.0])) and "rot90=false" in O.verdict(np.array([0.5, 0.7]))
+    assert "no common direction" in O.verdict(np.array([0.9, 1.3]))
+    out = _run("benchmarks/orientation.py", "--data", fixtures.make_mtd(tmp_path))
+    assert "train split" in out and "median" in out and len(out.splitlines()) == 3
+    p = subprocess.run([sys.executable, "benchmarks/orientation.py", "--data", str(tmp_path / "none")],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode == 1 and p.stderr.startswith("orientation: ") and p.stderr.count("\n") == 1

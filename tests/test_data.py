@@ -229,6 +229,7 @@ def test_augmentation_depends_on_the_category():
         return cfg.rot90, cfg.flips
 
     assert resolved("wood") == resolved("embedded:wood") == (False, True)
+    assert resolved("mtd") == (False, True)                      # its streaks always run top to bottom
     assert resolved("metal_nut") == (True, False)                # "flip" is a defect type there
     assert resolved("transistor") == (False, False)
     assert resolved("my_parts") == (True, True)                  # unknown: the paper's texture setting
