@@ -96,7 +96,7 @@ def cmd_train(args) -> int:
     for a in attempts:
         print(f"trained {a['steps']} steps in {a['seconds']:.0f} s (stopped by {a['stopped_by']}); "
               f"run directory {a['run_dir']}", flush=True)
-    if len(attempts) > 1:
+    if args.retries > 0:  # with --retries, the last line names the run to use, retried or not
         checks = ", ".join(f"{a['run_dir'].name} {a['restoration']:.2f}" for a in attempts)
         print(f"use run directory {chosen} (restoration checks: {checks})", flush=True)
     _warn_restoration(Path(chosen))
