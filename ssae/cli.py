@@ -15,6 +15,11 @@ from .config import PROFILES, override, profile
 from .errors import SsaeError
 
 
+#: ``corruption.METHODS``, listed here so that parsing the command line does not import torch
+#: (a test keeps the two equal)
+CORRUPTIONS = ("elastic", "cutout", "swap", "occlusion", "none")
+
+
 def _parse_value(text: str):
     if text.lower() in ("none", "null"):
         return None
@@ -162,7 +167,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, help="optimiser steps (overrides the profile)")
     t.add_argument("--minutes", type=float, help="wall-clock training budget")
     t.add_argument("--image-size", help="pixels (square) or 'native'")
-    t.add_argument("--corruption", choices=("elastic", "cutout", "swap", "occlusion", "none"))
+    t.add_argument("--corruption", choices=CORRUPTIONS)
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="any config field, e.g. --set score.diff=ssim --set model.width=0.5")
     t.add_argument("--retries", type=int, default=0, metavar="N",

@@ -441,6 +441,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "objective": cfg.train.objective,
         "corruption": cfg.corruption.method,
+        "corruption_shape": cfg.corruption.shape,
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
         "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "two_sided", "reduce")},

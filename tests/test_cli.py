@@ -27,6 +27,17 @@ def test_evaluate_writes_the_promised_json(smoke_run, tmp_path):
     assert res["n_test_images"] == 6 and res["image_size"] == 64
     assert res["profile"] == "smoke" and res["device"] == "cpu"
     assert 0.0 <= res["restoration_pixel_auroc"] <= 1.0
+    assert res["corruption"] == "elastic" and res["corruption_shape"] == "blob"  # the run's X2, Sec. 3.2
+
+
+def test_corruption_choices_on_the_command_line_are_the_library_s():
+    """cli.py lists them itself, so that parsing the command line does not import torch."""
+    from ssae.cli import CORRUPTIONS, make_parser
+    from ssae.corruption import METHODS
+
+    assert CORRUPTIONS == METHODS
+    for method in METHODS:
+        assert make_parser().parse_args(["train", "--data", "d", "--out", "o", "--corruption", method]).corruption == method
 
 
 def test_an_untrained_model_is_flagged_by_the_restoration_check(smoke_run, capsys):
