@@ -120,12 +120,15 @@ def geometry_table(items) -> None:
               f"{frac('height_span', lambda v: v >= 0.9):13.0%}")
 
 
-def run_maps(run_dir: str, data: str, size: int) -> tuple[str, list[np.ndarray]]:
-    """A run's calibrated test maps, resized to ``size`` px, and its label."""
+def run_maps(run_dir: str, data: str, size: int, items) -> tuple[str, list[np.ndarray]]:
+    """A run's calibrated maps of the test ``items``, resized to ``size`` px, and its label."""
     from ssae.evaluation import anomaly_maps, at_metric_size
     from ssae.training import SUMMARY, read_json
 
-    _, _, _, maps, cal = anomaly_maps(run_dir, data, progress=False)
+    _, run_items, _, maps, cal = anomaly_maps(run_dir, data, progress=False)
+    if [it.path for it in run_items] != [it.path for it in items]:
+        raise SsaeError(f"run {run_dir} evaluates other test images of {data} than the full test split "
+                        f"({len(run_items)} against {len(items)}; data.max_test set?)")
     steps = read_json(Path(run_dir) / SUMMARY).get("steps")
     label = f"run {Path(run_dir).name} ({cal['diff']}, {steps} steps)"
     return label, at_metric_size(maps, size)
@@ -200,7 +203,7 @@ def report(args) -> int:
           f"mask's inner boundary (its inner half: {inside:.0%} of the annotated pixels)")
 
     named = [(name, [f(a) for a in images]) for name, f in {**MAPS, **CONTEXT_MAPS}.items()]
-    named += [run_maps(r, args.data, args.size) for r in args.run]
+    named += [run_maps(r, args.data, args.size, items) for r in args.run]
     print(f"{'map':52} {'within: annotated':>17} {'step':>6} {'interior':>8} | "
           f"{'vs good: step':>13} {'interior':>8}")
     for name, maps in named:

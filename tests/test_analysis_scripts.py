@@ -265,14 +265,19 @@ def test_step_is_the_inner_boundary_of_a_band_and_not_the_image_border():
 
 
 def test_uneven_annotations_prints_geometry_and_region_aurocs(tmp_path):
+    from ssae.cli import main as ssae_main
+
     data = fixtures.make_mtd(tmp_path)
+    run = tmp_path / "run"
+    assert ssae_main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke", "--steps", "2"]) == 0
     png = tmp_path / "u.png"
     out = _run("benchmarks/uneven_annotations.py", "--data", data, "--size", "32", "--ring", "1",
-               "--figure", png)
+               "--run", run, "--figure", png)
     geometry = [ln for ln in out.splitlines() if ln.split()[:1] in (["Blowhole"], ["Uneven"])]
     assert len(geometry) == 2
     rows = [ln for ln in out.splitlines() if " | " in ln and not ln.startswith("map")]
-    assert len(rows) == 12  # ten local cues and two across the tile
+    assert len(rows) == 13  # ten local cues, two across the tile and the run's maps
+    assert rows[-1].startswith("run run (")
     for ln in rows:  # within: annotated, step, interior | against good tiles: step, interior
         within, pooled = ln.rsplit(" | ", 1)
         values = [float(v) for v in within.split()[-3:] + pooled.split()]
