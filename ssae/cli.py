@@ -102,7 +102,8 @@ def cmd_train(args) -> int:
         print(f"trained {a['steps']} steps in {a['seconds']:.0f} s (stopped by {a['stopped_by']}); "
               f"run directory {a['run_dir']}", flush=True)
     if args.retries > 0:  # with --retries, the last line names the run to use, retried or not
-        checks = ", ".join(f"{a['run_dir'].name} {a['restoration']:.2f}" for a in attempts)
+        checks = ", ".join(f"{a['run_dir'].name} " + ("n/a" if a["restoration"] is None else f"{a['restoration']:.2f}")
+                           for a in attempts)  # None: no calibration (train_until_restored)
         print(f"use run directory {chosen} (restoration checks: {checks})", flush=True)
     _warn_restoration(Path(chosen))
     return 0

@@ -30,6 +30,19 @@ def test_evaluate_writes_the_promised_json(smoke_run, tmp_path):
     assert res["corruption"] == "elastic" and res["corruption_shape"] == "blob"  # the run's X2, Sec. 3.2
 
 
+def test_retries_name_the_run_even_when_it_has_no_restoration_check(tmp_path, monkeypatch, capsys):
+    """An attempt without a calibration (restoration None) is listed as n/a, not a traceback."""
+    import ssae.training as T
+
+    data = fixtures.make_mvtec(tmp_path)
+    out = tmp_path / "r"
+    attempt = {"run_dir": out, "init_seed": None, "restoration": None, "steps": 2, "seconds": 1.0,
+               "stopped_by": "steps"}
+    monkeypatch.setattr(T, "train_until_restored", lambda *a, **k: (out, [attempt]))
+    assert main(["train", "--data", str(data), "--out", str(out), "--profile", "smoke", "--retries", "1"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == f"use run directory {out} (restoration checks: r n/a)"
+
+
 def test_corruption_choices_on_the_command_line_are_the_library_s():
     """cli.py lists them itself, so that parsing the command line does not import torch."""
     from ssae.cli import CORRUPTIONS, make_parser
