@@ -76,10 +76,11 @@ def step_and_interior(mask: np.ndarray, ring: int) -> tuple[np.ndarray, np.ndarr
     return step, mask & ~step
 
 
-def region_aurocs(mask: np.ndarray, amap: np.ndarray, ring: int) -> dict[str, float | None]:
-    """Within-image AUROCs of one annotated image: the annotated region, the step and the
-    interior (against the unmasked pixels away from the step); None where a class is empty."""
-    step, interior = step_and_interior(mask, ring)
+def region_aurocs(mask: np.ndarray, step: np.ndarray, interior: np.ndarray,
+                  amap: np.ndarray) -> dict[str, float | None]:
+    """Within-image AUROCs of one annotated image (``step`` and ``interior`` from
+    :func:`step_and_interior`): the annotated region, the step and the interior (against the
+    unmasked pixels away from the step); None where a class is empty."""
     outside = ~mask & ~step
     keep = interior | outside
     return {"annotated": M.pixel_auroc([mask], [amap]),
@@ -87,10 +88,10 @@ def region_aurocs(mask: np.ndarray, amap: np.ndarray, ring: int) -> dict[str, fl
             "interior": M.pixel_auroc([interior[keep][None]], [amap[keep][None]])}
 
 
-def pooled_against_good(regions: list[np.ndarray], maps: list[np.ndarray], good: list[np.ndarray]) -> float | None:
-    """AUROC of the ``regions``' pixels (of their ``maps``) against every pixel of the ``good`` maps."""
+def pooled_against_good(regions: list[np.ndarray], maps: list[np.ndarray], neg: np.ndarray) -> float | None:
+    """AUROC of the ``regions``' pixels (of their ``maps``) against ``neg``, every pixel of the
+    good tiles' maps (flat)."""
     pos = np.concatenate([m[r] for r, m in zip(regions, maps)])
-    neg = np.concatenate([g.ravel() for g in good])
     labels = np.concatenate([np.ones(pos.size, bool), np.zeros(neg.size, bool)])
     return M.pixel_auroc([labels[None]], [np.concatenate([pos, neg])[None]])
 
@@ -134,9 +135,9 @@ def run_maps(run_dir: str, data: str, size: int, items) -> tuple[str, list[np.nd
     return label, at_metric_size(maps, size)
 
 
-def figure(path, items, masks, named_maps, ring: int, title: str, n: int = 4) -> None:
+def figure(path, items, steps, named_maps, title: str, n: int = 4) -> None:
     """``n`` evenly spaced tiles of ``items``: the tile at its native size and aspect with its
-    annotation, then each named map (at the analysis size) with the step marked."""
+    annotation, then each named map (at the analysis size) with the step (of ``steps``) marked."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,7 +152,7 @@ def figure(path, items, masks, named_maps, ring: int, title: str, n: int = 4) ->
     for row, i in zip(axes, picks):
         tile = D.read_image(items[i].path, None, 1)[..., 0]
         native = native_mask(items[i].mask_path)
-        step, _ = step_and_interior(masks[i], ring)
+        step = steps[i]
         row[0].imshow(tile, cmap="gray", vmin=0, vmax=1)
         row[0].contour(native, levels=[0.5], colors="red", linewidths=0.8)
         row[0].set_title(f"{items[i].path.name}, native size\nannotation (red)", fontsize=7)
@@ -207,16 +208,17 @@ def report(args) -> int:
     print(f"{'map':52} {'within: annotated':>17} {'step':>6} {'interior':>8} | "
           f"{'vs good: step':>13} {'interior':>8}")
     for name, maps in named:
-        within = [region_aurocs(m, maps[i], args.ring) for m, i in zip(masks, sel)]
+        within = [region_aurocs(m, s, t, maps[i]) for m, (s, t), i in zip(masks, steps, sel)]
+        neg = np.concatenate([maps[g].ravel() for g in good])
         print(f"{name[:52]:52} {_median(w['annotated'] for w in within):17.3f} "
               f"{_median(w['step'] for w in within):6.3f} {_median(w['interior'] for w in within):8.3f} | "
-              f"{pooled_against_good([s for s, _ in steps], [maps[i] for i in sel], [maps[g] for g in good]):13.3f} "
-              f"{pooled_against_good([t for _, t in steps], [maps[i] for i in sel], [maps[g] for g in good]):8.3f}",
+              f"{pooled_against_good([s for s, _ in steps], [maps[i] for i in sel], neg):13.3f} "
+              f"{pooled_against_good([t for _, t in steps], [maps[i] for i in sel], neg):8.3f}",
               flush=True)
     if args.figure:
         from ssae.evaluation import hardware
         shown = [named[0]] + named[len(MAPS) + len(CONTEXT_MAPS):] if args.run else named[:2]
-        figure(args.figure, [items[i] for i in sel], masks, shown, args.ring,
+        figure(args.figure, [items[i] for i in sel], [s for s, _ in steps], shown,
                f"{split.name}, {args.defect} test tiles; maps at {args.size} px (runs: profile cpu); {hardware('cpu')}")
     return 0
 

@@ -258,7 +258,7 @@ def test_step_is_the_inner_boundary_of_a_band_and_not_the_image_border():
     assert g["width_span"] == 1.0 and g["height_span"] == 0.4 and g["share"] == 0.4
     # a map that lights up only the step finds the step, not the interior
     amap = step.astype(float)
-    r = U.region_aurocs(band, amap, 1)
+    r = U.region_aurocs(band, step, interior, amap)
     assert r["step"] == 1.0 and r["interior"] == 0.5 and 0.5 < r["annotated"] < 1.0
     with pytest.raises(ValueError, match="ring"):
         U.step_and_interior(band, 0)
