@@ -9,6 +9,9 @@ the paper's maps with standardised ones on the same trained models:
         --set "score.standardize_candidates=()" --set "score.standardize_candidates=(False,True)"
 
 Each ``--set`` group is one variant; separate several settings of one variant with ``;``.
+``--label NAME:METHOD:TAG`` writes the run's data name, method and tag (as ``cpu.py`` names
+them) into the ``--json`` rows, so that ``paired_draws.py`` can pair recalibrated runs as it
+pairs ``cpu.py``'s rows.
 """
 from __future__ import annotations
 
@@ -36,15 +39,22 @@ def main(argv=None) -> int:
                    help="one variant: SECTION.FIELD=VALUE[;SECTION.FIELD=VALUE...] (default: the run's own settings)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="append one JSON line per variant to this file")
+    p.add_argument("--label", metavar="NAME:METHOD:TAG",
+                   help="write cpu.py's data name, method and tag into the JSON lines, so that "
+                        "paired_draws.py can pair them")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    parts = (args.label or "").split(":", 2)
+    if args.label and (len(parts) != 3 or not all(parts)):
+        p.error(f"--label wants NAME:METHOD:TAG, got {args.label!r}")
+    label = dict(zip(("name", "method", "tag"), parts)) if args.label else {}
     try:
         model, cfg0 = load_model(args.run_dir, "cpu")
         split = load_split(args.data, cfg0.data, seed=cfg0.train.seed)
         print(f"run {args.run_dir} on {split.name}: {len(split.test)} test images, image size "
               f"{cfg0.data.image_size or 'native'}, profile {cfg0.profile}")
         print(f"{'variant':40} {'chosen scoring':34} {'restore':>7} {'image':>6} {'sum':>6} {'max':>6} "
-              f"{'pixel':>6} {'AUPRO':>6}")
+              f"{'contr':>6} {'pixel':>6} {'AUPRO':>6}")
         for variant in args.set or [""]:
             sections: dict[str, dict] = {}
             for item in filter(None, variant.split(";")):
@@ -62,10 +72,10 @@ def main(argv=None) -> int:
             f = lambda v: "   n/a" if v is None else f"{v:6.3f}"  # noqa: E731
             print(f"{variant or '(run settings)':40} {chosen:34} {f(res['restoration_pixel_auroc']):>7} "
                   f"{f(res['image_auroc'])} {f(res['image_auroc_sum'])} {f(res['image_auroc_max'])} "
-                  f"{f(res['pixel_auroc'])} {f(res['aupro'])}", flush=True)
+                  f"{f(res['image_auroc_contrast'])} {f(res['pixel_auroc'])} {f(res['aupro'])}", flush=True)
             if args.json:
                 with open(args.json, "a") as fh:
-                    fh.write(json.dumps({"variant": variant, "run_dir": args.run_dir, **res}) + "\n")
+                    fh.write(json.dumps({"variant": variant, "run_dir": args.run_dir, **label, **res}) + "\n")
     except (SsaeError, ValueError) as e:  # ValueError: an unknown setting in --set
         print(f"recalibrate: {e}", file=sys.stderr)
         return 1

@@ -86,7 +86,7 @@ class ScoreConfig:
     n: int = 1                       # paper: G_k^n smoothing, n repetitions (ours: default)
     k: int = 9                       # paper: box size k (ours: default)
     t: int = 0                       # paper: avgmap exponent of eq. (14); 0 disables the weighting
-    reduce: str = "sum"              # paper: image score = sum over the map. "mean" and "max" are ours
+    reduce: str = "sum"              # paper: image score = sum over the map. "mean", "max" and "contrast" ((max - median) / MAD of the image's own map) are ours
     select_nk: bool = True           # ours: choose diff, n, k, t, reduce on corrupted validation images (no test labels)
     diff_candidates: tuple[str, ...] = ()  # ours: Diffs also compared when select_nk, e.g. ("l2", "ssim"); () = diff only
     t_candidates: tuple[int, ...] = ()     # ours: eq. (14) exponents compared when select_nk, e.g. (0, 1, 2); () = t only

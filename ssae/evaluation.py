@@ -37,9 +37,9 @@ from .training import load_model, read_json, read_run_config, read_summary, writ
 CALIBRATION = "calibration.json"
 AVGMAP = "avgmap.npy"
 STDMAP = "stdmap.npy"
-#: candidate (n, k) pairs for G_k^n; (0, 1) is the raw Diff of eq. (2)
 #: image-score reductions compared on validation data; "sum" is the paper's
-REDUCTIONS = ("sum", "mean", "max")
+REDUCTIONS = ("sum", "mean", "max", "contrast")
+#: candidate (n, k) pairs for G_k^n; (0, 1) is the raw Diff of eq. (2)
 NK_GRID = ((0, 1), (1, 5), (1, 9), (2, 9), (1, 17), (2, 17), (3, 17), (2, 33))
 #: ours: below this pixel AUROC on its own training corruptions a model counts as not yet trained
 RESTORATION_MIN = 0.75
@@ -498,7 +498,7 @@ def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
 
 def image_scores(maps: list[np.ndarray]) -> dict[str, list[float]]:
     """Each map's image score under every reduction of :data:`REDUCTIONS` (the paper's sum, and
-    ours: mean and max)."""
+    ours: mean, max and contrast)."""
     return {r: [float(S.image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}
 
 

@@ -7,7 +7,8 @@ Given a trained autoencoder F and an image X (B x C x H x W, values in [0, 1]):
 - ours: the squared *low-pass* difference ``avg_c (box_k(X - F(X)))^2`` (:func:`lowpass_diff`),
   in which zero-mean texture errors cancel and a consistent change of brightness remains;
 - eq. (3): ``anomap^{n,k} = G_k^n(Diff)``, n successive k x k averaging filters (:func:`smooth`);
-- image score: the sum of the anomap over the pixels (Sec. 3.1; :func:`image_score`);
+- image score: the sum of the anomap over the pixels (Sec. 3.1; :func:`image_score`); ours: the
+  mean, the max, and the contrast of the max against the image's own median and spread;
 - eq. (13): ``avgmap`` = mean anomap over the validation images (:func:`avgmap`);
 - eq. (14): ``anomap * (1 - avgmap)^t`` (:func:`weighted_anomap`);
 - ours, a variant of eqs. (13)-(14): ``(anomap - avgmap) / stdmap``, the anomap standardised
@@ -206,10 +207,23 @@ def standardized_anomap(m: torch.Tensor, avg: torch.Tensor, std: torch.Tensor,
     return z.abs() if two_sided else z
 
 
+#: ours: the MAD of the ``contrast`` score is floored here, so that a map that is constant but
+#: for a few pixels gives a large finite score rather than a division by zero
+MAD_FLOOR = 1e-12
+
+
 def image_score(m: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
     """Anomaly score per image: the sum over the anomap's pixels (Sec. 3.1), or (ours) the mean
     (the sum divided by the pixel count: the same ranking for images of one size, comparable
-    across images of different sizes) or the maximum."""
+    across images of different sizes), the maximum, or the ``contrast``
+    ``(max(m) - median(m)) / MAD(m)`` with ``MAD(m) = median(|m - median(m)|)`` over the image's
+    own pixels (floored at :data:`MAD_FLOOR`).
+
+    The contrast asks how far the worst place of an image stands out from the rest of *that
+    image*, so it does not change when a whole map is scaled or shifted: a tile whose texture is
+    rougher than usual everywhere, which raises its sum and its max, does not score higher
+    for it (findings section 21: on MTD the error level differs from tile to tile more than a
+    small defect raises it)."""
     flat = m.reshape(m.shape[0], -1)
     if reduce == "sum":
         return flat.sum(dim=1)
@@ -217,7 +231,12 @@ def image_score(m: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
         return flat.mean(dim=1)
     if reduce == "max":
         return flat.amax(dim=1)
-    raise SsaeError(f"unknown score reduction {reduce!r}; choose sum, mean or max")
+    if reduce == "contrast":
+        flat = flat.float()
+        med = flat.median(dim=1, keepdim=True).values
+        mad = (flat - med).abs().median(dim=1, keepdim=True).values
+        return ((flat.amax(dim=1, keepdim=True) - med) / mad.clamp_min(MAD_FLOOR))[:, 0]
+    raise SsaeError(f"unknown score reduction {reduce!r}; choose sum, mean, max or contrast")
 
 
 def ensemble(*maps: torch.Tensor) -> torch.Tensor:

@@ -80,16 +80,21 @@ def test_recalibrate_compares_scoring_variants_without_touching_the_run(smoke_ru
     data, run = smoke_run
     before = (run / "calibration.json").read_text()
     rows = tmp_path / "recal.jsonl"
-    out = _run("benchmarks/recalibrate.py", run, "--data", data, "--json", rows,
+    out = _run("benchmarks/recalibrate.py", run, "--data", data, "--json", rows, "--label", "toy:ssae:s0_x",
                "--set", "score.standardize=False", "--set", "score.standardize=True;score.n=0")
     got = [json.loads(ln) for ln in rows.read_text().splitlines()]
     assert [r["score"]["standardize"] for r in got] == [False, True] and got[1]["score"]["n"] == 0
+    assert [(r["name"], r["method"], r["tag"]) for r in got] == [("toy", "ssae", "s0_x")] * 2  # paired_draws.py can pair them
+    assert 0.0 <= got[0]["image_auroc_contrast"] <= 1.0 and "contr" in out
     assert all(0.0 <= r["image_auroc"] <= 1.0 for r in got)
     assert " std " in out.splitlines()[-1] and " std " not in out.splitlines()[-2]
     assert (run / "calibration.json").read_text() == before  # the run folder is unchanged
     p = subprocess.run([sys.executable, "benchmarks/recalibrate.py", str(run), "--data", str(data),
                         "--set", "score.nosuch=1"], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode != 0 and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "benchmarks/recalibrate.py", str(run), "--data", str(data),
+                        "--label", "ssae:s0"], capture_output=True, text=True, cwd=ROOT)
+    assert p.returncode != 0 and "NAME:METHOD:TAG" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_scoring_levers_prints_one_row_per_weighting_including_two_sided_maps(smoke_run):

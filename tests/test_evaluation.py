@@ -7,7 +7,7 @@ from ssae.config import override, profile
 from ssae.data import read_image, read_mask
 from ssae.data import load_split
 from ssae.errors import SsaeError
-from ssae.evaluation import ValidationMaps, calibrate_model, evaluate_model, finish_maps
+from ssae.evaluation import REDUCTIONS, ValidationMaps, calibrate_model, evaluate_model, finish_maps
 from ssae.references import BlurReference
 
 
@@ -81,7 +81,10 @@ def test_calibration_and_evaluation_of_a_reference(mvtec_dir):
     cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
     assert stats.avg.shape == (64, 64)  # H x W at the profile's image size
     assert (cal["n"], cal["k"]) in [(s["n"], s["k"]) for s in cal["selection"]]
-    assert cal["reduce"] in ("sum", "mean", "max") and cal["threshold"] > 0
+    assert cal["reduce"] in REDUCTIONS and cal["threshold"] > 0
+    # every reduction, the contrast included, is a candidate scored on the validation proxy
+    assert all(0.0 <= s[f"image_auroc_{r}"] <= 1.0 for s in cal["selection"] for r in REDUCTIONS)
+    assert "contrast" in REDUCTIONS
     res = evaluate_model(BlurReference(2.0), cfg, split, cal, stats, progress=False)
     for key in ("image_auroc", "pixel_auroc", "aupro"):
         assert 0.0 <= res[key] <= 1.0

@@ -122,6 +122,26 @@ def test_image_score_ensemble_threshold():
         scoring.image_score(m, "median")
 
 
+def test_contrast_score_is_the_max_against_the_image_s_own_median_and_mad():
+    # 3 x 3 map: values 1..9, median 5, |m - 5| = 4 3 2 1 0 1 2 3 4 -> MAD 2; (9 - 5) / 2 = 2
+    m = torch.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    assert scoring.image_score(m, "contrast").tolist() == [2.0]
+    # a tile that errs twice as much everywhere, plus a constant, scores the same ...
+    assert scoring.image_score(2 * m + 7, "contrast").tolist() == [2.0]
+    # ... where the sum and the max rank it first
+    rough = 2 * m + 7
+    assert scoring.image_score(rough, "max") > scoring.image_score(m, "max")
+    # a spot that stands out of an otherwise even tile outranks a rough tile with a higher max
+    spot = torch.full((1, 1, 3, 3), 1.0) + torch.tensor([0.0, 0.1, 0.0, 0.1, 0.0, 0.1, 0.0, 0.1, 3.0]).reshape(1, 1, 3, 3)
+    assert scoring.image_score(spot, "max") < scoring.image_score(rough, "max")
+    assert scoring.image_score(spot, "contrast") > scoring.image_score(rough, "contrast")
+    # a constant map but for one pixel: MAD 0 is floored, the score large and finite
+    one = torch.zeros(1, 1, 4, 4)
+    one[0, 0, 1, 2] = 3.0
+    assert scoring.image_score(one, "contrast").item() == pytest.approx(3.0 / scoring.MAD_FLOOR)
+    assert scoring.image_score(torch.zeros(1, 1, 4, 4), "contrast").tolist() == [0.0]
+
+
 def test_lowpass_diff_cancels_zero_mean_texture_and_keeps_a_brightness_shift():
     from ssae.scoring import difference, lowpass_diff
 
