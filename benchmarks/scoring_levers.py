@@ -44,7 +44,7 @@ def main() -> int:
     print(f"run {args.run_dir} on {split.name} ({len(items)} test images, image size "
           f"{cfg.data.image_size or 'native'}); calibrated choice: "
           f"{ {k: cal.get(k) for k in ('diff', 'n', 'k', 't', 'standardize', 'two_sided', 'reduce', 'restoration_pixel_auroc')} }")
-    print(f"{'diff':5} {'n':>2} {'k':>3} {'weighting':>9} {'img sum':>8} {'img max':>8} {'pixel':>7} {'AUPRO':>7}")
+    print(f"{'diff':5} {'n':>2} {'k':>3} {'weighting':>9} {'img sum':>8} {'img max':>8} {'contrast':>8} {'pixel':>7} {'AUPRO':>7}")
     masks = ground_truth(split, items, [a[..., 0] for a in images])  # maps have the images' H x W
     types = defect_types(items)
     # eq. (14) with each exponent t, and (ours) maps standardised by the validation maps,
@@ -61,7 +61,7 @@ def main() -> int:
                     continue
                 maps = finish_maps(raw, n, k, stats, t, standardize=bool(z), two_sided=z == "two-sided")
                 img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
-                                                 for m in maps]) for r in ("sum", "max")}
+                                                 for m in maps]) for r in ("sum", "max", "contrast")}
                 pix = M.pixel_auroc(masks, maps) if masks is not None else None
                 pro = M.aupro(masks, maps) if masks is not None else None
                 chosen = (cal["diff"], cal["n"], cal["k"], cal["t"],
@@ -71,7 +71,7 @@ def main() -> int:
                 label = {True: "std", "two-sided": "|std|"}.get(z, f"t={t}")
                 per_type = ("  " + " ".join(f"{d}={v:.3f}" for d, v in per_type_pixel_auroc(types, masks, maps).items())
                          if args.per_type and masks is not None else "")
-                print(f"{kind:5} {n:2d} {k:3d} {label:>9} {f(img['sum']):>8} {f(img['max']):>8} "
+                print(f"{kind:5} {n:2d} {k:3d} {label:>9} {f(img['sum']):>8} {f(img['max']):>8} {f(img['contrast']):>8} "
                       f"{f(pix):>7} {f(pro):>7} {mark}{per_type}", flush=True)
     return 0
 

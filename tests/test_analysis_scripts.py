@@ -102,8 +102,8 @@ def test_scoring_levers_prints_one_row_per_weighting_including_two_sided_maps(sm
     out = _run("benchmarks/scoring_levers.py", run, "--data", data, "--nk", "1,3", "--t", "0,1", "--per-type")
     rows = [ln.split() for ln in out.splitlines() if ln.startswith(("l2 ", "ssim "))]
     assert [(r[0], r[3]) for r in rows] == [(d, w) for d in ("l2", "ssim") for w in ("t=0", "t=1", "std", "|std|")]
-    for r in rows:  # image AUROC (sum, max), pixel AUROC, AUPRO: fractions; then one pixel AUROC per type
-        assert all(0.0 <= float(v) <= 1.0 for v in r[4:8])
+    for r in rows:  # image AUROC (sum, max, contrast), pixel AUROC, AUPRO: fractions; then one per type
+        assert all(0.0 <= float(v) <= 1.0 for v in r[4:9])
         types = dict(v.split("=") for v in r if "=" in v and not v.startswith("t="))
         assert set(types) == {"hole", "scratch"} and all(0.0 <= float(v) <= 1.0 for v in types.values())
 
