@@ -217,7 +217,8 @@ def image_score(m: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
     (the sum divided by the pixel count: the same ranking for images of one size, comparable
     across images of different sizes), the maximum, or the ``contrast``
     ``(max(m) - median(m)) / MAD(m)`` with ``MAD(m) = median(|m - median(m)|)`` over the image's
-    own pixels (floored at :data:`MAD_FLOOR`).
+    own pixels (floored at :data:`MAD_FLOOR`; for an even pixel count the median is the lower
+    of the two middle values, as ``torch.median`` gives it).
 
     The contrast asks how far the worst place of an image stands out from the rest of *that
     image*, so it does not change when a whole map is scaled or shifted: a tile whose texture is
