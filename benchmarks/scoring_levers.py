@@ -17,13 +17,10 @@ import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
 import argparse
 import sys
 
-import torch
-
 from ssae import data as D
 from ssae import metrics as M
-from ssae import scoring as S
-from ssae.evaluation import (ValidationMaps, defect_types, diff_maps, finish_maps, ground_truth, load_run,
-                             per_type_pixel_auroc)
+from ssae.evaluation import (ValidationMaps, defect_types, diff_maps, finish_maps, ground_truth, image_scores,
+                             load_run, per_type_pixel_auroc)
 
 
 def main() -> int:
@@ -60,8 +57,8 @@ def main() -> int:
                 if (t or z) and stats is None:
                     continue
                 maps = finish_maps(raw, n, k, stats, t, standardize=bool(z), two_sided=z == "two-sided")
-                img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r))
-                                                 for m in maps]) for r in ("sum", "max", "contrast")}
+                scores = image_scores(maps)
+                img = {r: M.image_auroc(labels, scores[r]) for r in ("sum", "max", "contrast")}
                 pix = M.pixel_auroc(masks, maps) if masks is not None else None
                 pro = M.aupro(masks, maps) if masks is not None else None
                 chosen = (cal["diff"], cal["n"], cal["k"], cal["t"],

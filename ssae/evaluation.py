@@ -309,8 +309,7 @@ def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, s
         clean, bad = ([weigh(c, a, s) for c, a, s in zip(clean, loo, loo_std)],
                       [weigh(b, a, s) for b, a, s in zip(bad, loo, loo_std)])
     labels = [0] * len(clean) + [1] * len(bad)
-    img = {r: M.image_auroc(labels, [float(S.image_score(torch.from_numpy(m)[None], r)) for m in clean + bad])
-           for r in REDUCTIONS}
+    img = {r: M.image_auroc(labels, s) for r, s in image_scores(clean + bad).items()}
     return _pixel_auroc_subsampled(bad, masks, seed), img
 
 
