@@ -11,7 +11,7 @@ the paper's maps with standardised ones on the same trained models:
 Each ``--set`` group is one variant; separate several settings of one variant with ``;``.
 ``--label NAME:METHOD:TAG`` writes the run's data name, method and tag (as ``cpu.py`` names
 them) into the ``--json`` rows, so that ``paired_draws.py`` can pair recalibrated runs as it
-pairs ``cpu.py``'s rows.
+pairs ``cpu.py``'s rows; each row also carries the run's training steps and seconds.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     from ssae.data import load_split
     from ssae.errors import SsaeError
     from ssae.evaluation import calibrate_model, evaluate_model
-    from ssae.training import load_model
+    from ssae.training import load_model, read_summary
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")
@@ -50,6 +50,8 @@ def main(argv=None) -> int:
     label = dict(zip(("name", "method", "tag"), parts)) if args.label else {}
     try:
         model, cfg0 = load_model(args.run_dir, "cpu")
+        summary = read_summary(args.run_dir)  # the training it had, for paired_draws.py's steps column
+        trained = {"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps")}
         split = load_split(args.data, cfg0.data, seed=cfg0.train.seed)
         print(f"run {args.run_dir} on {split.name}: {len(split.test)} test images, image size "
               f"{cfg0.data.image_size or 'native'}, profile {cfg0.profile}")
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
                   f"{f(res['image_auroc_contrast'])} {f(res['pixel_auroc'])} {f(res['aupro'])}", flush=True)
             if args.json:
                 with open(args.json, "a") as fh:
-                    fh.write(json.dumps({"variant": variant, "run_dir": args.run_dir, **label, **res}) + "\n")
+                    fh.write(json.dumps({"variant": variant, "run_dir": args.run_dir, **label, **res, **trained}) + "\n")
     except (SsaeError, ValueError) as e:  # ValueError: an unknown setting in --set
         print(f"recalibrate: {e}", file=sys.stderr)
         return 1

@@ -87,6 +87,8 @@ def test_recalibrate_compares_scoring_variants_without_touching_the_run(smoke_ru
     assert [(r["name"], r["method"], r["tag"]) for r in got] == [("toy", "ssae", "s0_x")] * 2  # paired_draws.py can pair them
     assert 0.0 <= got[0]["image_auroc_contrast"] <= 1.0 and "contr" in out
     assert all(0.0 <= r["image_auroc"] <= 1.0 for r in got)
+    steps = json.loads((run / "train_summary.json").read_text())["steps"]
+    assert [r["train_steps"] for r in got] == [steps, steps] and steps > 0  # paired_draws.py shows them
     assert " std " in out.splitlines()[-1] and " std " not in out.splitlines()[-2]
     assert (run / "calibration.json").read_text() == before  # the run folder is unchanged
     p = subprocess.run([sys.executable, "benchmarks/recalibrate.py", str(run), "--data", str(data),
