@@ -86,7 +86,12 @@ def objective4(out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
 
 def loss(train_cfg, out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
          mask: torch.Tensor) -> torch.Tensor:
-    """The objective chosen by ``train_cfg.objective`` (1 or 4) with ``train_cfg.lam``."""
+    """The objective chosen by ``train_cfg.objective`` (1 or 4) with ``train_cfg.lam``.
+
+    ``lam`` must lie in [0, 1]: outside it one of the two terms of eq. (1) gets a negative
+    weight and the loss rewards error where it should penalise it."""
+    if not 0.0 <= train_cfg.lam <= 1.0:
+        raise SsaeError(f"train.lam must lie in [0, 1] (eqs. 1 and 4 weigh the terms by 1 - lam and lam), got {train_cfg.lam!r}")
     if train_cfg.objective == 1:
         return objective1(out, target, mask, train_cfg.lam)
     if train_cfg.objective == 4:

@@ -91,3 +91,12 @@ def test_loss_dispatch():
         loss(cfg, OUT, TARGET, corrupted, MASK)
     with pytest.raises(SsaeError):
         objective1(OUT, TARGET, torch.zeros(1, 1, 3, 3), 0.5)
+
+
+@pytest.mark.parametrize("lam", [-0.1, 1.5, float("nan")])
+def test_lambda_outside_the_unit_interval_is_an_error(lam):
+    cfg = SimpleNamespace(objective=1, lam=lam)
+    with pytest.raises(SsaeError, match="train.lam must lie in"):
+        loss(cfg, OUT, TARGET, OUT, MASK)
+    cfg.lam = 0.0  # the ends are allowed: lam = 0 asks for no restoration at all
+    assert torch.isfinite(loss(cfg, OUT, TARGET, OUT, MASK))
