@@ -61,7 +61,7 @@ class ModelConfig:
 @dataclass
 class TrainConfig:
     objective: int = 1               # paper: objective (1) (default) or (4)
-    lam: float = 0.5                 # paper: lambda = 0.5 "sufficiently good in many cases" (findings 21-22: 0.05 better on MTD at 64 px, level on the grid, mixed on the bottle)
+    lam: float = 0.5                 # paper: lambda = 0.5 "sufficiently good in many cases" (findings 21-23: 0.05 better on MTD at 64 px, 0.01 and even 0 no different there; level on the grid, mixed on the bottle); must lie in [0, 1]
     lr: float = 1e-4                 # paper: Adam, initial learning rate 1e-4
     lr_schedule: str = "constant"    # paper: "initial" lr, schedule not given; ours: "cosine" decays to 0 by the end
     lr_warmup: float = 0.0           # ours: fraction of training over which the lr rises linearly from 0 (0 = none)
