@@ -84,16 +84,21 @@ def objective4(out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
     return (_normal_term(out, target, mask, lam) - reward).mean()
 
 
-def loss(train_cfg, out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
-         mask: torch.Tensor) -> torch.Tensor:
-    """The objective chosen by ``train_cfg.objective`` (1 or 4) with ``train_cfg.lam``.
-
-    ``lam`` must lie in [0, 1]: outside it one of the two terms of eq. (1) gets a negative
-    weight and the loss rewards error where it should penalise it."""
+def check(train_cfg) -> None:
+    """Fail on settings no objective accepts: ``objective`` must be 1 or 4 and ``lam`` lie in
+    [0, 1] (outside it one of the two terms gets a negative weight, and the loss rewards
+    error where it should penalise it). Training calls it before anything is written."""
+    if train_cfg.objective not in (1, 4):
+        raise SsaeError(f"unknown objective {train_cfg.objective!r}; the paper defines objectives 1 and 4")
     if not 0.0 <= train_cfg.lam <= 1.0:
         raise SsaeError(f"train.lam must lie in [0, 1] (eqs. 1 and 4 weigh the terms by 1 - lam and lam), got {train_cfg.lam!r}")
+
+
+def loss(train_cfg, out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
+         mask: torch.Tensor) -> torch.Tensor:
+    """The objective chosen by ``train_cfg.objective`` (1 or 4) with ``train_cfg.lam``
+    (both checked by :func:`check`)."""
+    check(train_cfg)
     if train_cfg.objective == 1:
         return objective1(out, target, mask, train_cfg.lam)
-    if train_cfg.objective == 4:
-        return objective4(out, target, corrupted, mask, train_cfg.lam)
-    raise SsaeError(f"unknown objective {train_cfg.objective!r}; the paper defines objectives 1 and 4")
+    return objective4(out, target, corrupted, mask, train_cfg.lam)

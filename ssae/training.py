@@ -37,7 +37,7 @@ from .corruption import corrupt, random_rotation
 from .data import Split, augment, load_images, resolve_augmentation
 from .errors import SsaeError
 from .model import SSAE
-from .objectives import loss as objective_loss
+from .objectives import check as check_objective, loss as objective_loss
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -266,9 +266,8 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     cfg.model.in_channels = split.channels
     resolve_augmentation(cfg.data, split.name)  # written to config.json as used
     t = cfg.train
-    if t.objective not in (1, 4):
-        raise SsaeError(f"objective must be 1 or 4, got {t.objective}")
-    learning_rate(t, 0.0)  # an unknown schedule fails before anything is written
+    check_objective(t)     # an unknown objective or a lam outside [0, 1] fails before anything is written
+    learning_rate(t, 0.0)  # and so does an unknown schedule
 
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from ssae.errors import SsaeError
-from ssae.objectives import loss, objective1, objective4
+from ssae.objectives import check, loss, objective1, objective4
 
 
 def t(rows):
@@ -98,5 +98,7 @@ def test_lambda_outside_the_unit_interval_is_an_error(lam):
     cfg = SimpleNamespace(objective=1, lam=lam)
     with pytest.raises(SsaeError, match="train.lam must lie in"):
         loss(cfg, OUT, TARGET, OUT, MASK)
+    with pytest.raises(SsaeError, match="train.lam must lie in"):
+        check(cfg)
     cfg.lam = 0.0  # the ends are allowed: lam = 0 asks for no restoration at all
     assert torch.isfinite(loss(cfg, OUT, TARGET, OUT, MASK))
