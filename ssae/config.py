@@ -90,6 +90,7 @@ class ScoreConfig:
     select_nk: bool = True           # ours: choose diff, n, k, t, reduce on corrupted validation images (no test labels)
     diff_candidates: tuple[str, ...] = ()  # ours: Diffs also compared when select_nk, e.g. ("l2", "ssim"); () = diff only
     t_candidates: tuple[int, ...] = ()     # ours: eq. (14) exponents compared when select_nk, e.g. (0, 1, 2); () = t only
+    nk_candidates: tuple[tuple[int, int], ...] = ()  # ours: (n, k) pairs of G_k^n compared when select_nk, e.g. ((0, 1), (1, 3), (1, 5)); () = evaluation.NK_GRID (sized for 256 px)
     standardize: bool = False        # ours: anomap -> (anomap - avgmap) / stdmap of the validation maps (variant of eq. 14)
     standardize_candidates: tuple[bool, ...] = ()  # ours: compared when select_nk, e.g. (False, True); () = standardize only
     two_sided: bool = False          # ours: standardised maps scored by |z|, so that less error than usual (a defect smoother than the texture) counts too; never chosen by the calibration

@@ -136,7 +136,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     :class:`ssae.references.BlurReference`): returns ``(calibration, ValidationMaps or None)``.
 
     With ``cfg.score.select_nk`` every combination of Diff (``diff_candidates``, default: the
-    configured one), (n, k) (:data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
+    configured one), (n, k) (``nk_candidates``, default :data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
     the configured one), standardised maps or not (``standardize_candidates``, default: the
     configured choice; only with t = 0) and reduction is scored by how well it separates the
     validation images from corrupted copies (:func:`proxy_corruption`: as in training unless
@@ -153,6 +153,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     corrupted, masks = _corrupted(val, proxy, seed)
     kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
     exponents = tuple(sc.t_candidates or (sc.t,))
+    nk_grid = nk_candidates(sc.nk_candidates)
     standardizations = tuple(bool(z) for z in (sc.standardize_candidates or (sc.standardize,)))
     raw = {kind: (diff_maps(model, val, kind, device), diff_maps(model, corrupted, kind, device))
            for kind in kinds}
@@ -170,7 +171,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     if sc.select_nk:
         best = None
         for kind in kinds:
-            for nn_, kk in NK_GRID:
+            for nn_, kk in nk_grid:
                 clean = finish_maps(raw[kind][0], nn_, kk, None, 0)
                 bad = finish_maps(raw[kind][1], nn_, kk, None, 0)
                 for tt, zz in weightings:
@@ -205,6 +206,17 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
     return doc, stats
+
+
+def nk_candidates(pairs) -> tuple[tuple[int, int], ...]:
+    """The (n, k) pairs of G_k^n (eq. 3) that the calibration compares: ``pairs`` as given
+    (``score.nk_candidates``), or :data:`NK_GRID` when empty. Each must be a pair with
+    n >= 0 and k >= 1, else a one-line :class:`SsaeError`."""
+    pairs = tuple(tuple(p) for p in pairs) or NK_GRID
+    for p in pairs:
+        if len(p) != 2 or p[0] < 0 or p[1] < 1:
+            raise SsaeError(f"score.nk_candidates must hold (n, k) pairs with n >= 0 and k >= 1, got {p!r}")
+    return pairs
 
 
 def training_corruption(cfg: Config) -> CorruptionConfig:

@@ -241,3 +241,15 @@ def test_ensemble_of_runs_is_the_pixelwise_max_on_shared_pixels(smoke_run, tmp_p
                  "--set", "data.max_test=4"]) == 0
     with pytest.raises(SsaeError, match="other test images"):
         evaluate_ensemble([run, capped], str(data), 48, progress=False)
+
+
+def test_selection_compares_the_given_smoothings(mvtec_dir):
+    cfg = override(profile("smoke"), score={"select_nk": True, "nk_candidates": ((0, 1), (1, 3), (2, 5))})
+    split = load_split(str(mvtec_dir), cfg.data)
+    cfg.model.in_channels = split.channels
+    cal, _ = calibrate_model(BlurReference(2.0), cfg, split)
+    assert {(s["n"], s["k"]) for s in cal["selection"]} == {(0, 1), (1, 3), (2, 5)}
+    assert (cal["n"], cal["k"]) in {(0, 1), (1, 3), (2, 5)}
+    for bad in (((1, 0),), ((-1, 3),), ((1, 3, 5),)):
+        with pytest.raises(SsaeError, match="nk_candidates"):
+            calibrate_model(BlurReference(2.0), override(cfg, score={"nk_candidates": bad}), split)
