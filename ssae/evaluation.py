@@ -153,7 +153,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     corrupted, masks = _corrupted(val, proxy, seed)
     kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
     exponents = tuple(sc.t_candidates or (sc.t,))
-    nk_grid = nk_candidates(sc.nk_candidates)
+    nk_grid = S.nk_pairs(sc.nk_candidates) or NK_GRID
     standardizations = tuple(bool(z) for z in (sc.standardize_candidates or (sc.standardize,)))
     raw = {kind: (diff_maps(model, val, kind, device), diff_maps(model, corrupted, kind, device))
            for kind in kinds}
@@ -206,17 +206,6 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
     return doc, stats
-
-
-def nk_candidates(pairs) -> tuple[tuple[int, int], ...]:
-    """The (n, k) pairs of G_k^n (eq. 3) that the calibration compares: ``pairs`` as given
-    (``score.nk_candidates``), or :data:`NK_GRID` when empty. Each must be a pair with
-    n >= 0 and k >= 1, else a one-line :class:`SsaeError`."""
-    pairs = tuple(tuple(p) for p in pairs) or NK_GRID
-    for p in pairs:
-        if len(p) != 2 or p[0] < 0 or p[1] < 1:
-            raise SsaeError(f"score.nk_candidates must hold (n, k) pairs with n >= 0 and k >= 1, got {p!r}")
-    return pairs
 
 
 def training_corruption(cfg: Config) -> CorruptionConfig:

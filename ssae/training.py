@@ -38,6 +38,7 @@ from .data import Split, augment, load_images, resolve_augmentation
 from .errors import SsaeError
 from .model import SSAE
 from .objectives import check as check_objective, loss as objective_loss
+from .scoring import nk_pairs
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -267,6 +268,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     resolve_augmentation(cfg.data, split.name)  # written to config.json as used
     t = cfg.train
     check_objective(t)     # an unknown objective or a lam outside [0, 1] fails before anything is written
+    nk_pairs(cfg.score.nk_candidates)  # so does a bad smoothing grid, not only at calibration after training
     learning_rate(t, 0.0)  # and so does an unknown schedule
 
     if rank == 0:

@@ -202,6 +202,17 @@ def test_bad_setting_is_one_line(tmp_path):
     assert_one_line_error(rc, err, "model.depth")
 
 
+def test_bad_smoothing_grid_fails_before_training(tmp_path):
+    """score.nk_candidates is used only at calibration, after training; a bad pair must fail
+    before the run folder is written, not 20 minutes later."""
+    data = fixtures.make_mvtec(tmp_path)
+    run = tmp_path / "r"
+    rc, _, err = run_cli("train", "--data", data, "--out", run, "--profile", "smoke",
+                         "--set", "score.nk_candidates=((1,0),)")
+    assert_one_line_error(rc, err, "nk_candidates")
+    assert not run.exists()
+
+
 def test_nan_loss_is_one_line_and_leaves_no_finished_run(tmp_path):
     data = fixtures.make_mvtec(tmp_path)
     run = tmp_path / "r"
