@@ -253,3 +253,6 @@ def test_selection_compares_the_given_smoothings(mvtec_dir):
     for bad in (((1, 0),), ((-1, 3),), ((1, 3, 5),)):
         with pytest.raises(SsaeError, match="nk_candidates"):
             calibrate_model(BlurReference(2.0), override(cfg, score={"nk_candidates": bad}), split)
+    cfg.score.nk_candidates = (1, 3)  # set directly, not through override: one pair unpacked
+    with pytest.raises(SsaeError, match="nk_candidates"):
+        calibrate_model(BlurReference(2.0), cfg, split)
