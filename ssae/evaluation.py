@@ -210,8 +210,13 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
 
 def training_corruption(cfg: Config) -> CorruptionConfig:
     """The corruption of training, which the restoration check uses; a plain autoencoder
-    (method "none") gets the paper's elastic corruption, so that it too has anomalies to find."""
-    return cfg.corruption if cfg.corruption.method != "none" else CorruptionConfig()
+    (method "none") gets the paper's elastic corruption, so that it too has anomalies to find,
+    with the config's other corruption settings (patch sizes, shape, brightness). So a plain
+    autoencoder given the method's corruption settings is scored on the same proxy corruptions
+    as the method (book: findings, section 25)."""
+    if cfg.corruption.method != "none":
+        return cfg.corruption
+    return dataclasses.replace(cfg.corruption, method=CorruptionConfig.method)
 
 
 def proxy_corruption(cfg: Config) -> CorruptionConfig:

@@ -1,4 +1,6 @@
 """Evaluation glue: eq. (14) weighting is applied, calibration uses validation data only."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -142,6 +144,15 @@ def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mv
     assert proxy_corruption(cfg) == cfg.corruption  # default: as in training
     plain = override(cfg, corruption={"method": "none"})
     assert proxy_corruption(plain).method == "elastic"  # a plain autoencoder: the paper's corruption
+    # ... with the sizes, shape and brightness it was given, so that a plain autoencoder and the
+    # method given the same corruption settings are scored on the same proxy corruptions
+    sizes = {"patch_min": 0.2, "patch_max": 0.7, "brightness": 0.25, "shape_sigma": 0.3}
+    both = {"proxy_corruption": ("cutout", "swap", "occlusion")}
+    method = override(cfg, corruption={"method": "swap", **sizes}, score=both)
+    plain_sized = override(cfg, corruption={"method": "none", **sizes}, score=both)
+    assert proxy_corruption(plain_sized) == proxy_corruption(method)
+    assert proxy_corruption(plain_sized) != proxy_corruption(override(plain, score=both))
+    assert proxy_corruption(plain) == dataclasses.replace(cfg.corruption, method="elastic")
     held_out = override(cfg, score={"proxy_corruption": ("cutout", "swap")})
     pc = proxy_corruption(held_out)
     assert (pc.method, pc.alternate, pc.p_clean) == ("cutout", ("swap",), 0.0)
