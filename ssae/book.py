@@ -238,8 +238,10 @@ def metrics_table(res: dict[str, Any]) -> Table:
                     + (("two-sided " if sc.get("two_sided") else "") + "standardised maps, "
                        if sc.get("standardize") else "")
                     + f"image score = {sc.get('reduce')} (chosen on validation data"
-                    + (f" with {', '.join(res['proxy_corruption'])} corruptions)" if res.get("proxy_corruption")
-                       else ")")],
+                    + (f" with {', '.join(res['proxy_corruption'])} corruptions" if res.get("proxy_corruption")
+                       else "")
+                    + (" of {:.0%}-{:.0%} of the side".format(*res["proxy_patch"]) if res.get("proxy_patch")
+                       else "") + ")"],
         ["data", classify(res).label],
         ["image size", size_text(res.get("image_size"))],
         ["profile", str(res.get("profile"))],

@@ -140,7 +140,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     the configured one), standardised maps or not (``standardize_candidates``, default: the
     configured choice; only with t = 0) and reduction is scored by how well it separates the
     validation images from corrupted copies (:func:`proxy_corruption`: as in training unless
-    ``score.proxy_corruption`` names other corruptions): pixel AUROC on the corrupted copies
+    ``score.proxy_corruption`` names other corruptions or ``score.proxy_patch_*`` other sizes): pixel AUROC on the corrupted copies
     plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is
     computed without image i (leave-one-out), as a test image is never part of it. The same
     separation at the chosen settings, on copies corrupted *as in training*, is the
@@ -202,6 +202,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
            "proxy_corruption": [proxy.method, *proxy.alternate],
+           "proxy_patch": [proxy.patch_min, proxy.patch_max],
            "selection": selection,
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
@@ -224,14 +225,25 @@ def proxy_corruption(cfg: Config) -> CorruptionConfig:
     not say how it chose n and k).
 
     By default :func:`training_corruption`. With ``score.proxy_corruption`` the proxy uses those
-    methods instead (one per image at random, with the training corruption's patch sizes and
+    methods instead (one per image at random, with the training corruption's shape and
     brightness): corruptions the model did not train on, the same for the method and its
     references, so that the choice does not favour whatever the training taught the model to
-    find (book: findings, section 11)."""
+    find (book: findings, section 11). ``score.proxy_patch_min`` and ``score.proxy_patch_max``
+    set the proxy's patch sizes apart from the training's (the `cpu` profile: 0.05-0.35 of the
+    side), so that models trained on different patch sizes are scored on the same proxy; at
+    64 px on MTD larger proxy patches chose coarser maps and the max, smaller ones the contrast
+    (section 25)."""
     ccfg = training_corruption(cfg)
-    methods = cfg.score.proxy_corruption
-    if methods:
+    sc = cfg.score
+    if sc.proxy_corruption:
+        methods = sc.proxy_corruption
         ccfg = dataclasses.replace(ccfg, method=methods[0], alternate=methods[1:], p_clean=0.0)
+    if sc.proxy_patch_min is not None or sc.proxy_patch_max is not None:
+        lo = ccfg.patch_min if sc.proxy_patch_min is None else sc.proxy_patch_min
+        hi = ccfg.patch_max if sc.proxy_patch_max is None else sc.proxy_patch_max
+        if not 0 < lo <= hi <= 1:
+            raise SsaeError(f"need 0 < score.proxy_patch_min <= score.proxy_patch_max <= 1, got {lo}, {hi}")
+        ccfg = dataclasses.replace(ccfg, patch_min=lo, patch_max=hi)
     return ccfg
 
 
@@ -452,6 +464,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "two_sided", "reduce")},
         # the synthetic defects the scoring was chosen on (older calibrations: not recorded)
         "proxy_corruption": cal.get("proxy_corruption"),
+        "proxy_patch": cal.get("proxy_patch"),
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "per_defect": per_defect,

@@ -269,6 +269,8 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     t = cfg.train
     check_objective(t)     # an unknown objective or a lam outside [0, 1] fails before anything is written
     nk_pairs(cfg.score.nk_candidates)  # so does a bad smoothing grid, not only at calibration after training
+    from .evaluation import proxy_corruption
+    proxy_corruption(cfg)  # and bad proxy patch sizes
     learning_rate(t, 0.0)  # and so does an unknown schedule
 
     if rank == 0:

@@ -213,6 +213,16 @@ def test_bad_smoothing_grid_fails_before_training(tmp_path):
     assert not run.exists()
 
 
+@pytest.mark.parametrize("bad", ["score.proxy_patch_min=0", "score.proxy_patch_max=0.01"])
+def test_bad_proxy_patch_sizes_fail_before_training(tmp_path, bad):
+    """The proxy's patch sizes, too, are used only at calibration after training."""
+    data = fixtures.make_mvtec(tmp_path)
+    run = tmp_path / "r"
+    rc, _, err = run_cli("train", "--data", data, "--out", run, "--profile", "smoke", "--set", bad)
+    assert_one_line_error(rc, err, "proxy_patch")
+    assert not run.exists()
+
+
 def test_nan_loss_is_one_line_and_leaves_no_finished_run(tmp_path):
     data = fixtures.make_mvtec(tmp_path)
     run = tmp_path / "r"

@@ -153,6 +153,20 @@ def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mv
     assert proxy_corruption(plain_sized) == proxy_corruption(method)
     assert proxy_corruption(plain_sized) != proxy_corruption(override(plain, score=both))
     assert proxy_corruption(plain) == dataclasses.replace(cfg.corruption, method="elastic")
+    # the proxy's own patch sizes: the same proxy whatever sizes each model trained on
+    fixed = {"proxy_patch_min": 0.05, "proxy_patch_max": 0.35}
+    pm = proxy_corruption(override(method, score=fixed))
+    pp = proxy_corruption(override(plain_sized, score=fixed))
+    assert pm == pp and (pm.patch_min, pm.patch_max) == (0.05, 0.35)
+    pd = proxy_corruption(override(plain, score={**both, **fixed}))  # plain with default sizes
+    assert (pd.patch_min, pd.patch_max) == (pm.patch_min, pm.patch_max)
+    assert override(method, score=fixed).corruption.patch_max == 0.7  # training keeps its sizes
+    assert proxy_corruption(override(method, score={"proxy_patch_max": 0.5})).patch_min == 0.2
+    cpu = profile("cpu")  # the cpu profile fixes the proxy's sizes
+    moved = proxy_corruption(override(cpu, corruption=sizes))
+    assert (moved.patch_min, moved.patch_max) == (proxy_corruption(cpu).patch_min, 0.35)
+    with pytest.raises(SsaeError, match="proxy_patch"):
+        proxy_corruption(override(method, score={"proxy_patch_min": 0.8}))
     held_out = override(cfg, score={"proxy_corruption": ("cutout", "swap")})
     pc = proxy_corruption(held_out)
     assert (pc.method, pc.alternate, pc.p_clean) == ("cutout", ("swap",), 0.0)
