@@ -94,9 +94,9 @@ class ScoreConfig:
     standardize: bool = False        # ours: anomap -> (anomap - avgmap) / stdmap of the validation maps (variant of eq. 14)
     standardize_candidates: tuple[bool, ...] = ()  # ours: compared when select_nk, e.g. (False, True); () = standardize only
     two_sided: bool = False          # ours: standardised maps scored by |z|, so that less error than usual (a defect smoother than the texture) counts too; never chosen by the calibration
-    proxy_corruption: tuple[str, ...] = ()  # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"); () = as in training
-    proxy_patch_min: float | None = None  # ours: smallest patch side of the proxy corruptions, fraction of the image side; None = corruption.patch_min
-    proxy_patch_max: float | None = None  # ours: largest patch side of the proxy corruptions; None = corruption.patch_max
+    proxy_corruption: tuple[str, ...] = ()  # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"), at the default corruption settings whatever the model trained on; () = the training corruption
+    proxy_patch_min: float | None = None  # ours: smallest patch side of the proxy corruptions, fraction of the image side; None = as above
+    proxy_patch_max: float | None = None  # ours: largest patch side of the proxy corruptions; None = as above
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
     metric_size: int | None = None   # ours: pixel AUROC and AUPRO on maps resized (bilinear) to this square size, masks read at it (nearest); None = the evaluated image size. Lets runs at different image sizes be compared on the same pixels
 
@@ -183,9 +183,8 @@ def profile(name: str) -> Config:
             # Standardised maps compete with plain ones on validation data (ours): on MTD and the
             # bottle copy they were chosen every time and lifted the test image AUROC. The scoring
             # is chosen on corruptions that no model trained on (ours), so that the method and its
-            # references are scored alike (book: findings, sections 9 and 11), with patch sizes
-            # of their own, so that a change of the training corruption's sizes does not change
-            # the proxy (section 25).
+            # references are scored alike (book: findings, sections 9 and 11), at the default
+            # corruption settings whatever the model trained on (section 25).
             score=ScoreConfig(n=1, k=9, standardize_candidates=(False, True),
                               proxy_corruption=("cutout", "swap", "occlusion"),
                               proxy_patch_min=0.05, proxy_patch_max=0.35),

@@ -140,8 +140,8 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     the configured one), standardised maps or not (``standardize_candidates``, default: the
     configured choice; only with t = 0) and reduction is scored by how well it separates the
     validation images from corrupted copies (:func:`proxy_corruption`: as in training unless
-    ``score.proxy_corruption`` names other corruptions or ``score.proxy_patch_*`` other sizes): pixel AUROC on the corrupted copies
-    plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is
+    ``score.proxy_corruption`` names a fixed task of other corruptions, or
+    ``score.proxy_patch_*`` other sizes): pixel AUROC on the corrupted copies plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is
     computed without image i (leave-one-out), as a test image is never part of it. The same
     separation at the chosen settings, on copies corrupted *as in training*, is the
     restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
@@ -224,20 +224,20 @@ def proxy_corruption(cfg: Config) -> CorruptionConfig:
     """The corruption of the validation proxy that chooses the scoring (ours; the paper does
     not say how it chose n and k).
 
-    By default :func:`training_corruption`. With ``score.proxy_corruption`` the proxy uses those
-    methods instead (one per image at random, with the training corruption's shape and
-    brightness): corruptions the model did not train on, the same for the method and its
-    references, so that the choice does not favour whatever the training taught the model to
-    find (book: findings, section 11). ``score.proxy_patch_min`` and ``score.proxy_patch_max``
-    set the proxy's patch sizes apart from the training's (the `cpu` profile: 0.05-0.35 of the
-    side), so that models trained on different patch sizes are scored on the same proxy; at
-    64 px on MTD larger proxy patches chose coarser maps and the max, smaller ones the contrast
-    (section 25)."""
-    ccfg = training_corruption(cfg)
+    By default :func:`training_corruption`. With ``score.proxy_corruption`` the proxy is a
+    fixed task instead: those methods (one per image at random) with the default corruption
+    settings of :class:`CorruptionConfig`, whatever the model trained on, so that the method and
+    its references are scored alike and the choice does not favour whatever the training taught
+    the model to find (book: findings, sections 11 and 25). ``score.proxy_patch_min`` and
+    ``score.proxy_patch_max`` set the proxy's patch sizes (the `cpu` profile: 0.05-0.35 of the
+    side, the defaults); at 64 px on MTD larger proxy patches chose coarser maps and the max,
+    smaller ones the contrast (section 25)."""
     sc = cfg.score
     if sc.proxy_corruption:
         methods = sc.proxy_corruption
-        ccfg = dataclasses.replace(ccfg, method=methods[0], alternate=methods[1:], p_clean=0.0)
+        ccfg = CorruptionConfig(method=methods[0], alternate=tuple(methods[1:]), p_clean=0.0)
+    else:
+        ccfg = training_corruption(cfg)
     if sc.proxy_patch_min is not None or sc.proxy_patch_max is not None:
         lo = ccfg.patch_min if sc.proxy_patch_min is None else sc.proxy_patch_min
         hi = ccfg.patch_max if sc.proxy_patch_max is None else sc.proxy_patch_max

@@ -144,27 +144,24 @@ def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mv
     assert proxy_corruption(cfg) == cfg.corruption  # default: as in training
     plain = override(cfg, corruption={"method": "none"})
     assert proxy_corruption(plain).method == "elastic"  # a plain autoencoder: the paper's corruption
-    # ... with the sizes, shape and brightness it was given, so that a plain autoencoder and the
-    # method given the same corruption settings are scored on the same proxy corruptions
+    # ... with the sizes, shape and brightness it was given
     sizes = {"patch_min": 0.2, "patch_max": 0.7, "brightness": 0.25, "shape_sigma": 0.3}
+    plain_sized = override(cfg, corruption={"method": "none", **sizes})
+    assert proxy_corruption(plain_sized) == dataclasses.replace(plain_sized.corruption, method="elastic")
+    assert proxy_corruption(plain) == dataclasses.replace(cfg.corruption, method="elastic")
+    # held-out corruptions are a fixed task: the same proxy whatever each model trained on
     both = {"proxy_corruption": ("cutout", "swap", "occlusion")}
     method = override(cfg, corruption={"method": "swap", **sizes}, score=both)
-    plain_sized = override(cfg, corruption={"method": "none", **sizes}, score=both)
-    assert proxy_corruption(plain_sized) == proxy_corruption(method)
-    assert proxy_corruption(plain_sized) != proxy_corruption(override(plain, score=both))
-    assert proxy_corruption(plain) == dataclasses.replace(cfg.corruption, method="elastic")
-    # the proxy's own patch sizes: the same proxy whatever sizes each model trained on
-    fixed = {"proxy_patch_min": 0.05, "proxy_patch_max": 0.35}
-    pm = proxy_corruption(override(method, score=fixed))
-    pp = proxy_corruption(override(plain_sized, score=fixed))
-    assert pm == pp and (pm.patch_min, pm.patch_max) == (0.05, 0.35)
-    pd = proxy_corruption(override(plain, score={**both, **fixed}))  # plain with default sizes
-    assert (pd.patch_min, pd.patch_max) == (pm.patch_min, pm.patch_max)
-    assert override(method, score=fixed).corruption.patch_max == 0.7  # training keeps its sizes
-    assert proxy_corruption(override(method, score={"proxy_patch_max": 0.5})).patch_min == 0.2
-    cpu = profile("cpu")  # the cpu profile fixes the proxy's sizes
-    moved = proxy_corruption(override(cpu, corruption=sizes))
-    assert (moved.patch_min, moved.patch_max) == (proxy_corruption(cpu).patch_min, 0.35)
+    fixed = proxy_corruption(method)
+    assert fixed == proxy_corruption(override(plain_sized, score=both)) == proxy_corruption(override(plain, score=both))
+    assert (fixed.patch_min, fixed.patch_max, fixed.brightness) == (0.05, 0.35, 0.1)  # the defaults
+    assert method.corruption.patch_max == 0.7  # training keeps its own
+    # the proxy's patch sizes are set on their own, with or without held-out corruptions
+    own = proxy_corruption(override(method, score={"proxy_patch_min": 0.2, "proxy_patch_max": 0.7}))
+    assert (own.patch_min, own.patch_max, own.method) == (0.2, 0.7, "cutout")
+    assert proxy_corruption(override(plain_sized, score={"proxy_patch_max": 0.9})).patch_min == 0.2
+    cpu = profile("cpu")
+    assert proxy_corruption(override(cpu, corruption={"method": "swap", **sizes})) == proxy_corruption(cpu)
     with pytest.raises(SsaeError, match="proxy_patch"):
         proxy_corruption(override(method, score={"proxy_patch_min": 0.8}))
     held_out = override(cfg, score={"proxy_corruption": ("cutout", "swap")})
