@@ -141,8 +141,9 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     configured choice; only with t = 0) and reduction is scored by how well it separates the
     validation images from corrupted copies (:func:`proxy_corruption`: as in training unless
     ``score.proxy_corruption`` names a fixed task of other corruptions, or
-    ``score.proxy_patch_*`` other sizes): pixel AUROC on the corrupted copies plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is
-    computed without image i (leave-one-out), as a test image is never part of it. The same
+    ``score.proxy_patch_*`` other sizes): pixel AUROC on the corrupted copies plus image AUROC
+    of clean against corrupted. The avgmap (and stdmap) that weights image i is computed
+    without image i (leave-one-out), as a test image is never part of it. The same
     separation at the chosen settings, on copies corrupted *as in training*, is the
     restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
     ``score.two_sided`` applies to every standardised candidate; it is not itself chosen.
@@ -212,9 +213,9 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
 def training_corruption(cfg: Config) -> CorruptionConfig:
     """The corruption of training, which the restoration check uses; a plain autoencoder
     (method "none") gets the paper's elastic corruption, so that it too has anomalies to find,
-    with the config's other corruption settings (patch sizes, shape, brightness). So a plain
-    autoencoder given the method's corruption settings is scored on the same proxy corruptions
-    as the method (book: findings, section 25)."""
+    with the config's other corruption settings (patch sizes, shape, brightness), so that its
+    restoration check, and without ``score.proxy_corruption`` its proxy, uses the sizes it is
+    given (book: findings, section 25)."""
     if cfg.corruption.method != "none":
         return cfg.corruption
     return dataclasses.replace(cfg.corruption, method=CorruptionConfig.method)
