@@ -266,10 +266,11 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     rank, world = _dist_info()
     cfg.model.in_channels = split.channels
     resolve_augmentation(cfg.data, split.name)  # written to config.json as used
+    # here, not at the top: evaluation imports this module
+    from .evaluation import AVGMAP, CALIBRATION, STDMAP, calibrate as _calibrate, proxy_corruption
     t = cfg.train
     check_objective(t)     # an unknown objective or a lam outside [0, 1] fails before anything is written
     nk_pairs(cfg.score.nk_candidates)  # so does a bad smoothing grid, not only at calibration after training
-    from .evaluation import proxy_corruption
     proxy_corruption(cfg)  # and bad proxy patch sizes
     learning_rate(t, 0.0)  # and so does an unknown schedule
 
@@ -277,7 +278,6 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         run_dir.mkdir(parents=True, exist_ok=True)
         _check_or_write_config(run_dir, cfg, split, data_spec)
         # An interrupted resumption must not leave the old scoring beside the new weights.
-        from .evaluation import AVGMAP, CALIBRATION, STDMAP
         for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
             (run_dir / name).unlink(missing_ok=True)
 
@@ -381,7 +381,6 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds)
         write_json(run_dir / HISTORY, history)
         if calibrate:
-            from .evaluation import calibrate as _calibrate
             _calibrate(run_dir, split, device=str(device), model=_unwrap(model).eval(), progress=progress)
         write_json(run_dir / SUMMARY, {k: v for k, v in result.items() if k != "history"})
         (run_dir / DONE).write_text("ok\n")
