@@ -19,6 +19,9 @@ from .errors import SsaeError
 #: (a test keeps the two equal)
 CORRUPTIONS = ("elastic", "cutout", "swap", "occlusion", "none")
 
+#: settings files shipped with ssae (``--settings NAME`` reads ``SETTINGS_DIR / NAME.txt``)
+SETTINGS_DIR = Path(__file__).parent / "settings"
+
 
 def _parse_value(text: str):
     if text.lower() in ("none", "null"):
@@ -29,6 +32,35 @@ def _parse_value(text: str):
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+
+def read_settings(spec: str) -> list[str]:
+    """The ``SECTION.FIELD=VALUE`` items of a settings file, in order (``--settings``).
+
+    ``spec`` is a path, or the name of a file shipped in :data:`SETTINGS_DIR` (without
+    ``.txt``). One item per line; blank lines and ``#`` comments (a whole line, or after
+    `` #`` at the end of one) are skipped. A missing file or a malformed line is a one-line
+    :class:`SsaeError` naming the file (and line)."""
+    path = Path(spec)
+    if not path.is_file() and "/" not in spec and (SETTINGS_DIR / f"{spec}.txt").is_file():
+        path = SETTINGS_DIR / f"{spec}.txt"
+    if not path.is_file():
+        shipped = ", ".join(sorted(f.stem for f in SETTINGS_DIR.glob("*.txt"))) or "none"
+        raise SsaeError(f"--settings {spec}: no such file (settings shipped with ssae: {shipped})")
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SsaeError(f"cannot read settings file {path}: {e}")
+    items = []
+    for number, line in enumerate(lines, 1):
+        item = line.split(" #", 1)[0].strip()
+        if not item or item.startswith("#"):
+            continue
+        key, sep, _ = item.partition("=")
+        if not sep or "." not in key or " " in key.strip():
+            raise SsaeError(f"{path}:{number}: expects SECTION.FIELD=VALUE, got {line.strip()!r}")
+        items.append(item)
+    return items
 
 
 def _tty() -> bool:
@@ -55,9 +87,12 @@ def build_config(args):
         sections.setdefault("data", {})["image_size"] = None if size == "native" else int(size)
     if args.corruption is not None:
         sections.setdefault("corruption", {})["method"] = args.corruption
-    for item in args.set or []:
+    # settings files first, in order, then --set: the command line has the last word
+    items = [i for spec in getattr(args, "settings", None) or [] for i in read_settings(spec)]
+    for item in items + list(args.set or []):
         key, sep, value = item.partition("=")
-        section, dot, field = key.partition(".")
+        section, dot, field = key.strip().partition(".")
+        value = value.strip()
         if not sep or not dot:
             raise SsaeError(f"--set expects section.field=value, got {item!r}")
         sections.setdefault(section, {})[field] = _parse_value(value)
@@ -171,6 +206,9 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--corruption", choices=CORRUPTIONS)
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="any config field, e.g. --set score.diff=ssim --set model.width=0.5")
+    t.add_argument("--settings", action="append", metavar="FILE",
+                   help="a file of SECTION.FIELD=VALUE lines, applied before --set; a bare name reads the "
+                        "file shipped with ssae (ssae/settings/NAME.txt), e.g. --settings mtd-64px")
     t.add_argument("--retries", type=int, default=0, metavar="N",
                    help="when the model fails the restoration check, train again with other initial weights "
                         "(train.init_seed = seed + 1000 k) into OUT-retryK, at most N times; the last line "

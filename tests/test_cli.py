@@ -270,3 +270,48 @@ def test_retries_train_again_with_other_initial_weights_only_when_the_check_fail
     assert main([*args, "--out", str(tmp_path / "r")]) == 0
     assert (tmp_path / "r-retry2" / "checkpoint.pt").stat().st_mtime_ns == stamp
     assert run_cli("train", "--data", data, "--out", tmp_path / "n", "--retries", "-1")[0] == 2
+
+
+def test_a_settings_file_applies_before_set(tmp_path):
+    """``--settings FILE``: its lines in order, comments skipped, then ``--set`` overrides them."""
+    from ssae.cli import build_config, make_parser
+
+    path = tmp_path / "mine.txt"
+    path.write_text("# my data\n\nmodel.width=0.5\ntrain.lam=0.1   # a comment\n"
+                    "score.nk_candidates=((0,1),(1,3))\n")
+    args = make_parser().parse_args(["train", "--data", "d", "--out", "o", "--settings", str(path),
+                                     "--set", "train.lam=0.2"])
+    cfg = build_config(args)
+    assert cfg.model.width == 0.5 and cfg.train.lam == 0.2 and cfg.score.nk_candidates == ((0, 1), (1, 3))
+    assert build_config(make_parser().parse_args(["train", "--data", "d", "--out", "o",
+                                                  "--settings", str(path)])).train.lam == 0.1
+
+
+def test_the_shipped_settings_files_give_valid_configs():
+    """Each file in ssae/settings parses, names only known fields, and is found by its bare name."""
+    from ssae.cli import SETTINGS_DIR, build_config, make_parser, read_settings
+    from ssae.config import profile
+
+    files = sorted(SETTINGS_DIR.glob("*.txt"))
+    assert files, "no settings files shipped"
+    for f in files:
+        assert read_settings(f.stem) == read_settings(str(f)) and read_settings(f.stem)
+        cfg = build_config(make_parser().parse_args(["train", "--data", "d", "--out", "o", "--settings", f.stem]))
+        assert cfg.to_dict() != profile("cpu").to_dict()
+    mtd = build_config(make_parser().parse_args(["train", "--data", "d", "--out", "o", "--settings", "mtd-64px"]))
+    assert (mtd.data.image_size, mtd.train.crop_end, mtd.corruption.method, mtd.train.lam) == (64, 64, "swap", 0.05)
+
+
+@pytest.mark.parametrize("content, needles", [
+    (None, ["--settings", "no such file", "mtd-64px"]),
+    ("train.lam=0.1\ntrain.lam 0.2\n", ["bad.txt:2", "SECTION.FIELD=VALUE"]),
+    ("modle.width=0.5\n", ["modle"]),
+])
+def test_bad_settings_files_are_one_line(tmp_path, content, needles):
+    data = fixtures.make_mvtec(tmp_path)
+    path = tmp_path / "bad.txt"
+    if content is not None:
+        path.write_text(content)
+    rc, _, err = run_cli("train", "--data", data, "--out", tmp_path / "r", "--profile", "smoke", "--settings", path)
+    assert_one_line_error(rc, err, *needles)
+    assert not (tmp_path / "r").exists()
