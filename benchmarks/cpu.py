@@ -16,7 +16,11 @@ Example (the issue's targets: MTD image >= 0.75, pixel >= 0.80; bottle image >= 
     python benchmarks/cpu.py --data mtd=../shared/data/mtd --methods ssae --minutes 5 \\
         --set data.image_size=None --tag native
 
-Extra ``--set SECTION.FIELD=VALUE`` settings apply to ``ssae`` and ``plain`` (levers).
+Extra settings (levers) apply to every method: ``--settings FILE`` (or a name shipped in
+``ssae/settings``, as for ``ssae train``), then ``--set SECTION.FIELD=VALUE``. The plain
+autoencoder keeps no corruption over a settings file (not over a ``--set``)::
+
+    python benchmarks/cpu.py --data mtd=../shared/data/mtd --settings mtd-64px --tag px64
 """
 from __future__ import annotations
 
@@ -50,7 +54,8 @@ def child(args) -> dict:
     if args.minutes is None and args.steps:  # a step count alone: no time budget
         sets.insert(0, "train.max_minutes=None")
     ns = argparse.Namespace(profile=args.profile, objective=None, seed=args.seed, steps=args.steps,
-                            minutes=args.minutes, image_size=None, corruption=None, set=sets)
+                            minutes=args.minutes, image_size=None, corruption=None, set=sets,
+                            settings=args.settings)
     if args.method == "plain":
         ns.corruption = "none"
     cfg = build_config(ns)
@@ -68,7 +73,7 @@ def child(args) -> dict:
         res = evaluate(run_dir, spec, "cpu", progress=False)
     res.update(method=args.method, name=name, tag=args.tag, wall_seconds=time.time() - start,
                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               settings=args.set or [], threads=args.threads)
+               settings=[f"file:{f}" for f in args.settings or []] + (args.set or []), threads=args.threads)
     return res
 
 
@@ -86,6 +91,8 @@ def main() -> int:
     p.add_argument("--steps", type=int, help="optimiser steps per run (with --minutes: whichever ends first)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", action="append", help="config override for ssae/plain, SECTION.FIELD=VALUE")
+    p.add_argument("--settings", action="append",
+                   help="a settings file or shipped name (as `ssae train --settings`), before --set")
     p.add_argument("--tag", default="", help="suffix of the run folders")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench"))
     p.add_argument("--json", help="append results to this JSON-lines file")
@@ -111,6 +118,8 @@ def main() -> int:
                 cmd += ["--minutes", str(args.minutes)]
             if args.steps:
                 cmd += ["--steps", str(args.steps)]
+            for s in args.settings or []:
+                cmd += ["--settings", s]
             for s in args.set or []:
                 cmd += ["--set", s]
             print(f"[{time.strftime('%H:%M:%S')}] {item.split('=')[0]} / {method} ...", flush=True)

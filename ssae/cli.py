@@ -69,9 +69,21 @@ def _tty() -> bool:
 
 
 def build_config(args):
-    """The profile's Config with the command line's explicit settings applied."""
+    """The profile's Config with the command line's settings applied: ``--settings`` files
+    first, then the named flags (``--seed``, ``--corruption``, ...), then ``--set``; a later
+    one wins."""
     cfg = profile(args.profile)
     sections: dict[str, dict] = {}
+
+    def apply(items):
+        for item in items:
+            key, sep, value = item.partition("=")
+            section, dot, field = key.strip().partition(".")
+            if not sep or not dot:
+                raise SsaeError(f"--set expects section.field=value, got {item!r}")
+            sections.setdefault(section, {})[field] = _parse_value(value.strip())
+
+    apply(i for spec in getattr(args, "settings", None) or [] for i in read_settings(spec))
     if args.objective is not None:
         sections.setdefault("train", {})["objective"] = args.objective
     if args.seed is not None:
@@ -87,15 +99,7 @@ def build_config(args):
         sections.setdefault("data", {})["image_size"] = None if size == "native" else int(size)
     if args.corruption is not None:
         sections.setdefault("corruption", {})["method"] = args.corruption
-    # settings files first, in order, then --set: the command line has the last word
-    items = [i for spec in getattr(args, "settings", None) or [] for i in read_settings(spec)]
-    for item in items + list(args.set or []):
-        key, sep, value = item.partition("=")
-        section, dot, field = key.strip().partition(".")
-        value = value.strip()
-        if not sep or not dot:
-            raise SsaeError(f"--set expects section.field=value, got {item!r}")
-        sections.setdefault(section, {})[field] = _parse_value(value)
+    apply(args.set or [])
     try:
         return override(cfg, **sections)
     except ValueError as e:
@@ -207,8 +211,9 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="any config field, e.g. --set score.diff=ssim --set model.width=0.5")
     t.add_argument("--settings", action="append", metavar="FILE",
-                   help="a file of SECTION.FIELD=VALUE lines, applied before --set; a bare name reads the "
-                        "file shipped with ssae (ssae/settings/NAME.txt), e.g. --settings mtd-64px")
+                   help="a file of SECTION.FIELD=VALUE lines, applied before the other options (which win); "
+                        "a bare name reads the file shipped with ssae (ssae/settings/NAME.txt), e.g. "
+                        "--settings mtd-64px")
     t.add_argument("--retries", type=int, default=0, metavar="N",
                    help="when the model fails the restoration check, train again with other initial weights "
                         "(train.init_seed = seed + 1000 k) into OUT-retryK, at most N times; the last line "

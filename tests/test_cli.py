@@ -273,7 +273,7 @@ def test_retries_train_again_with_other_initial_weights_only_when_the_check_fail
 
 
 def test_a_settings_file_applies_before_set(tmp_path):
-    """``--settings FILE``: its lines in order, comments skipped, then ``--set`` overrides them."""
+    """``--settings FILE``: its lines in order, comments skipped; the named flags and ``--set`` override them."""
     from ssae.cli import build_config, make_parser
 
     path = tmp_path / "mine.txt"
@@ -285,6 +285,10 @@ def test_a_settings_file_applies_before_set(tmp_path):
     assert cfg.model.width == 0.5 and cfg.train.lam == 0.2 and cfg.score.nk_candidates == ((0, 1), (1, 3))
     assert build_config(make_parser().parse_args(["train", "--data", "d", "--out", "o",
                                                   "--settings", str(path)])).train.lam == 0.1
+    # a named flag wins over the file too: the plain autoencoder of a shipped setting
+    plain = build_config(make_parser().parse_args(["train", "--data", "d", "--out", "o", "--settings", "mtd-64px",
+                                                   "--corruption", "none", "--seed", "3"]))
+    assert plain.corruption.method == "none" and plain.train.seed == 3 and plain.data.image_size == 64
 
 
 def test_the_shipped_settings_files_give_valid_configs():
