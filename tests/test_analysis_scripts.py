@@ -112,16 +112,20 @@ def test_scoring_levers_prints_one_row_per_weighting_including_two_sided_maps(sm
 
 def test_cpu_benchmark_steps_alone_lift_the_time_budget(tmp_path):
     """benchmarks/cpu.py: a step count alone trains exactly that many steps (no 20-minute cut),
-    and prints one row per method with the run's settings."""
+    and prints one row per method with the run's settings (a settings file, then --set)."""
     data = fixtures.make_mvtec(tmp_path)
     rows = tmp_path / "rows.jsonl"
+    settings = tmp_path / "lever.txt"
+    settings.write_text("train.lr_schedule=cosine\ntrain.lam=0.25  # overridden by --set\n")
     out = _run("benchmarks/cpu.py", "--data", f"fx={data}", "--methods", "ssae", "blur", "--profile", "smoke",
                "--steps", "3", "--threads", "1", "--out", tmp_path / "runs", "--json", rows,
-               "--set", "train.lr_schedule=cosine")
+               "--settings", settings, "--set", "train.lam=0.125")
     got = {r["method"]: r for r in map(json.loads, rows.read_text().splitlines())}
     assert set(got) == {"ssae", "blur"} and got["ssae"]["train_steps"] == 3
+    assert got["ssae"]["settings"] == [f"file:{settings}", "train.lam=0.125"]
     cfg = json.loads((tmp_path / "runs" / "fx-ssae" / "config.json").read_text())["config"]
     assert cfg["train"]["max_minutes"] is None and cfg["train"]["lr_schedule"] == "cosine"
+    assert cfg["train"]["lam"] == 0.125
     assert "no time limit, 3 steps" in out and out.count("\nfx ") == 2
 
 
