@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def read_settings(spec: str) -> list[str]:
 
     ``spec`` is a path, or the name of a file shipped in :data:`SETTINGS_DIR` (without
     ``.txt``). One item per line; blank lines and ``#`` comments (a whole line, or after
-    `` #`` at the end of one) are skipped. A missing file or a malformed line is a one-line
+    white space at the end of one) are skipped. A missing file or a malformed line is a one-line
     :class:`SsaeError` naming the file (and line)."""
     path = Path(spec)
     if not path.is_file() and "/" not in spec and (SETTINGS_DIR / f"{spec}.txt").is_file():
@@ -53,7 +54,7 @@ def read_settings(spec: str) -> list[str]:
         raise SsaeError(f"cannot read settings file {path}: {e}")
     items = []
     for number, line in enumerate(lines, 1):
-        item = line.split(" #", 1)[0].strip()
+        item = re.split(r"\s#", line, maxsplit=1)[0].strip()
         if not item or item.startswith("#"):
             continue
         key, sep, _ = item.partition("=")

@@ -277,7 +277,7 @@ def test_a_settings_file_applies_before_set(tmp_path):
     from ssae.cli import build_config, make_parser
 
     path = tmp_path / "mine.txt"
-    path.write_text("# my data\n\nmodel.width=0.5\ntrain.lam=0.1   # a comment\n"
+    path.write_text("# my data\n\nmodel.width=0.5\ntrain.lam=0.1\t# a comment\n"
                     "score.nk_candidates=((0,1),(1,3))\n")
     args = make_parser().parse_args(["train", "--data", "d", "--out", "o", "--settings", str(path),
                                      "--set", "train.lam=0.2"])
