@@ -140,7 +140,8 @@ def main() -> int:
     print()
     budget = f"{args.minutes} min/run" if args.minutes is not None else "no time limit"
     print(f"profile {args.profile}, budget {budget}{f', {args.steps} steps' if args.steps else ''}, {results[0]['hardware'] if results else ''}")
-    print(f"settings: {args.set or 'profile defaults'}")
+    given = [f"file:{f}" for f in args.settings or []] + (args.set or [])
+    print(f"settings: {given or 'profile defaults'}")
     head = f"{'data':8} {'method':6} {'img AUROC':>9} {'pix AUROC':>9} {'AUPRO':>7} {'train img/s':>11} " \
            f"{'infer img/s':>11} {'peak MB':>8} {'steps':>6} {'size':>7} {'restore':>7}"
     print(head)
