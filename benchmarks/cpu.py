@@ -38,6 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = [f"mtd={ROOT.parent / 'shared/data/mtd'}", f"bottle={ROOT.parent / 'shared/data/mvtec_ad/bottle'}"]
 
 
+def given_settings(args) -> list[str]:
+    """The levers of this benchmark as given: settings files (``file:NAME``), then ``--set`` items."""
+    return [f"file:{f}" for f in args.settings or []] + (args.set or [])
+
+
 def child(args) -> dict:
     """Train (unless blur) and evaluate one method on one data set in this process."""
     import torch
@@ -73,7 +78,7 @@ def child(args) -> dict:
         res = evaluate(run_dir, spec, "cpu", progress=False)
     res.update(method=args.method, name=name, tag=args.tag, wall_seconds=time.time() - start,
                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-               settings=[f"file:{f}" for f in args.settings or []] + (args.set or []), threads=args.threads)
+               settings=given_settings(args), threads=args.threads)
     return res
 
 
@@ -90,7 +95,7 @@ def main() -> int:
                    help="training budget per run (default: 20; none when --steps is given alone)")
     p.add_argument("--steps", type=int, help="optimiser steps per run (with --minutes: whichever ends first)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", help="config override for ssae/plain, SECTION.FIELD=VALUE")
+    p.add_argument("--set", action="append", help="config override for every method, SECTION.FIELD=VALUE")
     p.add_argument("--settings", action="append",
                    help="a settings file or shipped name (as `ssae train --settings`), before --set")
     p.add_argument("--tag", default="", help="suffix of the run folders")
@@ -140,8 +145,7 @@ def main() -> int:
     print()
     budget = f"{args.minutes} min/run" if args.minutes is not None else "no time limit"
     print(f"profile {args.profile}, budget {budget}{f', {args.steps} steps' if args.steps else ''}, {results[0]['hardware'] if results else ''}")
-    given = [f"file:{f}" for f in args.settings or []] + (args.set or [])
-    print(f"settings: {given or 'profile defaults'}")
+    print(f"settings: {given_settings(args) or 'profile defaults'}")
     head = f"{'data':8} {'method':6} {'img AUROC':>9} {'pix AUROC':>9} {'AUPRO':>7} {'train img/s':>11} " \
            f"{'infer img/s':>11} {'peak MB':>8} {'steps':>6} {'size':>7} {'restore':>7}"
     print(head)
