@@ -102,9 +102,13 @@ def build_config(args):
         sections.setdefault("corruption", {})["method"] = args.corruption
     apply(args.set or [])
     try:
-        return override(cfg, **sections)
+        cfg = override(cfg, **sections)
     except ValueError as e:
         raise SsaeError(str(e))
+    if getattr(args, "curve", False) and "curve" not in sections.get("train", {}):
+        from .training import curve_grid
+        cfg.train.curve = curve_grid(cfg.train.steps)
+    return cfg
 
 
 def check_device(device: str) -> str:
@@ -182,8 +186,22 @@ def _warn_restoration(run_dir: Path) -> None:
 def cmd_predict(args) -> int:
     from .evaluation import predict
 
-    out = predict(args.run_dir, args.images, args.out, device=check_device(args.device), progress=_tty())
+    run_dir, images = (args.model, args.paths) if args.model else (args.paths[0], args.paths[1:])
+    if not images:
+        raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
+    out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty())
     print(f"wrote overlays, masks and scores.csv to {out}")
+    return 0
+
+
+def cmd_pack(args) -> int:
+    from .release import pack
+
+    res = pack(args.run_dir, args.out, args.data, device=check_device(args.device), blur=args.blur,
+               progress=_tty())
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"packed {args.run_dir} into {args.out}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC "
+          f"{fmt(res['pixel_auroc'])}, AUPRO {fmt(res['aupro'])} with its float16 weights")
     return 0
 
 
@@ -215,6 +233,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="a file of SECTION.FIELD=VALUE lines, applied before the other options (which win); "
                         "a bare name reads the file shipped with ssae (ssae/settings/NAME.txt), e.g. "
                         "--settings mtd-64px")
+    t.add_argument("--curve", action="store_true",
+                   help="learning curve: evaluate the model on the test split at steps 250, 500, 1000, ... "
+                        "and at its last step, into RUN/curve.jsonl (evaluation time does not count "
+                        "against --minutes)")
     t.add_argument("--retries", type=int, default=0, metavar="N",
                    help="when the model fails the restoration check, train again with other initial weights "
                         "(train.init_seed = seed + 1000 k) into OUT-retryK, at most N times; the last line "
@@ -228,12 +250,25 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu")
     e.set_defaults(func=cmd_evaluate)
 
-    r = sub.add_parser("predict", help="heatmaps, masks and scores for your own images")
-    r.add_argument("run_dir")
-    r.add_argument("images", nargs="+")
+    r = sub.add_parser("predict", help="heatmaps, masks and scores for your own images",
+                       usage="ssae predict (RUN_DIR | --model DIR) IMAGE [IMAGE ...] --out OUT")
+    r.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE",
+                   help="a run directory, then the images (without --model)")
+    r.add_argument("--model", metavar="DIR",
+                   help="a run directory or a packed model folder (e.g. models/aitex-fabric01/ssae); "
+                        "then every positional argument is an image")
     r.add_argument("--out", required=True)
     r.add_argument("--device", default="cpu")
     r.set_defaults(func=cmd_predict)
+
+    k = sub.add_parser("pack", help="a finished run as a small shareable model folder (float16 safetensors, "
+                                    "calibration, curve, recorded metrics)")
+    k.add_argument("run_dir")
+    k.add_argument("--out", required=True, help="model folder to write (replaced when it exists)")
+    k.add_argument("--data", help="defaults to the data the run was trained on")
+    k.add_argument("--blur", action="store_true", help="also record the blur reference's metrics (blur.json)")
+    k.add_argument("--device", default="cpu")
+    k.set_defaults(func=cmd_pack)
 
     b = sub.add_parser("book", help="run the notebooks with papermill and build the Jupyter Book")
     b.add_argument("--profile", choices=PROFILES, default="cpu")

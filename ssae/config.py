@@ -72,7 +72,8 @@ class TrainConfig:
     crop_growth: float = 0.5         # ours: fraction of training (steps or time budget) over which the crop grows
     seed: int = 0                    # ours: seeds the initial weights, the batches and corruptions, and the validation split
     init_seed: int | None = None     # ours: seed of the initial weights alone (None = seed); lets an experiment give one seed's data stream another seed's initial weights
-    amp: bool = True                 # ours: bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True                 # ours: bf16 autocast on CUDA and on CPUs with native bf16 (ssae.precision); float32 elsewhere
+    curve: tuple[int, ...] = ()      # ours: steps at which the run evaluates itself on its test split (learning curve, curve.jsonl); () = none
     channels_last: bool = True       # ours: NHWC memory layout (faster on CUDA and on CPU)
     compile: bool = False            # ours: torch.compile
     checkpoint_every: int = 500      # ours: steps between checkpoints

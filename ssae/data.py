@@ -306,6 +306,9 @@ AUGMENTATION: dict[str, tuple[bool, bool]] = {
     # test: horizontal gradients 1.35-2.44 times the vertical ones, benchmarks/orientation.py),
     # so a quarter turn makes a tile that never occurs; mirror images keep the streaks' direction
     "mtd": (False, True),
+    # AITEX woven fabrics (line-scan, warp top to bottom): a quarter turn swaps warp and weft,
+    # and a mirror image turns fabric02's twill diagonal the other way; neither occurs
+    "fabric01": (False, False), "fabric02": (False, False), "fabric03": (False, False),
 }
 
 

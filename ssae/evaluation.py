@@ -475,6 +475,21 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
     }
 
 
+def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu") -> dict:
+    """One point of a learning curve: ``model`` calibrated on validation data as at the end of
+    training (:func:`calibrate_model`), then evaluated on the test split (:func:`evaluate_model`);
+    the restoration check, image AUROC, pixel AUROC, AUPRO and the per-defect image AUROC."""
+    began = time.time()
+    cal, stats = calibrate_model(model, cfg, split, device)
+    res = evaluate_model(model, cfg, split, cal, stats, device, progress=False)
+    keys = ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc", "restoration_image_auroc",
+            "per_defect", "score", "n_test_images", "hardware")
+    row = {k: res.get(k) for k in keys}
+    row.update({"eval_seconds": round(time.time() - began, 1),
+                "date": _dt.datetime.now().isoformat(timespec="seconds")})
+    return row
+
+
 def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
                       progress: bool = True) -> dict:
     """Table 4 across runs: the pixel-wise maximum (:func:`scoring.ensemble`) of the calibrated

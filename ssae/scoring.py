@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ssae.errors import SsaeError
+from ssae.precision import autocast
 
 
 def diff(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -128,7 +129,8 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) ->
 
     The network downsamples by 8, so H and W are padded at the bottom/right to a multiple of
     8 (reflect; replicate for sides under 8 pixels) and the output is cropped back. On CUDA
-    the forward pass runs under bf16 autocast; the result is float32 on ``x.device``.
+    and on CPUs with native bf16 the forward pass runs under bf16 autocast
+    (:mod:`ssae.precision`); the result is float32 on ``x.device``.
     """
     was_training = model.training
     model.eval()
@@ -137,7 +139,7 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) ->
     mode = "reflect" if (ph < h and pw < w) else "replicate"
     outs = []
     try:
-        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+        with torch.no_grad(), autocast(x.device):
             for chunk in x.split(batch_size):
                 if ph or pw:
                     chunk = F.pad(chunk, (0, pw, 0, ph), mode=mode)

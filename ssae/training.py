@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,8 @@ from .data import Split, augment, load_images, resolve_augmentation
 from .errors import SsaeError
 from .model import SSAE
 from .objectives import check as check_objective, loss as objective_loss
+from .release import WEIGHTS, load_weights
+from .precision import autocast as precision_autocast, precision as forward_precision
 from .scoring import nk_pairs
 
 CHECKPOINT = "checkpoint.pt"
@@ -45,6 +46,9 @@ CONFIG = "config.json"
 HISTORY = "history.json"
 DONE = "done"
 SUMMARY = "train_summary.json"
+CURVE = "curve.jsonl"
+#: first step of the geometric learning-curve grid (:func:`curve_grid`)
+CURVE_FIRST = 250
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -94,6 +98,42 @@ def learning_rate(t, p: float) -> float:
     if p < t.lr_warmup:
         lr *= max(0.0, p) / t.lr_warmup
     return lr
+
+
+def curve_grid(steps: int, first: int = CURVE_FIRST) -> tuple[int, ...]:
+    """The geometric learning-curve grid ``first * 2**i`` up to ``steps`` (250, 500, 1000, ...);
+    a run with a curve also evaluates itself at its last step, wherever its budget ends it."""
+    grid, s = [], first
+    while s < steps:
+        grid.append(s)
+        s *= 2
+    return tuple(grid)
+
+
+def read_curve(run_dir) -> list[dict]:
+    """The learning-curve rows of a run (``curve.jsonl``), ordered by step; ``[]`` without one."""
+    path = Path(run_dir) / CURVE
+    if not path.is_file():
+        return []
+    rows = []
+    for i, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as e:
+                raise SsaeError(f"cannot read {path}:{i}: {e}")
+    return sorted(rows, key=lambda r: r["step"])
+
+
+def append_curve(run_dir, row: dict) -> None:
+    """Add one row to ``curve.jsonl`` (replacing a row of the same step); the file is rewritten
+    under a temporary name and renamed, so a reader never sees half a row."""
+    path = Path(run_dir) / CURVE
+    rows = [r for r in read_curve(run_dir) if r["step"] != row["step"]] + [row]
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(json.dumps(r, default=_json_default) + "\n"
+                           for r in sorted(rows, key=lambda r: r["step"])))
+    os.replace(tmp, path)
 
 
 def write_json(path: Path, obj) -> None:
@@ -216,15 +256,18 @@ def read_run_config(run_dir: Path) -> tuple[Config, dict]:
 
 
 def load_model(run_dir, device="cpu") -> tuple[SSAE, Config]:
-    """The trained model of a run directory (eval mode) and its Config."""
+    """The trained model of a run directory (eval mode) and its Config: from ``checkpoint.pt``,
+    or from ``model.safetensors`` in a packed model folder (:mod:`ssae.release`)."""
     run_dir = Path(run_dir)
     cfg, _ = read_run_config(run_dir)
-    state = read_checkpoint(run_dir, device)
+    packed = not (run_dir / CHECKPOINT).is_file() and (run_dir / WEIGHTS).is_file()  # ssae.release
+    source = run_dir / (WEIGHTS if packed else CHECKPOINT)
+    weights = load_weights(source) if packed else read_checkpoint(run_dir, device)["model"]
     model = build_model(cfg)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
     except (RuntimeError, KeyError) as e:
-        raise SsaeError(f"checkpoint {run_dir / CHECKPOINT} does not fit the model in {CONFIG}: "
+        raise SsaeError(f"weights {source} do not fit the model in {CONFIG}: "
                         f"{str(e).splitlines()[0][:200]}")
     model = model.to(device).eval()
     if cfg.train.channels_last:
@@ -267,7 +310,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     cfg.model.in_channels = split.channels
     resolve_augmentation(cfg.data, split.name)  # written to config.json as used
     # here, not at the top: evaluation imports this module
-    from .evaluation import AVGMAP, CALIBRATION, STDMAP, calibrate as _calibrate, proxy_corruption
+    from .evaluation import AVGMAP, CALIBRATION, STDMAP, calibrate as _calibrate, curve_point, proxy_corruption
     t = cfg.train
     check_objective(t)     # an unknown objective or a lam outside [0, 1] fails before anything is written
     nk_pairs(cfg.score.nk_candidates)  # so does a bad smoothing grid, not only at calibration after training
@@ -315,7 +358,28 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     # crops never exceed a same-size training set; images of varying size are padded instead
     max_side = max(8, images.min_side // 8 * 8) if images.same_size else t.crop_end
 
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if (cuda and t.amp) else nullcontext())
+    autocast = precision_autocast(device, t.amp)
+    precision = forward_precision(device, t.amp)
+    curve_at = set(t.curve)
+    on_curve = {r["step"] for r in read_curve(run_dir)} if rank == 0 else set()
+
+    def curve(elapsed: float) -> float:
+        """Evaluate the model at this step for the learning curve (rank 0); returns the seconds
+        spent, which do not count against the training budget."""
+        began = time.time()
+        row = curve_point(_unwrap(model).eval(), cfg, split, str(device))
+        _unwrap(model).train()
+        row.update({"step": step, "train_seconds": round(elapsed, 1), "precision": precision})
+        append_curve(run_dir, row)
+        on_curve.add(step)
+        if progress:
+            tqdm.write(f"curve at step {step}: restoration {row['restoration_pixel_auroc']:.3f}, image AUROC "
+                       f"{row['image_auroc']:.3f}" + (f", pixel AUROC {row['pixel_auroc']:.3f}"
+                                                      if row.get("pixel_auroc") is not None else ""))
+        return time.time() - began
+
+    if rank == 0 and step in curve_at and step not in on_curve:  # interrupted during an evaluation
+        curve(seconds_before)
     start = time.time()
     stopped_by = "steps"
     bad = None
@@ -366,20 +430,24 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
             history.append({"step": step, "loss": float(value.detach()), "crop": side,
                             "seconds": round(elapsed, 2), "lr": lr})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
-        if save:
+        if save or (rank == 0 and step in curve_at):
             save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, elapsed)
             write_json(run_dir / HISTORY, history)
+        if rank == 0 and step in curve_at and step not in on_curve:
+            start += curve(elapsed)
         if out_of_time:
             stopped_by = "time"
             break
     bar.close()
     seconds = seconds_before + time.time() - start
     result = {"history": history, "seconds": seconds, "steps": step, "stopped_by": stopped_by,
-              "world_size": world, "batch_size": t.batch_size,
+              "world_size": world, "batch_size": t.batch_size, "precision": precision,
               "images_per_s": step * t.batch_size * world / max(seconds, 1e-9)}
     if rank == 0:
         save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds)
         write_json(run_dir / HISTORY, history)
+        if curve_at and step not in on_curve:  # a curve ends at the last step, wherever the budget ended
+            curve(seconds)
         if calibrate:
             _calibrate(run_dir, split, device=str(device), model=_unwrap(model).eval(), progress=progress)
         write_json(run_dir / SUMMARY, {k: v for k, v in result.items() if k != "history"})
@@ -450,7 +518,7 @@ def _check_or_write_config(run_dir: Path, cfg: Config, split: Split, data_spec: 
         old_cfg, old_meta = read_run_config(run_dir)
         a, b = old_cfg.to_dict(), cfg.to_dict()
         for d in (a, b):  # the budget may change between resumptions
-            d["train"].pop("steps"), d["train"].pop("max_minutes")
+            d["train"].pop("steps"), d["train"].pop("max_minutes"), d["train"].pop("curve", None)
             d["score"] = None
         if a != b:
             raise SsaeError(f"{run_dir} holds a run with other settings; use a new --out folder")

@@ -1,0 +1,53 @@
+"""Numeric precision of the forward pass: bf16 autocast where the hardware computes it natively.
+
+Not from the paper (which trains on a GPU). On CUDA and on CPUs with native bf16 instructions
+(AVX512-BF16 or AMX) the network runs under ``torch.autocast(..., dtype=torch.bfloat16)``; the
+loss, the anomaly maps and everything after them stay in float32. Elsewhere bf16 is emulated
+and slower than float32, so float32 is used. The choice is made at run time and recorded in the
+run (``train_summary.json``: ``precision``). ``SSAE_PRECISION=fp32`` forces float32.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from contextlib import nullcontext
+
+import torch
+
+PRECISIONS = ("bf16", "fp32")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (Linux: ``avx512_bf16`` or
+    ``amx_bf16`` in /proc/cpuinfo); False where that cannot be read."""
+    if platform.system() != "Linux":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    except OSError:
+        return False
+    return False
+
+
+def precision(device, enabled: bool = True) -> str:
+    """``"bf16"`` or ``"fp32"``: the precision of the forward pass on ``device`` (``enabled``:
+    the run's ``train.amp``)."""
+    if not enabled or os.environ.get("SSAE_PRECISION", "").lower() == "fp32":
+        return "fp32"
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bf16"
+    return "bf16" if kind == "cpu" and cpu_has_bf16() else "fp32"
+
+
+def autocast(device, enabled: bool = True):
+    """A context for the forward pass at :func:`precision` (a no-op context for float32)."""
+    if precision(device, enabled) == "fp32":
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)

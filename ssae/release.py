@@ -1,0 +1,107 @@
+"""Trained models kept small: a run folder packed for sharing (and for this repository's ``models/``).
+
+A packed model folder is a run folder without the training checkpoint. It holds what
+``ssae evaluate`` and ``ssae predict`` read, with the weights as half-precision safetensors (no
+pickle, a few MB) instead of ``checkpoint.pt``:
+
+- ``model.safetensors``: the network's weights in float16 (read back as float32);
+- ``config.json``, ``history.json`` (the training log), ``train_summary.json``, ``curve.jsonl``
+  (the learning curve, when the run had one), ``done``: copied from the run;
+- ``calibration.json``, ``avgmap.npy``, ``stdmap.npy``: the scoring chosen on validation data
+  again, for the float16 weights;
+- ``metrics.json``: the test metrics of these weights, recorded when the folder was packed
+  (with the hardware, the date and the data it was evaluated on);
+- ``blur.json`` (optional): the blur reference's test metrics with the same settings, the flat
+  line beside the model's learning curve.
+
+:func:`pack` writes the folder under a temporary name and renames it, so a half-written folder
+never looks complete; an earlier folder of the same name is replaced only then.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from .errors import SsaeError
+
+WEIGHTS = "model.safetensors"
+METRICS = "metrics.json"
+BLUR = "blur.json"
+#: files copied as they are from a run folder (those that exist)
+COPIED = ("config.json", "history.json", "train_summary.json", "curve.jsonl")
+
+
+def save_weights(model: torch.nn.Module, path) -> None:
+    """The model's weights as float16 safetensors at ``path`` (written, then renamed)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state, str(tmp), metadata={"format": "ssae", "dtype": "float16"})
+    tmp.replace(path)
+
+
+def load_weights(path) -> dict[str, torch.Tensor]:
+    """The state dict in ``path`` (safetensors), as float32 tensors; a one-line error naming the
+    file when it cannot be read."""
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - any failure is a bad model file
+        raise SsaeError(f"cannot read weights {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    return {k: v.float() for k, v in state.items()}
+
+
+def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
+         progress: bool = False) -> dict:
+    """Pack the finished run ``run_dir`` into ``out_dir`` (see the module docstring).
+
+    The float16 weights are calibrated on the run's validation data and evaluated on the test
+    split of ``data_spec`` (default: the data the run was trained on); ``blur`` also records the
+    blur reference (:class:`ssae.references.BlurReference`, sigma 4) with the same settings.
+    Returns the metrics."""
+    from .data import load_split
+    from .evaluation import calibrate, calibrate_model, evaluate, evaluate_model
+    from .references import BlurReference
+    from .training import DONE, build_model, load_model, read_run_config, write_json
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if not (run_dir / DONE).is_file():
+        raise SsaeError(f"{run_dir} has not finished training; finish it with `ssae train` before packing")
+    cfg, meta = read_run_config(run_dir)
+    data_spec = data_spec or meta.get("data")
+    model, _ = load_model(run_dir, "cpu")
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in COPIED:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, tmp / name)
+    save_weights(model, tmp / WEIGHTS)
+    half = build_model(cfg)
+    half.load_state_dict(load_weights(tmp / WEIGHTS))
+    (tmp / DONE).write_text("ok\n")
+    split = load_split(data_spec, cfg.data, seed=cfg.train.seed)
+    calibrate(tmp, split, device=device, model=half.to(device).eval(), progress=progress)
+    res = evaluate(tmp, data_spec, device=device, progress=progress)
+    res["run_dir"] = str(out_dir)
+    write_json(tmp / METRICS, res)
+    if blur:
+        ref = BlurReference(4.0).to(device).eval()
+        cal, stats = calibrate_model(ref, cfg, split, device)
+        ref_res = evaluate_model(ref, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress)
+        ref_res["model"] = "BlurReference(sigma=4)"
+        write_json(tmp / BLUR, ref_res)
+    if out_dir.exists():
+        old = out_dir.with_name(out_dir.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(out_dir)
+    return res

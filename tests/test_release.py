@@ -1,0 +1,63 @@
+"""Packed model folders (ssae.release): float16 safetensors that evaluate and predict like a run."""
+import json
+
+import pytest
+import torch
+
+import ssae.training as T
+from ssae.cli import main
+from ssae.errors import SsaeError
+from ssae.release import WEIGHTS, load_weights, pack
+
+
+def test_pack_writes_a_small_folder_that_evaluates_like_a_run(smoke_run, tmp_path, capsys):
+    data, run = smoke_run
+    out = tmp_path / "models" / "smoke" / "ssae"
+    res = pack(run, out, str(data), blur=True)
+    assert not (out / T.CHECKPOINT).exists() and (out / WEIGHTS).is_file()
+    assert not list(out.parent.glob("*.tmp")) and not list(out.parent.glob("*.old"))
+    state = load_weights(out / WEIGHTS)
+    assert all(v.dtype == torch.float32 for v in state.values())
+    # the weights are the run's, rounded to float16
+    full = torch.load(run / T.CHECKPOINT, weights_only=True)["model"]
+    assert all(torch.equal(state[k], full[k].half().float()) for k in full)
+    recorded = json.loads((out / "metrics.json").read_text())
+    assert recorded["image_auroc"] == res["image_auroc"]
+    assert json.loads((out / "blur.json").read_text())["model"].startswith("BlurReference")
+    # ssae evaluate on the packed folder reproduces the recorded metrics
+    assert main(["evaluate", str(out), "--data", str(data), "--json", str(tmp_path / "m.json")]) == 0
+    again = json.loads((tmp_path / "m.json").read_text())
+    for key in ("image_auroc", "pixel_auroc", "aupro"):
+        assert again[key] == pytest.approx(recorded[key], abs=1e-6), key
+
+
+def test_predict_takes_a_packed_model_with_model_flag(smoke_run, tmp_path):
+    data, run = smoke_run
+    out = tmp_path / "packed"
+    pack(run, out, str(data))
+    images = sorted((data / "test").rglob("*.png"))[:2]
+    assert main(["predict", "--model", str(out), *map(str, images), "--out", str(tmp_path / "pred")]) == 0
+    assert (tmp_path / "pred" / "scores.csv").is_file()
+    assert len(list((tmp_path / "pred").glob("*_overlay.png"))) == 2
+
+
+def test_pack_refuses_an_unfinished_run_and_leaves_the_old_folder(smoke_run, tmp_path, capsys):
+    data, run = smoke_run
+    out = tmp_path / "packed"
+    pack(run, out, str(data))
+    before = (out / WEIGHTS).read_bytes()
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text((run / "config.json").read_text())
+    assert main(["pack", str(unfinished), "--out", str(out)]) == 2
+    assert "has not finished training" in capsys.readouterr().err
+    assert (out / WEIGHTS).read_bytes() == before
+
+
+def test_damaged_weights_are_a_one_line_error(smoke_run, tmp_path):
+    data, run = smoke_run
+    out = tmp_path / "packed"
+    pack(run, out, str(data))
+    (out / WEIGHTS).write_bytes(b"not a safetensors file")
+    with pytest.raises(SsaeError, match="cannot read weights"):
+        T.load_model(out)
