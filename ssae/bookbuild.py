@@ -46,6 +46,8 @@ NOTEBOOKS = {
     "theorems": "06_theorems.ipynb",
     "orthogonality": "07_orthogonality.ipynb",
     "geometry": "08_geometry.ipynb",
+    "curves": "09_learning_curves.ipynb",
+    "reference": "10_reference.ipynb",
 }
 #: Training budget per data set (minutes) when ``--minutes`` is not given.
 DEFAULT_MINUTES = {"smoke": None, "cpu": 1.5, "paper": None}
@@ -216,6 +218,19 @@ def execute_notebook(template: Path, output: Path, parameters: dict[str, Any], c
     return ""
 
 
+def hide_parameters(path: Path) -> None:
+    """Tag the parameters cells of an executed notebook (the template's and papermill's
+    injected one) ``remove-cell``, so that the book shows neither."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if ("parameters" in tags or "injected-parameters" in tags) and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, str(path))
+
+
 def retitle(path: Path, title: str) -> None:
     """Put ``title`` into the first heading of an executed notebook ("# Training one data set"
     becomes "# Training: <title>"), so that each data set's pages have their own names."""
@@ -259,12 +274,18 @@ def toc_files(toc: dict) -> list[str]:
     return out
 
 
-def staged_toc(repo: Path, pages: list[tuple[DataSet, bool]]) -> dict:
-    """The top-level ``_toc.yml`` plus a "Categories" part: one page per data set, with its
-    training and evaluation notebooks as sections (a failed data set: the page only)."""
+def staged_toc(repo: Path, pages: list[tuple[DataSet, bool]],
+               references: list[tuple[str, bool]] = ()) -> dict:
+    """The top-level ``_toc.yml`` plus a "Reference models" part (one executed page per kept
+    model's data set) and a "Categories" part: one page per data set trained in this build,
+    with its training and evaluation notebooks as sections (a failed data set: the page only)."""
     import yaml
 
     toc = yaml.safe_load((repo / "_toc.yml").read_text(encoding="utf-8"))
+    done = [{"file": f"notebooks/reference_{name}"} for name, ok in references if ok]
+    if done:
+        parts = toc.setdefault("parts", [])
+        parts.insert(min(1, len(parts)), {"caption": "Reference models", "chapters": done})
     if pages:
         chapters = []
         for ds, ok in pages:
@@ -274,7 +295,7 @@ def staged_toc(repo: Path, pages: list[tuple[DataSet, bool]]) -> dict:
                                      {"file": f"notebooks/evaluate_{ds.slug}"}]
             chapters.append(entry)
         parts = toc.setdefault("parts", [])
-        parts.insert(min(1, len(parts)), {"caption": "Categories", "chapters": chapters})
+        parts.insert(min(2 if done else 1, len(parts)), {"caption": "Categories", "chapters": chapters})
     return toc
 
 
@@ -345,15 +366,24 @@ def build_html(book_dir: Path, progress: Progress) -> tuple[int, str]:
 def build_book(profile: str = "cpu", *, categories: list[str] | None = None, data: list[str] | None = None,
                device: str = "cpu", minutes: float | None = None, compare: list[str] | None = None,
                out: str | Path = "_build", shared: str | Path | bool = True, seed: int = 0,
-               build: bool = True, log: Callable[[str], None] | None = None, repo: Path = REPO) -> int:
-    """Run every notebook and build the book; returns the exit status (0: all went well)."""
+               build: bool = True, log: Callable[[str], None] | None = None, repo: Path = REPO,
+               models_dir: str | Path | None = None) -> int:
+    """Run every notebook and build the book; returns the exit status (0: all went well).
+
+    The trained reference models in ``models_dir`` (default: the repository's ``models/``)
+    get a page each and the learning-curves chapter; a data set found in ``../shared/data``
+    that has a reference model is evaluated through it instead of being trained again."""
+    from .report.models import MODELS, find as find_references
     if profile not in PROFILES:
         raise SsaeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     progress = Progress(log)
     for name in NOTEBOOKS.values():
         if not (repo / "notebooks" / name).is_file():
             raise SsaeError(f"notebook missing: {repo / 'notebooks' / name} (ssae book runs from a source checkout)")
-    datasets = plan_datasets(categories, data, shared)
+    references = find_references(models_dir or MODELS)
+    kept = {str(r.data_path()) for r in references if r.data_path() is not None}
+    datasets = [ds for ds in plan_datasets(categories, data, shared)
+                if ds.spec.startswith("embedded:") or str(Path(ds.spec).resolve()) not in kept]
     plan = BookPlan(profile=profile, device=device, datasets=datasets,
                     compare=select_compare(datasets, compare),
                     minutes=minutes if minutes is not None else DEFAULT_MINUTES.get(profile),
@@ -363,7 +393,8 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     progress(f"book: profile {profile}, device {device}, {len(datasets)} data set(s): "
              + ", ".join(d.slug for d in datasets)
              + (f"; objective (4) and cut-out for {', '.join(sorted(plan.compare))}" if plan.compare else "")
-             + (f"; {plan.minutes:g} min training per data set" if plan.minutes else ""))
+             + (f"; {plan.minutes:g} min training per data set" if plan.minutes else "")
+             + (f"; reference models: {', '.join(r.name for r in references)}" if references else ""))
 
     # fresh staging folders (run directories of the profile too: a book build is reproducible)
     for d in (plan.nb_dir, plan.results_dir, plan.book_dir / "book", plan.book_dir / "_build"):
@@ -382,13 +413,22 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         err = execute_notebook(repo / "notebooks" / NOTEBOOKS[key], plan.nb_dir / f"{out_name}.ipynb",
                                params, plan.nb_dir, plan.out / "logs" / f"{out_name}.log")
         o = Outcome(out_name, not err, time.time() - t0, err, slug)
-        if title and (plan.nb_dir / f"{out_name}.ipynb").is_file():
-            retitle(plan.nb_dir / f"{out_name}.ipynb", title)
+        if (plan.nb_dir / f"{out_name}.ipynb").is_file():
+            hide_parameters(plan.nb_dir / f"{out_name}.ipynb")
+            if title:
+                retitle(plan.nb_dir / f"{out_name}.ipynb", title)
         outcomes.append(o)
         progress(f"    {out_name}: {'ok' if o.ok else 'FAILED: ' + err} ({o.seconds:.0f} s)")
         return o
 
     run("settings", "00_settings", {"profile": profile})
+    models_param = str(models_dir or "")
+    run("curves", "09_learning_curves", {"models_dir": models_param})
+    reference_pages: list[tuple[str, bool]] = []
+    for ref in references:
+        o = run("reference", f"reference_{ref.name}", {"name": ref.name, "models_dir": models_param,
+                                                         "device": device}, ref.name, ref.title)
+        reference_pages.append((ref.name, o.ok))
 
     pages: list[tuple[DataSet, bool]] = []
     errors: dict[str, str] = {}
@@ -441,7 +481,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
             res = json.loads(p.read_text(encoding="utf-8"))
         (plan.book_dir / "book" / "categories" / f"{ds.slug}.md").write_text(
             category_page(ds, res, errors.get(ds.slug, "")), encoding="utf-8")
-    toc = staged_toc(repo, pages)
+    toc = staged_toc(repo, pages, reference_pages)
     (plan.book_dir / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     subs = {
         "build_profile": profile,
@@ -503,4 +543,5 @@ def main(args) -> int:
         out=getattr(args, "out", "_build"),
         shared=getattr(args, "shared", True),
         seed=getattr(args, "seed", 0) or 0,
+        models_dir=getattr(args, "models", None),
     )

@@ -278,6 +278,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.add_argument("--minutes", type=float, help="training budget per category")
     b.add_argument("--compare", nargs="*", help="categories also trained with objective (4) and cut-out")
     b.add_argument("--out", default="_build", help="build folder")
+    b.add_argument("--models", help="folder of packed reference models (default: the repository's models/)")
     b.set_defaults(func=cmd_book)
     return p
 

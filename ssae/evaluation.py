@@ -32,6 +32,7 @@ from . import scoring as S
 from .config import Config, CorruptionConfig
 from .corruption import corrupt
 from .errors import SsaeError
+from .precision import precision
 from .training import load_model, read_json, read_run_config, read_summary, write_json
 
 CALIBRATION = "calibration.json"
@@ -49,7 +50,19 @@ def hardware(device: str) -> str:
     """A short description of the machine that produced a number."""
     if str(device).startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{cpu_name()} ({platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}"
+
+
+def cpu_name() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else "CPU"."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() or "CPU"
+    except OSError:
+        pass
+    return "CPU"
 
 
 # ----------------------------------------------------------------------------- maps
@@ -462,6 +475,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "corruption_shape": cfg.corruption.shape,
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
+        "precision": precision(device),  # of the forward pass (ssae.precision)
         "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "two_sided", "reduce")},
         # the synthetic defects the scoring was chosen on (older calibrations: not recorded)
         "proxy_corruption": cal.get("proxy_corruption"),

@@ -1,0 +1,314 @@
+"""The trained reference models kept in the repository (``models/<data set>/<model>/``).
+
+Each model folder is a packed run (:mod:`ssae.release`): float16 weights, the run's config,
+training log and learning curve (``curve.jsonl``), its scoring and the test metrics recorded
+when it was packed (``metrics.json``), and for the method the blur reference's metrics
+(``blur.json``). The model kinds are ``ssae`` (the method, objective (1) on corrupted
+images) and ``plain`` (the same network and settings, no corruption: a plain autoencoder).
+
+The book reads the curves and the recorded metrics as they are, labelled with the hardware and
+date of the run, and re-evaluates a model at build time when its data set is on the machine
+(:func:`evaluate`).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..release import BLUR, METRICS
+from ..tables import Table
+
+REPO = Path(__file__).resolve().parents[2]
+MODELS = REPO / "models"
+#: model kinds, in the order the book shows them, with their names in tables and legends
+KINDS = {"ssae": "the method (objective 1)", "plain": "plain autoencoder"}
+#: where each data set can be had, by the first part of a reference name
+SOURCES = {
+    "aitex": "the AITEX Fabric Image Database (Silvestre-Blanes et al., Autex Research Journal 2019), "
+             "cut into 256 x 256 tiles in MVTec AD layout as `../shared/data/aitex/<fabric>`",
+    "mtd": "Magnetic Tile Defects (Huang et al., The Visual Computer 2020; github.com/abin24/"
+           "Magnetic-tile-defect-datasets) in its original layout as `../shared/data/mtd`, with "
+           "DifferNet's `differnet_train_split.txt`",
+    "mvtec": "MVTec AD (mvtec.com, CC BY-NC-SA 4.0), one category folder as "
+             "`../shared/data/mvtec_ad/<category>`",
+}
+
+
+@dataclass
+class Reference:
+    """The models of one data set: ``name`` (folder name, e.g. ``aitex-fabric01``), ``folder``,
+    ``models`` (kind -> model folder) and ``data`` (the data folder, relative to the repository)."""
+    name: str
+    folder: Path
+    models: dict[str, Path] = field(default_factory=dict)
+    data: str = ""
+
+    @property
+    def title(self) -> str:
+        kind, _, rest = self.name.partition("-")
+        return {"aitex": f"AITEX {rest}", "mtd": "Magnetic Tile Defects",
+                "mvtec": f"MVTec AD {rest} (resized copy)"}.get(kind, self.name)
+
+    def data_path(self, repo: Path = REPO) -> Path | None:
+        """The data folder when it exists on this machine, else None."""
+        p = (repo / self.data).resolve() if self.data else None
+        return p if p is not None and p.is_dir() else None
+
+    def source(self) -> str:
+        return SOURCES.get(self.name.split("-", 1)[0], "its publisher")
+
+
+def find(models_dir: str | Path = MODELS) -> list[Reference]:
+    """Every data set with at least one packed model in ``models_dir``, sorted by name."""
+    root = Path(models_dir)
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        ref = Reference(folder.name, folder)
+        for kind in KINDS:
+            if (folder / kind / METRICS).is_file():
+                ref.models[kind] = folder / kind
+        if ref.models:
+            meta = json.loads((next(iter(ref.models.values())) / "config.json").read_text())["meta"]
+            ref.data = meta.get("data", "")
+            out.append(ref)
+    return out
+
+
+def _read(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def curve(model_dir: Path) -> list[dict]:
+    from ..training import read_curve
+    return read_curve(model_dir)
+
+
+def recorded(model_dir: Path) -> dict:
+    """The metrics recorded when the model was packed (``metrics.json``)."""
+    return json.loads((Path(model_dir) / METRICS).read_text())
+
+
+def blur(ref: Reference) -> dict | None:
+    """The blur reference's recorded metrics (in the method's folder, else any model's)."""
+    for d in ref.models.values():
+        row = _read(d / BLUR)
+        if row is not None:
+            return row
+    return None
+
+
+def training(model_dir: Path) -> dict:
+    """Steps, hours, precision and hardware of a model's training run."""
+    s = _read(Path(model_dir) / "train_summary.json") or {}
+    rows = curve(model_dir)
+    last = rows[-1] if rows else {}
+    return {"steps": s.get("steps"), "hours": (s.get("seconds") or 0) / 3600, "precision": s.get("precision"),
+            "hardware": last.get("hardware") or recorded(model_dir).get("hardware"),
+            "date": str(last.get("date") or recorded(model_dir).get("date", ""))[:10]}
+
+
+def _f(v, digits: int = 3) -> str:
+    return "n/a" if v is None else f"{float(v):.{digits}f}"
+
+
+def summary_table(refs: list[Reference]) -> Table:
+    """One row per data set and model: training (steps, hours, hardware), the restoration
+    check and the recorded test metrics; the blur reference beside them."""
+    rows = []
+    for ref in refs:
+        for kind, d in ref.models.items():
+            m, t = recorded(d), training(d)
+            rows.append([ref.title, KINDS[kind], f"{t['steps']:,}", f"{t['hours']:.1f}", t["precision"] or "fp32",
+                         _f(m.get("restoration_pixel_auroc"), 2), _f(m.get("image_auroc")),
+                         _f(m.get("pixel_auroc")), _f(m.get("aupro"))])
+        b = blur(ref)
+        if b:
+            rows.append([ref.title, "blur reference (no training)", "–", "–", "–",
+                         _f(b.get("restoration_pixel_auroc"), 2), _f(b.get("image_auroc")),
+                         _f(b.get("pixel_auroc")), _f(b.get("aupro"))])
+    hw = sorted({training(d)["hardware"] for ref in refs for d in ref.models.values()} - {None})
+    return Table("Reference models: test metrics recorded when each model was packed",
+                 ["data set", "model", "steps", "hours", "precision", "restoration check", "image AUROC",
+                  "pixel AUROC", "AUPRO"], rows,
+                 notes=["Trained on one CPU core each; hardware: " + "; ".join(hw) + ". "
+                        "Restoration check: pixel AUROC of the maps on validation images corrupted as in "
+                        "training (below 0.75 the model does not restore such corruptions)."] if hw else [])
+
+
+def curve_figure(ref: Reference, label: str = ""):
+    """Image AUROC, pixel AUROC and AUPRO (and the restoration check) against training steps on
+    a log axis, one line per model kind, the blur reference as a dashed horizontal line."""
+    from matplotlib.figure import Figure
+
+    panels = [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"),
+              ("restoration_pixel_auroc", "restoration check")]
+    fig = Figure(figsize=(13, 3.3), layout="constrained")
+    axes = fig.subplots(1, len(panels))
+    b = blur(ref)
+    for ax, (key, name) in zip(axes, panels):
+        for i, (kind, d) in enumerate(ref.models.items()):
+            rows = [r for r in curve(d) if r.get(key) is not None]
+            if rows:
+                ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=f"C{i}",
+                        label=KINDS[kind])
+        if b and b.get(key) is not None and key != "restoration_pixel_auroc":
+            ax.axhline(b[key], ls="--", color="0.4", lw=1, label="blur reference")
+        ax.set_xscale("log")
+        ax.set_xlabel("training step")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"Learning curves: {ref.title}" + (f" · {label}" if label else ""), fontsize=10)
+    return fig
+
+
+def curve_label(ref: Reference) -> str:
+    """Data set, image size, training and hardware of a reference's curves, for figure titles."""
+    d = next(iter(ref.models.values()))
+    cfg = json.loads((d / "config.json").read_text())["config"]
+    t = training(d)
+    size = cfg["data"]["image_size"]
+    return (f"{size} px · Table 1 at width {cfg['model']['width']:g} · {t['hours']:.1f} h on one core of "
+            f"{t['hardware']} ({t['precision']}), recorded {t['date']}")
+
+
+def evaluate(ref: Reference, kind: str, device: str = "cpu") -> dict:
+    """The model re-evaluated on its test split now (needs the data on this machine)."""
+    from ..evaluation import evaluate as _evaluate
+    return _evaluate(ref.models[kind], str(ref.data_path()), device=device, progress=False)
+
+
+def per_defect_table(results: dict[str, dict]) -> Table:
+    """Image AUROC and pixel AUROC per defect type, one column pair per model kind."""
+    kinds = list(results)
+    types = sorted({d for r in results.values() for d in (r.get("per_defect") or {})})
+    rows = []
+    for d in types:
+        row = [d]
+        for k in kinds:
+            r = results[k]
+            row += [_f((r.get("per_defect") or {}).get(d)), _f((r.get("per_defect_pixel") or {}).get(d))]
+        rows.append(row)
+    cols = ["defect type"] + [f"{KINDS.get(k, k)}: {m}" for k in kinds for m in ("image AUROC", "pixel AUROC")]
+    return Table("Per defect type (each type's images against the good test images)", cols, rows)
+
+
+def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
+    """For each defect type, its best and its worst test image by the model's image score:
+    image, ground-truth mask, reconstruction, anomaly map, and the binary mask (map > the
+    validation threshold) over the image: hits green, false alarms blue, misses red."""
+    import torch
+
+    from .. import scoring as S
+    from ..evaluation import anomaly_maps
+    from ..training import load_model
+    from ..plots import _grid, _rgb, _show_image, evaluation_map, heat_overlay
+
+    d = ref.models[kind]
+    split, items, images, maps, cal = anomaly_maps(d, str(ref.data_path()), device, progress=False)
+    scores = [float(S.image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps]
+    good = sorted(scores[i] for i, it in enumerate(items) if it.label == 0)
+    picks = []
+    for defect in sorted({it.defect for it in items if it.label == 1}):
+        idx = sorted((i for i, it in enumerate(items) if it.defect == defect), key=lambda i: scores[i])
+        picks += [(defect, "best", idx[-1])] + ([(defect, "worst", idx[0])] if len(idx) > 1 else [])
+    model, _ = load_model(d, device)
+    fig, axes = _grid(len(picks), 5, cell=1.9)
+    scale = 2 * float(cal["threshold"])
+    from ..data import read_mask
+    for row, (defect, which, i) in zip(axes, picks):
+        x = torch.from_numpy(images[i].transpose(2, 0, 1).copy())[None].to(device)
+        recon = S.reconstruct(model, x)[0].cpu().numpy().transpose(1, 2, 0)
+        truth = (read_mask(items[i].mask_path, maps[i].shape) if items[i].mask_path is not None
+                 else np.zeros(maps[i].shape, bool))
+        share = float(np.mean([g < scores[i] for g in good])) if good else float("nan")
+        _show_image(row[0], images[i], f"{defect}, {which}\nscore above {100 * share:.0f}% of good")
+        _show_image(row[1], truth.astype(float), "ground truth")
+        _show_image(row[2], recon, "reconstruction")
+        _show_image(row[3], heat_overlay(images[i], maps[i], scale), "anomaly map")
+        colours = evaluation_map(maps[i] > cal["threshold"], truth)
+        marked = colours.any(axis=2, keepdims=True)
+        _show_image(row[4], np.where(marked, 0.35 * _rgb(images[i]) + 0.65 * colours, _rgb(images[i])),
+                    "mask: hit, false alarm, miss")
+    fig.suptitle(f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type "
+                 f"(by image score)", fontsize=10)
+    return fig
+
+
+def data_note(ref: Reference) -> str:
+    """Markdown said on a page whose data set is not on this machine."""
+    return (f"The data set of this page is not on this machine, so its model was not evaluated in this "
+            f"build: the numbers and curves below are those recorded when the model was trained and "
+            f"packed. To evaluate it here, get {ref.source()} (relative to this repository: "
+            f"`{ref.data}`), then rebuild the book or run "
+            f"`ssae evaluate models/{ref.name}/ssae --data {ref.data}`.")
+
+
+def recorded_results(ref: Reference) -> dict[str, dict[str, Any]]:
+    return {kind: recorded(d) for kind, d in ref.models.items()}
+
+
+#: targets for a trained reference model, by data set family (ours): image AUROC, pixel AUROC
+TARGETS = {"aitex": (0.90, 0.95)}
+
+
+def _moved(rows: list[dict], key: str) -> tuple[int, int, float] | None:
+    """(first step, last step, change of ``key``) over the curve's last doubling of steps."""
+    rows = [r for r in rows if r.get(key) is not None]
+    if len(rows) < 2:
+        return None
+    last = rows[-1]
+    earlier = [r for r in rows[:-1] if r["step"] <= last["step"] / 2] or rows[:1]
+    first = earlier[-1]
+    return first["step"], last["step"], last[key] - first[key]
+
+
+def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
+    """A paragraph of Markdown on one data set, generated from its numbers: where the method
+    ends against the plain autoencoder and the blur, the restoration check, whether the targets
+    are met, and how far the method was still moving over the last doubling of its steps.
+    ``results``: metrics per model kind (default: as recorded)."""
+    results = results or recorded_results(ref)
+    m = results.get("ssae")
+    if m is None:
+        return f"**{ref.title}:** no model of the method is kept for this data set."
+    t = training(ref.models["ssae"])
+    b = blur(ref)
+    others = [("the plain autoencoder", results.get("plain")), ("the blur reference", b)]
+    parts = [f"**{ref.title}:** after {t['steps']:,} steps ({t['hours']:.1f} h on one CPU core) the method "
+             f"reaches image AUROC {_f(m.get('image_auroc'))}, pixel AUROC {_f(m.get('pixel_auroc'))} and "
+             f"AUPRO {_f(m.get('aupro'))}."]
+    for name, o in others:
+        if o is None:
+            continue
+        diffs = {k: (m.get(k) or 0) - (o.get(k) or 0) for k in ("image_auroc", "pixel_auroc", "aupro")
+                 if m.get(k) is not None and o.get(k) is not None}
+        if diffs:
+            parts.append(f"Against {name}: " + ", ".join(
+                f"{k.replace('_', ' ').replace('auroc', 'AUROC').replace('aupro', 'AUPRO')} {v:+.3f}"
+                for k, v in diffs.items()) + ".")
+    check = m.get("restoration_pixel_auroc")
+    if check is not None:
+        parts.append(f"Its restoration check is {check:.2f}: " + (
+            "it restores the corruptions it was trained on." if check >= 0.75 else
+            "it does **not** restore the corruptions it was trained on, so its maps show reconstruction "
+            "error rather than learned restoration."))
+    target = TARGETS.get(ref.name.split("-", 1)[0])
+    if target and m.get("pixel_auroc") is not None:
+        img_ok, pix_ok = (m.get("image_auroc") or 0) >= target[0], m["pixel_auroc"] >= target[1]
+        ahead = all(o is not None and (m.get(k) or 0) > (o.get(k) or 0)
+                    for _, o in others for k in ("pixel_auroc", "aupro"))
+        parts.append(f"Targets (ours): image AUROC ≥ {target[0]:.2f} {'met' if img_ok else 'not met'}, "
+                     f"pixel AUROC ≥ {target[1]:.2f} {'met' if pix_ok else 'not met'}, ahead of both "
+                     f"references on pixel AUROC and AUPRO: {'yes' if ahead else 'no'}.")
+    moved = _moved(curve(ref.models["ssae"]), "pixel_auroc")
+    if moved:
+        a, z, dv = moved
+        img = _moved(curve(ref.models["ssae"]), "image_auroc")
+        parts.append(f"From step {a:,} to step {z:,} its pixel AUROC moved by {dv:+.3f}"
+                     + (f" and its image AUROC by {img[2]:+.3f}" if img else "") + ".")
+    return " ".join(parts)

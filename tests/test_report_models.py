@@ -1,0 +1,51 @@
+"""The book's pages for kept reference models (ssae.report.models), on a packed smoke model."""
+import json
+import shutil
+
+import pytest
+
+from ssae.cli import main
+from ssae.report import models as R
+
+
+@pytest.fixture(scope="module")
+def models_dir(smoke_run, tmp_path_factory):
+    data, run = smoke_run
+    root = tmp_path_factory.mktemp("models")
+    assert main(["pack", str(run), "--out", str(root / "smoke-a" / "ssae"), "--blur"]) == 0
+    # a second data set whose data is not on this machine
+    shutil.copytree(root / "smoke-a", root / "smoke-b")
+    for d in (root / "smoke-b" / "ssae",):
+        doc = json.loads((d / "config.json").read_text())
+        doc["meta"]["data"] = str(root / "no-such-data")
+        (d / "config.json").write_text(json.dumps(doc))
+    return root
+
+
+def test_find_lists_each_data_set_with_its_models(models_dir):
+    refs = R.find(models_dir)
+    assert [r.name for r in refs] == ["smoke-a", "smoke-b"]
+    assert list(refs[0].models) == ["ssae"] and refs[0].data_path() is not None
+    assert refs[1].data_path() is None
+    assert R.find(models_dir / "missing") == []
+
+
+def test_tables_figures_and_verdict_come_from_the_recorded_numbers(models_dir):
+    ref = R.find(models_dir)[0]
+    rec = R.recorded(ref.models["ssae"])
+    table = R.summary_table([ref])
+    assert table.rows[0][6] == f"{rec['image_auroc']:.3f}"
+    assert table.rows[-1][1].startswith("blur reference")
+    text = R.verdict(ref)
+    assert f"image AUROC {rec['image_auroc']:.3f}" in text and "restoration check" in text
+    fig = R.curve_figure(ref, R.curve_label(ref))
+    assert len(fig.axes) == 4
+    assert "not on this machine" in R.data_note(R.find(models_dir)[1])
+
+
+def test_the_gallery_shows_the_best_and_worst_image_of_each_defect_type(models_dir):
+    ref = R.find(models_dir)[0]
+    fig = R.gallery(ref)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any("best" in t for t in titles) and any("worst" in t for t in titles)
+    assert len(fig.axes) % 5 == 0
