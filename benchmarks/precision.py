@@ -1,0 +1,146 @@
+"""bf16 against float32 on this CPU: training speed side by side, and quality at equal steps.
+
+Part 1 (speed): the ``cpu``-profile network (Table 1 at width 1/4), batches of 16 grey crops,
+one training step (forward, objective (1), backward, Adam) timed alternately in float32 and
+under bf16 autocast, in one process, at each crop side; prints the median ms per step, the
+steps/s and their ratio. On a CPU without native bf16 (see :mod:`ssae.precision`) the bf16 rows
+run emulated and say so.
+
+Part 2 (quality, ``--quality``): two models of the same seed and data stream trained for
+``--steps`` steps, one in float32 and one in bf16, and a second float32 model with another
+seed (the noise of a draw); each evaluated (restoration check, test image AUROC, pixel AUROC,
+AUPRO) in float32. bf16 costs nothing measurable when |bf16 - fp32| is within the
+seed-to-seed difference. Example::
+
+    python benchmarks/precision.py                     # speed only, a minute
+    python benchmarks/precision.py --quality --data ../shared/data/aitex/fabric01 --steps 1000
+"""
+from __future__ import annotations
+
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def speed(sides, batch: int, repeats: int) -> list[dict]:
+    import torch
+
+    from ssae.config import profile
+    from ssae.objectives import loss
+    from ssae.precision import cpu_has_bf16
+    from ssae.training import build_model
+
+    cfg = profile("cpu")
+    cfg.model.in_channels = 1
+    rows = []
+    for side in sides:
+        torch.manual_seed(0)
+        models = {p: build_model(cfg).to(memory_format=torch.channels_last) for p in ("fp32", "bf16")}
+        opts = {p: torch.optim.Adam(m.parameters(), lr=1e-3) for p, m in models.items()}
+        x = torch.rand(batch, 1, side, side).contiguous(memory_format=torch.channels_last)
+        mask = (torch.rand(batch, 1, side, side) > 0.8).float()
+        times: dict[str, list[float]] = {"fp32": [], "bf16": []}
+        for i in range(repeats + 2):  # two warm-up rounds, not counted
+            for p in ("fp32", "bf16"):
+                t0 = time.perf_counter()
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=p == "bf16"):
+                    out = models[p](x)
+                value = loss(cfg.train, out.float(), x, x, mask)
+                opts[p].zero_grad(set_to_none=True)
+                value.backward()
+                opts[p].step()
+                if i >= 2:
+                    times[p].append(time.perf_counter() - t0)
+        ms = {p: 1000 * statistics.median(v) for p, v in times.items()}
+        rows.append({"crop": side, "batch": batch, "fp32_ms": ms["fp32"], "bf16_ms": ms["bf16"],
+                     "fp32_steps_per_s": 1000 / ms["fp32"], "bf16_steps_per_s": 1000 / ms["bf16"],
+                     "speedup": ms["fp32"] / ms["bf16"], "native_bf16": cpu_has_bf16()})
+    return rows
+
+
+def quality(data: str, steps: int, seeds=(0, 1)) -> list[dict]:
+    from ssae.cli import build_config
+    from ssae.data import load_split
+    from ssae.evaluation import evaluate
+    from ssae.training import train
+
+    rows = []
+    out = ROOT / "runs" / "precision"
+    for name, seed, prec in (("fp32", seeds[0], "fp32"), ("bf16", seeds[0], "bf16"),
+                             ("fp32, other seed", seeds[1], "fp32")):
+        ns = argparse.Namespace(profile="cpu", objective=None, seed=seed, steps=steps, minutes=None,
+                                image_size=None, corruption=None, set=["train.max_minutes=None"], settings=None)
+        cfg = build_config(ns)
+        cfg.train.amp = prec == "bf16"
+        split = load_split(data, cfg.data, seed=seed)
+        run = out / f"{Path(data).name}-{prec}-seed{seed}-{steps}"
+        t0 = time.time()
+        res = train(cfg, split, run, progress=False)
+        os.environ["SSAE_PRECISION"] = "fp32"  # every model is evaluated the same way
+        try:
+            m = evaluate(run, data, progress=False)
+        finally:
+            os.environ.pop("SSAE_PRECISION", None)
+        rows.append({"model": name, "seed": seed, "precision": res["precision"], "steps": res["steps"],
+                     "train_seconds": res["seconds"], "wall_seconds": time.time() - t0,
+                     **{k: m[k] for k in ("restoration_pixel_auroc", "image_auroc", "pixel_auroc", "aupro")}})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sides", default="64,128", help="crop sides, comma-separated")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=10, help="timed steps per precision and side")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quality", action="store_true", help="also train and evaluate the paired models")
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "aitex" / "fabric01"))
+    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--json", help="write the rows to this file")
+    args = p.parse_args(argv)
+
+    import torch
+
+    from ssae.evaluation import hardware
+
+    torch.set_num_threads(args.threads)
+    print(f"{hardware('cpu')}, {args.threads} thread(s)")
+    rows = speed([int(s) for s in args.sides.split(",")], args.batch, args.repeats)
+    print("crop  batch  fp32 ms/step  bf16 ms/step  fp32 steps/s  bf16 steps/s  bf16/fp32 speed")
+    for r in rows:
+        print(f"{r['crop']:4d}  {r['batch']:5d}  {r['fp32_ms']:12.1f}  {r['bf16_ms']:12.1f}  "
+              f"{r['fp32_steps_per_s']:12.2f}  {r['bf16_steps_per_s']:12.2f}  {r['speedup']:14.2f}"
+              + ("" if r["native_bf16"] else "  (bf16 emulated: no native bf16 on this CPU)"))
+    doc = {"hardware": hardware("cpu"), "threads": args.threads, "speed": rows}
+    if args.quality:
+        q = quality(args.data, args.steps)
+        print(f"\nquality at {args.steps} steps on {args.data} (evaluated in float32):")
+        print("model               steps  train s  restoration  image AUROC  pixel AUROC  AUPRO")
+        for r in q:
+            print(f"{r['model']:18s}  {r['steps']:5d}  {r['train_seconds']:7.0f}  {r['restoration_pixel_auroc']:11.3f}"
+                  f"  {r['image_auroc']:11.3f}  {r['pixel_auroc']:11.3f}  {r['aupro']:.3f}")
+        keys = ("restoration_pixel_auroc", "image_auroc", "pixel_auroc", "aupro")
+        d_prec = {k: q[1][k] - q[0][k] for k in keys}
+        d_seed = {k: q[2][k] - q[0][k] for k in keys}
+        print("bf16 - fp32:        " + "  ".join(f"{k} {v:+.3f}" for k, v in d_prec.items()))
+        print("other seed - fp32:  " + "  ".join(f"{k} {v:+.3f}" for k, v in d_seed.items()))
+        within = all(abs(d_prec[k]) <= max(abs(d_seed[k]), 0.01) for k in keys)
+        print("bf16 is within the seed-to-seed difference on every metric" if within else
+              "bf16 differs from fp32 by more than the seed-to-seed difference on some metric")
+        doc.update({"quality": q, "bf16_minus_fp32": d_prec, "seed_minus_fp32": d_seed, "within_noise": within})
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
