@@ -331,6 +331,21 @@ def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "") -
     return "\n".join(lines)
 
 
+#: the line of book/intro.md that the runner replaces by :func:`glance`
+GLANCE = "<!-- results at a glance: filled in by ssae book from models/ -->"
+
+
+def glance(references) -> str:
+    """The intro's verdict: a generated paragraph per kept model's data set and the results
+    table, from the numbers recorded in ``models/``."""
+    from .report.models import glance_markdown, verdict
+
+    if not references:
+        return ("No trained reference model is kept in `models/`, so this build shows early-training "
+                "numbers only (the Categories pages).")
+    return "\n\n".join([*(verdict(r) for r in references), glance_markdown(references)])
+
+
 def staged_config(repo: Path, subs: dict[str, str]) -> str:
     """The top-level ``_config.yml`` with the build's MyST substitutions filled in."""
     import yaml
@@ -469,6 +484,8 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     (plan.book_dir / "book" / "categories").mkdir(parents=True, exist_ok=True)
     for md in (repo / "book").glob("*.md"):
         shutil.copy2(md, plan.book_dir / "book" / md.name)
+    intro = plan.book_dir / "book" / "intro.md"
+    intro.write_text(intro.read_text(encoding="utf-8").replace(GLANCE, glance(references)), encoding="utf-8")
     static = plan.book_dir / "book" / "_static"
     try:
         static.symlink_to(repo / "book" / "_static", target_is_directory=True)

@@ -312,3 +312,29 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
         parts.append(f"From step {a:,} to step {z:,} its pixel AUROC moved by {dv:+.3f}"
                      + (f" and its image AUROC by {img[2]:+.3f}" if img else "") + ".")
     return " ".join(parts)
+
+
+def glance_markdown(refs: list[Reference]) -> str:
+    """The results-at-a-glance table (Markdown) of the kept models, from their recorded numbers:
+    data set, image size, training, hardware and the test metrics of the method, the plain
+    autoencoder and the blur reference. The paper reports none of these data sets."""
+    if not refs:
+        return "_No trained reference model is kept in `models/` yet._"
+    lines = ["| data set | model | image size | training | restoration check | image AUROC | pixel AUROC | AUPRO |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    hardware = set()
+    for ref in refs:
+        size = json.loads((next(iter(ref.models.values())) / "config.json").read_text())["config"]["data"]["image_size"]
+        for kind, d in ref.models.items():
+            m, t = recorded(d), training(d)
+            hardware.add(t["hardware"])
+            lines.append(f"| {ref.title} | {KINDS[kind]} | {size} px | {t['steps']:,} steps, {t['hours']:.1f} h "
+                         f"({t['precision']}) | {_f(m.get('restoration_pixel_auroc'), 2)} | "
+                         f"{_f(m.get('image_auroc'))} | {_f(m.get('pixel_auroc'))} | {_f(m.get('aupro'))} |")
+        b = blur(ref)
+        if b:
+            lines.append(f"| {ref.title} | blur reference | {size} px | none | – | {_f(b.get('image_auroc'))} | "
+                         f"{_f(b.get('pixel_auroc'))} | {_f(b.get('aupro'))} |")
+    lines += ["", "Trained on one core of: " + "; ".join(sorted(h for h in hardware if h)) + ". "
+              "Numbers recorded when each model was packed; the paper reports none of these data sets."]
+    return "\n".join(lines)
