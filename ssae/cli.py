@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from .config import PROFILES, override, profile
+from .config import PROFILES, check, override, profile
 from .errors import SsaeError
 
 
@@ -72,7 +72,7 @@ def _tty() -> bool:
 def build_config(args):
     """The profile's Config with the command line's settings applied: ``--settings`` files
     first, then the named flags (``--seed``, ``--corruption``, ...), then ``--set``; a later
-    one wins."""
+    one wins. Every setting is range-checked (:func:`ssae.config.check`)."""
     cfg = profile(args.profile)
     sections: dict[str, dict] = {}
 
@@ -95,7 +95,7 @@ def build_config(args):
         sections.setdefault("train", {})["max_minutes"] = args.minutes
     if args.image_size is not None:
         size = args.image_size
-        if size != "native" and not (size.isdigit() and int(size) >= 8):
+        if size != "native" and not size.isdigit():  # its range is checked with every other setting's
             raise SsaeError(f"--image-size expects a number of pixels (at least 8) or 'native', got {size!r}")
         sections.setdefault("data", {})["image_size"] = None if size == "native" else int(size)
     if args.corruption is not None:
@@ -108,7 +108,7 @@ def build_config(args):
     if getattr(args, "curve", False) and "curve" not in sections.get("train", {}):
         from .training import curve_grid
         cfg.train.curve = curve_grid(cfg.train.steps)
-    return cfg
+    return check(cfg)
 
 
 def check_device(device: str) -> str:
