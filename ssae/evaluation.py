@@ -123,11 +123,22 @@ def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress
     if model is None:
         model, cfg = load_model(run_dir, device)
     doc, stats = calibrate_model(model, cfg, split, device, seed=seed)
-    if stats is not None:
+    write_calibration(run_dir, doc, stats)
+    return doc
+
+
+def write_calibration(run_dir, doc: dict, stats: ValidationMaps | None) -> None:
+    """Write a calibration (:func:`calibrate_model`) into ``run_dir``: ``avgmap.npy`` and
+    ``stdmap.npy`` (removed when there are none: images of several sizes), then
+    ``calibration.json``; each under a temporary name, then renamed."""
+    run_dir = Path(run_dir)
+    if stats is None:
+        for name in (AVGMAP, STDMAP):
+            (run_dir / name).unlink(missing_ok=True)
+    else:
         _save_npy(run_dir / AVGMAP, stats.avg)
         _save_npy(run_dir / STDMAP, stats.std)
     write_json(run_dir / CALIBRATION, doc)
-    return doc
 
 
 def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
