@@ -154,7 +154,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import evaluate
+    from .evaluation import empty_masks_warning, evaluate
     from .training import read_run_config, write_json
 
     check_device(args.device)
@@ -169,8 +169,15 @@ def cmd_evaluate(args) -> int:
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"{res['dataset']}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC {fmt(res['pixel_auroc'])}, "
           f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']})")
+    _say(empty_masks_warning(res))
     _warn_restoration(Path(args.run_dir))
     return 0
+
+
+def _say(line: str | None) -> None:
+    """Print a warning or note of the library (``ssae: warning: ...``) on stderr, if any."""
+    if line:
+        print(f"ssae: {line}", file=sys.stderr, flush=True)
 
 
 def _warn_restoration(run_dir: Path) -> None:
@@ -178,19 +185,19 @@ def _warn_restoration(run_dir: Path) -> None:
     from .evaluation import CALIBRATION, read_calibration, restoration_warning
 
     if (run_dir / CALIBRATION).is_file():
-        line = restoration_warning(read_calibration(run_dir)[0])
-        if line:
-            print(f"ssae: {line}", file=sys.stderr, flush=True)
+        _say(restoration_warning(read_calibration(run_dir)[0]))
 
 
 def cmd_predict(args) -> int:
-    from .evaluation import predict
+    from .evaluation import predict, stretch_note
+    from .training import read_run_config
 
     run_dir, images = (args.model, args.paths) if args.model else (args.paths[0], args.paths[1:])
     if not images:
         raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
     out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty())
     print(f"wrote overlays, masks and scores.csv to {out}")
+    _say(stretch_note(images, read_run_config(Path(run_dir))[0].data.image_size))
     return 0
 
 
