@@ -1,4 +1,4 @@
-"""Command line: ``ssae train | evaluate | predict | book``.
+"""Command line: ``ssae train | evaluate | predict | pack | export | book``.
 
 Expected failures (bad input, incompatible run directories, NaN losses) print one line
 ``ssae: error: ...`` naming the file or cause and exit with status 2. An interrupted training
@@ -212,6 +212,16 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import INPUT, OUTPUT, export
+
+    meta = export(args.run_dir, args.out)
+    print(f"wrote {args.out}: input {INPUT!r} float32 B x {meta['channels']} x {meta['height']} x {meta['width']} "
+          f"in [0, 1], output {OUTPUT!r} B x {meta['height']} x {meta['width']} (Diff {meta['diff']}, n {meta['n']}, "
+          f"k {meta['k']}, t {meta['t']}, standardised {meta['standardize']}); thresholds in its metadata")
+    return 0
+
+
 def cmd_book(args) -> int:
     from .bookbuild import main as book_main
 
@@ -276,6 +286,12 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--blur", action="store_true", help="also record the blur reference's metrics (blur.json)")
     k.add_argument("--device", default="cpu")
     k.set_defaults(func=cmd_pack)
+
+    x = sub.add_parser("export", help="a trained run as one ONNX graph: images in, anomaly maps out "
+                                      "(needs the onnx package)")
+    x.add_argument("run_dir", help="a finished run directory or a packed model folder")
+    x.add_argument("--out", required=True, help="the .onnx file to write")
+    x.set_defaults(func=cmd_export)
 
     b = sub.add_parser("book", help="run the notebooks with papermill and build the Jupyter Book")
     b.add_argument("--profile", choices=PROFILES, default="cpu")

@@ -100,16 +100,24 @@ def finish_maps(raw: list[torch.Tensor], n: int, k: int, stats: ValidationMaps |
         raise SsaeError("choose either the avgmap weighting (t > 0) or standardised maps, not both")
     if standardize and stats is not None and stats.std is None:
         raise SsaeError("standardised maps need the validation stdmap; recalibrate the run")
-    res = []
-    for d in raw:
-        m = S.smooth(d[None], n, k)[0]
-        if stats is not None and t:  # eq. (14)
-            m = S.weighted_anomap(m, torch.from_numpy(stats.avg)[None], t)
-        elif stats is not None and standardize:
-            m = S.standardized_anomap(m, torch.from_numpy(stats.avg)[None], torch.from_numpy(stats.std)[None],
-                                      two_sided)
-        res.append(m[0].numpy())
-    return res
+    def plane(a):  # an H x W array as a 1 x 1 x H x W tensor
+        return None if a is None else torch.from_numpy(a)[None, None]
+
+    avg, std = (None, None) if stats is None else (plane(stats.avg), plane(stats.std))
+    return [finish_map(d[None], n, k, avg, std, t, standardize, two_sided)[0, 0].numpy() for d in raw]
+
+
+def finish_map(d: torch.Tensor, n: int, k: int, avg: torch.Tensor | None, std: torch.Tensor | None, t: int,
+               standardize: bool = False, two_sided: bool = False) -> torch.Tensor:
+    """:func:`finish_maps` on a B x 1 x H x W tensor of raw Diff maps, with the avgmap ``avg``
+    and stdmap ``std`` as 1 x 1 x H x W tensors (None: no weighting); a traceable function of
+    ``d``, which :mod:`ssae.export` puts into an ONNX graph."""
+    m = S.smooth(d, n, k)
+    if avg is not None and t:  # eq. (14)
+        return S.weighted_anomap(m, avg, t)
+    if avg is not None and standardize:
+        return S.standardized_anomap(m, avg, std, two_sided)
+    return m
 
 
 # ----------------------------------------------------------------------------- calibration
