@@ -1,4 +1,4 @@
-"""Command line: ``ssae train | evaluate | predict | book``.
+"""Command line: ``ssae train | evaluate | predict | pack | export | book``.
 
 Expected failures (bad input, incompatible run directories, NaN losses) print one line
 ``ssae: error: ...`` naming the file or cause and exit with status 2. An interrupted training
@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from .config import PROFILES, override, profile
+from .config import PROFILES, check, override, profile
 from .errors import SsaeError
 
 
@@ -72,7 +72,7 @@ def _tty() -> bool:
 def build_config(args):
     """The profile's Config with the command line's settings applied: ``--settings`` files
     first, then the named flags (``--seed``, ``--corruption``, ...), then ``--set``; a later
-    one wins."""
+    one wins. Every setting is range-checked (:func:`ssae.config.check`)."""
     cfg = profile(args.profile)
     sections: dict[str, dict] = {}
 
@@ -95,7 +95,7 @@ def build_config(args):
         sections.setdefault("train", {})["max_minutes"] = args.minutes
     if args.image_size is not None:
         size = args.image_size
-        if size != "native" and not (size.isdigit() and int(size) >= 8):
+        if size != "native" and not size.isdigit():  # its range is checked with every other setting's
             raise SsaeError(f"--image-size expects a number of pixels (at least 8) or 'native', got {size!r}")
         sections.setdefault("data", {})["image_size"] = None if size == "native" else int(size)
     if args.corruption is not None:
@@ -108,7 +108,7 @@ def build_config(args):
     if getattr(args, "curve", False) and "curve" not in sections.get("train", {}):
         from .training import curve_grid
         cfg.train.curve = curve_grid(cfg.train.steps)
-    return cfg
+    return check(cfg)
 
 
 def check_device(device: str) -> str:
@@ -154,7 +154,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluation import evaluate
+    from .evaluation import empty_masks_warning, evaluate
     from .training import read_run_config, write_json
 
     check_device(args.device)
@@ -169,8 +169,15 @@ def cmd_evaluate(args) -> int:
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"{res['dataset']}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC {fmt(res['pixel_auroc'])}, "
           f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']})")
+    _say(empty_masks_warning(res))
     _warn_restoration(Path(args.run_dir))
     return 0
+
+
+def _say(line: str | None) -> None:
+    """Print a warning or note of the library (``ssae: warning: ...``) on stderr, if any."""
+    if line:
+        print(f"ssae: {line}", file=sys.stderr, flush=True)
 
 
 def _warn_restoration(run_dir: Path) -> None:
@@ -178,19 +185,19 @@ def _warn_restoration(run_dir: Path) -> None:
     from .evaluation import CALIBRATION, read_calibration, restoration_warning
 
     if (run_dir / CALIBRATION).is_file():
-        line = restoration_warning(read_calibration(run_dir)[0])
-        if line:
-            print(f"ssae: {line}", file=sys.stderr, flush=True)
+        _say(restoration_warning(read_calibration(run_dir)[0]))
 
 
 def cmd_predict(args) -> int:
-    from .evaluation import predict
+    from .evaluation import predict, stretch_note
+    from .training import read_run_config
 
     run_dir, images = (args.model, args.paths) if args.model else (args.paths[0], args.paths[1:])
     if not images:
         raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
     out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty())
     print(f"wrote overlays, masks and scores.csv to {out}")
+    _say(stretch_note(images, read_run_config(Path(run_dir))[0].data.image_size))
     return 0
 
 
@@ -202,6 +209,16 @@ def cmd_pack(args) -> int:
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"packed {args.run_dir} into {args.out}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC "
           f"{fmt(res['pixel_auroc'])}, AUPRO {fmt(res['aupro'])} with its float16 weights")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import INPUT, OUTPUT, export
+
+    meta = export(args.run_dir, args.out)
+    print(f"wrote {args.out}: input {INPUT!r} float32 B x {meta['channels']} x {meta['height']} x {meta['width']} "
+          f"in [0, 1], output {OUTPUT!r} B x {meta['height']} x {meta['width']} (Diff {meta['diff']}, n {meta['n']}, "
+          f"k {meta['k']}, t {meta['t']}, standardised {meta['standardize']}); thresholds in its metadata")
     return 0
 
 
@@ -269,6 +286,12 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--blur", action="store_true", help="also record the blur reference's metrics (blur.json)")
     k.add_argument("--device", default="cpu")
     k.set_defaults(func=cmd_pack)
+
+    x = sub.add_parser("export", help="a trained run as one ONNX graph: images in, anomaly maps out "
+                                      "(needs the onnx package)")
+    x.add_argument("run_dir", help="a finished run directory or a packed model folder")
+    x.add_argument("--out", required=True, help="the .onnx file to write")
+    x.set_defaults(func=cmd_export)
 
     b = sub.add_parser("book", help="run the notebooks with papermill and build the Jupyter Book")
     b.add_argument("--profile", choices=PROFILES, default="cpu")

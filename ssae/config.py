@@ -8,11 +8,14 @@ Everything else (patch sizes, elastic strength, number of steps, the crop schedu
 n/k/t of the scoring) is ours. Each field's comment says ``paper`` or ``ours``.
 
 A run is described by a :class:`Config`; :func:`profile` returns the defaults of the
-``smoke`` (tests), ``cpu`` (a laptop) and ``paper`` (a GPU) profiles.
+``smoke`` (tests), ``cpu`` (a laptop) and ``paper`` (a GPU) profiles. :func:`check` checks
+every setting's range before a run starts (the command line and :func:`ssae.training.train`
+call it).
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field, asdict
 from typing import Any
@@ -234,3 +237,86 @@ def _checked(name: str, hint, value):
     if hint is bool and isinstance(value, bool) or hint in (int, str) and type(value) is hint:
         return value
     raise ValueError(f"setting {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _ranges(cfg: Config):
+    """``(setting, within its range, what it must be)`` for each setting :func:`check` checks
+    itself; the names of the Diffs and reductions come from the modules that define them."""
+    from .evaluation import REDUCTIONS
+    from .scoring import DIFFS
+
+    d, c, m, t, s = cfg.data, cfg.corruption, cfg.model, cfg.train, cfg.score
+
+    def optional(value, lo):
+        return value is None or value >= lo
+
+    def fraction(value, low_open=False, high_open=False):
+        return (0 < value if low_open else 0 <= value) and (value < 1 if high_open else value <= 1)
+
+    yield "data.image_size", optional(d.image_size, 8), "a number of pixels >= 8, or None (native size)"
+    yield "data.val_fraction", fraction(d.val_fraction, True, True), "a fraction in (0, 1)"
+    yield "data.max_train", optional(d.max_train, 2), "at least 2 (one to train on, one to validate), or None"
+    yield "data.max_test", optional(d.max_test, 1), "at least 1, or None"
+    yield "corruption.elastic_alpha", c.elastic_alpha >= 0, ">= 0"
+    yield "corruption.elastic_sigma", c.elastic_sigma > 0, "> 0"
+    yield "corruption.shape_sigma", c.shape_sigma > 0, "> 0"
+    yield "corruption.brightness", fraction(c.brightness), "a fraction in [0, 1]"
+    yield "corruption.p_clean", fraction(c.p_clean), "a probability in [0, 1]"
+    yield "model.in_channels", m.in_channels in (1, 3), "1 (grey) or 3 (colour)"
+    yield "model.f", m.f >= 1 and m.f % 2 == 1, "an odd kernel width >= 1 (the paper: 3 or 5)"
+    yield "model.width", math.isfinite(m.width) and m.width > 0, "a channel multiplier > 0"
+    yield "train.lr", math.isfinite(t.lr) and t.lr > 0, "a learning rate > 0"
+    yield "train.batch_size", t.batch_size >= 1, ">= 1"
+    yield "train.steps", t.steps >= 1, ">= 1"
+    yield "train.crop_start", t.crop_start >= 8, "a crop side >= 8 pixels"
+    yield "train.crop_end", t.crop_end >= 8, "a crop side >= 8 pixels"
+    yield "train.crop_growth", fraction(t.crop_growth), "a fraction of training in [0, 1]"
+    yield "train.seed", t.seed >= 0, ">= 0"
+    yield "train.init_seed", optional(t.init_seed, 0), ">= 0, or None"
+    yield "train.curve", all(step >= 1 for step in t.curve), "steps >= 1"
+    yield "train.checkpoint_every", t.checkpoint_every >= 1, "a number of steps >= 1"
+    yield "train.log_every", t.log_every >= 1, "a number of steps >= 1"
+    yield "train.max_minutes", t.max_minutes is None or (math.isfinite(t.max_minutes) and t.max_minutes > 0), \
+        "a number of minutes > 0, or None"
+    yield "score.diff", s.diff in DIFFS, f"one of {', '.join(DIFFS)}"
+    yield "score.diff_candidates", set(s.diff_candidates) <= set(DIFFS), f"some of {', '.join(DIFFS)}"
+    yield "score.reduce", s.reduce in REDUCTIONS, f"one of {', '.join(REDUCTIONS)}"
+    yield "score.n", s.n >= 0, ">= 0 (box filters of eq. 3)"
+    yield "score.k", s.k >= 1, ">= 1 (box side of eq. 3)"
+    yield "score.t", s.t >= 0, ">= 0 (exponent of eq. 14)"
+    yield "score.t_candidates", all(v >= 0 for v in s.t_candidates), "exponents >= 0"
+    yield "score.standardize", not (s.standardize and s.t), "False when score.t > 0 (they exclude each other)"
+    yield "score.threshold_quantile", fraction(s.threshold_quantile), "a quantile in [0, 1]"
+    yield "score.metric_size", optional(s.metric_size, 1), "a number of pixels >= 1, or None"
+
+
+def check(cfg: Config) -> Config:
+    """Check every setting of ``cfg`` before anything is written; return ``cfg``.
+
+    The first setting out of its range is a one-line :class:`ssae.errors.SsaeError` naming it,
+    what it must be and the value given (e.g. ``setting train.lr must be a learning rate > 0,
+    got -0.001``). The ranges are listed in :func:`_ranges`; the rules that the code using a
+    setting enforces itself are called from here rather than repeated: the objective and its
+    lambda (:func:`ssae.objectives.check`), the corruption's patch and band sizes
+    (:func:`ssae.corruption.check_settings`), the smoothing grid (:func:`ssae.scoring.nk_pairs`),
+    the proxy patch sizes (:func:`ssae.evaluation.proxy_corruption`) and the learning-rate
+    schedule (:func:`ssae.training.learning_rate`). Types are checked earlier, when a setting is
+    given (:func:`override`).
+    """
+    from .corruption import check_settings
+    from .errors import SsaeError
+    from .evaluation import proxy_corruption
+    from .objectives import check as check_objective
+    from .scoring import nk_pairs
+    from .training import learning_rate
+
+    for name, ok, want in _ranges(cfg):
+        if not ok:
+            section, field_name = name.split(".")
+            raise SsaeError(f"setting {name} must be {want}, got {getattr(getattr(cfg, section), field_name)!r}")
+    check_objective(cfg.train)
+    check_settings(cfg.corruption)
+    nk_pairs(cfg.score.nk_candidates)
+    proxy_corruption(cfg)
+    learning_rate(cfg.train, 0.0)
+    return cfg

@@ -205,20 +205,28 @@ def _colour_noise(shape, boxes, generator, device):
     return _read(cells, u, v, "bicubic").clamp(0, 1)
 
 
-def _check(x, cfg, source):
-    if x.dim() != 4:
-        raise SsaeError(f"corrupt expects a B x C x H x W batch, got shape {tuple(x.shape)}")
+def check_settings(cfg) -> None:
+    """One-line :class:`SsaeError` naming the first corruption setting (``cfg``: a
+    CorruptionConfig) that :func:`corrupt` cannot use: an unknown method or shape, patch or band
+    sizes outside ``0 < min <= max <= 1``, a negative number of patches."""
     for m in (cfg.method, *cfg.alternate):
         if m not in METHODS:
             raise SsaeError(f"unknown corruption method {m!r}; choose one of {', '.join(METHODS)}")
     if cfg.shape not in SHAPES:
         raise SsaeError(f"unknown corruption shape {cfg.shape!r}; choose one of {', '.join(SHAPES)}")
     if not 0 < cfg.band_min <= cfg.band_max <= 1:
-        raise SsaeError(f"need 0 < band_min <= band_max <= 1, got {cfg.band_min}, {cfg.band_max}")
+        raise SsaeError(f"need 0 < corruption.band_min <= corruption.band_max <= 1, got {cfg.band_min}, {cfg.band_max}")
     if not 0 < cfg.patch_min <= cfg.patch_max <= 1:
-        raise SsaeError(f"need 0 < patch_min <= patch_max <= 1, got {cfg.patch_min}, {cfg.patch_max}")
+        raise SsaeError(f"need 0 < corruption.patch_min <= corruption.patch_max <= 1, "
+                        f"got {cfg.patch_min}, {cfg.patch_max}")
     if cfg.n_patches < 0:
-        raise SsaeError(f"n_patches must be >= 0, got {cfg.n_patches}")
+        raise SsaeError(f"corruption.n_patches must be >= 0, got {cfg.n_patches}")
+
+
+def _check(x, cfg, source):
+    if x.dim() != 4:
+        raise SsaeError(f"corrupt expects a B x C x H x W batch, got shape {tuple(x.shape)}")
+    check_settings(cfg)
     if source is not None and (source.dim() != 4 or source.shape[1:] != x.shape[1:]):
         raise SsaeError(f"source {tuple(source.shape)} must be N x C x H x W like the batch {tuple(x.shape)}")
 

@@ -5,7 +5,8 @@ Three sources are understood by :func:`load_split`:
 - **MVTec AD** (a category folder): ``train/good/*``, ``test/<defect>/*`` with ``test/good``
   the defect-free test images, and optionally ``ground_truth/<defect>/<stem>_mask.png``.
   Without ``ground_truth/`` the split has ``has_masks=False`` and only image-level metrics can
-  be computed. With it, every defective test image must have its mask.
+  be computed. With it, every defective test image must have its mask (which pixels count as
+  defective: :func:`read_mask`).
 - **Magnetic Tile Defects** (the folder holding ``MT_Free/``): ``MT_<class>/Imgs/<name>.jpg``
   is a grey image and ``<name>.png`` beside it its pixel mask. ``differnet_train_split.txt``
   lists one ``MT_Free`` file name per line: these are the training images; the test set is
@@ -34,7 +35,7 @@ from ssae.errors import SsaeError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 MTD_SPLIT_FILE = "differnet_train_split.txt"
-MASK_LEVEL = 128  # mask pixels >= this grey level are defective (MTD masks have soft edges)
+MASK_LEVEL = 128  # mask pixels >= this grey level are defective (MTD masks have soft edges); see read_mask
 
 
 @dataclass
@@ -83,8 +84,7 @@ def load_split(spec: str, cfg: DataConfig, seed: int = 0) -> Split:
             train, test, has_masks = _list_mvtec(root)
             name = root.name
         else:
-            raise SsaeError(f"unknown data layout at {root}: expected train/good + test/ (MVTec AD) "
-                            f"or MT_Free/ (Magnetic Tile Defects)")
+            raise SsaeError(_unknown_layout(root))
 
     rng = np.random.default_rng(seed)
     if cfg.max_train is not None and len(train) > cfg.max_train:
@@ -94,7 +94,35 @@ def load_split(spec: str, cfg: DataConfig, seed: int = 0) -> Split:
     if cfg.max_test is not None and len(test) > cfg.max_test:
         test = _stratified_cap(test, cfg.max_test, rng)
     return Split(name=name, train=train, val=val, test=test,
-                 channels=image_channels(train[0]), has_masks=has_masks)
+                 channels=training_channels(train + val), has_masks=has_masks)
+
+
+def training_channels(paths: list[Path]) -> int:
+    """The channel count (1 grey, 3 colour) shared by all training images ``paths``.
+
+    Images whose channel count differs from the first's are an error naming both files, not a
+    silent conversion: in a set of colour images a grey one is usually a file that does not
+    belong (a mask, a scan of another part), and converting it would train the model on
+    images that differ from the data without a word. Reads only the headers.
+    """
+    first = image_channels(paths[0])
+    for path in paths[1:]:
+        channels = image_channels(path)
+        if channels != first:
+            kind = {1: "grey", 3: "colour"}
+            raise SsaeError(f"training image {path} is {kind[channels]} but {paths[0]} is {kind[first]}: the "
+                            f"training images must be all grey or all colour; convert the odd ones (e.g. "
+                            f"to {kind[first]}) or remove them")
+    return first
+
+
+def _unknown_layout(root: Path) -> str:
+    """Why ``root`` is neither an MVTec AD nor a Magnetic Tile Defects folder: what it lacks."""
+    if not root.is_dir():
+        return f"data path {root} is a file; expected a folder in MVTec AD or Magnetic Tile Defects layout"
+    missing = [name for name in ("train/good", "test") if not (root / name).is_dir()]
+    return (f"unknown data layout at {root}: it has no {' and no '.join(missing)} folder "
+            f"(MVTec AD layout: train/good + test/<defect>) and no MT_Free folder (Magnetic Tile Defects)")
 
 
 def _images_in(folder: Path) -> list[Path]:
@@ -261,17 +289,23 @@ def resize_image(arr: np.ndarray, size: int | None) -> np.ndarray:
 def read_mask(path, shape: tuple[int, int]) -> np.ndarray:
     """Read a pixel mask as H x W bool at ``shape = (H, W)`` (nearest-neighbour resize).
 
-    A pixel is defective where its grey level is >= 128 (MTD masks have anti-aliased edges).
+    Which pixels are defective: those whose grey level is at least 128 (:data:`MASK_LEVEL`),
+    as in MVTec AD's 0/255 masks; MTD's masks have soft, anti-aliased edges whose faint pixels
+    (grey levels 1-127, about 7 % of its marked pixels) are not counted. A mask with no pixel
+    that bright, such as a 0/1 export, is read as *non-zero is defective*, and so is every
+    16-bit mask. A mask without a non-zero pixel marks no defect: its image counts for the image
+    metrics only (``ssae evaluate`` warns about such masks).
     Use :func:`check_mask_size` to verify that the mask matches its image's native size.
     """
     im = _open(path)
     if im.mode.startswith("I;16") or im.mode == "I":
         im = Image.fromarray((np.asarray(im) > 0).astype(np.uint8) * 255)
     im = im.convert("L")
+    level = MASK_LEVEL if int(np.asarray(im).max(initial=0)) >= MASK_LEVEL else 1
     h, w = shape
     if im.size != (w, h):
         im = im.resize((w, h), Image.NEAREST)
-    return np.asarray(im) >= MASK_LEVEL
+    return np.asarray(im) >= level
 
 
 def load_images(paths, size: int | None, channels: int, progress: bool = True) -> list[np.ndarray]:

@@ -113,16 +113,24 @@ def finish_maps(raw: list[torch.Tensor], n: int, k: int, stats: ValidationMaps |
         raise SsaeError("choose either the avgmap weighting (t > 0) or standardised maps, not both")
     if standardize and stats is not None and stats.std is None:
         raise SsaeError("standardised maps need the validation stdmap; recalibrate the run")
-    res = []
-    for d in raw:
-        m = S.smooth(d[None], n, k)[0]
-        if stats is not None and t:  # eq. (14)
-            m = S.weighted_anomap(m, torch.from_numpy(stats.avg)[None], t)
-        elif stats is not None and standardize:
-            m = S.standardized_anomap(m, torch.from_numpy(stats.avg)[None], torch.from_numpy(stats.std)[None],
-                                      two_sided)
-        res.append(m[0].numpy())
-    return res
+    def plane(a):  # an H x W array as a 1 x 1 x H x W tensor
+        return None if a is None else torch.from_numpy(a)[None, None]
+
+    avg, std = (None, None) if stats is None else (plane(stats.avg), plane(stats.std))
+    return [finish_map(d[None], n, k, avg, std, t, standardize, two_sided)[0, 0].numpy() for d in raw]
+
+
+def finish_map(d: torch.Tensor, n: int, k: int, avg: torch.Tensor | None, std: torch.Tensor | None, t: int,
+               standardize: bool = False, two_sided: bool = False) -> torch.Tensor:
+    """:func:`finish_maps` on a B x 1 x H x W tensor of raw Diff maps, with the avgmap ``avg``
+    and stdmap ``std`` as 1 x 1 x H x W tensors (None: no weighting); a traceable function of
+    ``d``, which :mod:`ssae.export` puts into an ONNX graph."""
+    m = S.smooth(d, n, k)
+    if avg is not None and t:  # eq. (14)
+        return S.weighted_anomap(m, avg, t)
+    if avg is not None and standardize:
+        return S.standardized_anomap(m, avg, std, two_sided)
+    return m
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -136,11 +144,22 @@ def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress
     if model is None:
         model, cfg = load_model(run_dir, device)
     doc, stats = calibrate_model(model, cfg, split, device, seed=seed)
-    if stats is not None:
+    write_calibration(run_dir, doc, stats)
+    return doc
+
+
+def write_calibration(run_dir, doc: dict, stats: ValidationMaps | None) -> None:
+    """Write a calibration (:func:`calibrate_model`) into ``run_dir``: ``avgmap.npy`` and
+    ``stdmap.npy`` (removed when there are none: images of several sizes), then
+    ``calibration.json``; each under a temporary name, then renamed."""
+    run_dir = Path(run_dir)
+    if stats is None:
+        for name in (AVGMAP, STDMAP):
+            (run_dir / name).unlink(missing_ok=True)
+    else:
         _save_npy(run_dir / AVGMAP, stats.avg)
         _save_npy(run_dir / STDMAP, stats.std)
     write_json(run_dir / CALIBRATION, doc)
-    return doc
 
 
 def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
@@ -345,6 +364,20 @@ def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, s
     return _pixel_auroc_subsampled(bad, masks, seed), img
 
 
+def empty_masks_warning(res: dict) -> str | None:
+    """A one-line warning when defect masks mark no pixel (``res``: :func:`evaluate`'s result),
+    else None: such images count for the image metrics only, and with every mask empty there are
+    no pixel metrics. The usual cause is a mask file in another convention (see
+    :func:`ssae.data.read_mask`)."""
+    empty = res.get("empty_defect_masks") or []
+    if not empty:
+        return None
+    n = res.get("n_defective") or len(empty)
+    return (f"warning: {len(empty)} of {n} defect masks mark no defect pixel (e.g. {empty[0]}): "
+            + ("there are no pixel metrics" if len(empty) >= n else "those images count for image metrics only")
+            + f"; mask pixels >= {D.MASK_LEVEL} are defects, or every non-zero pixel in a mask without such pixels")
+
+
 def restoration_warning(cal: dict) -> str | None:
     """A one-line warning when the model does not yet find its own training corruptions on
     validation images (pixel AUROC below :data:`RESTORATION_MIN`), else None.
@@ -453,6 +486,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
     defect_pixels = ({d: int(sum(int(np.count_nonzero(masks[i])) for i in sel if items[i].label == 1))
                       for d, sel in types.items()} if masks is not None else {})
     total = sum(defect_pixels.values())
+    empty = [str(it.mask_path) for it, m in zip(items, masks or []) if it.label == 1 and not m.any()]
     return {
         "dataset": split.name,
         "data_spec": data_spec,
@@ -460,8 +494,11 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         # aupro, and per_defect_pixel: pixel AUROC per defect type (good images and that type's)
         **map_metrics(labels, scores, masks, pix, cal["reduce"], types),
         "metrics_note": ("no ground_truth masks: image-level metrics only" if masks is None else
+                         "the defect masks mark no pixel: image-level metrics only" if not total else
                          "pixel metrics at the evaluated image size" if size is None else
                          f"pixel metrics at {int(size)} x {int(size)} px (maps resized bilinearly)"),
+        # defect masks that mark no pixel at the size the pixel metrics are computed at
+        "empty_defect_masks": empty,
         "metric_size": size,
         "n_test_images": len(items),
         "n_defective": int(sum(labels)),
@@ -587,7 +624,8 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
     """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``.
 
     Maps are computed at the run's image size (as in training and evaluation) and resized
-    (bilinear) to each input's own size for the overlay and the mask. Outputs are named after
+    (bilinear) to each input's own size for the overlay and the mask; a non-square input is
+    thus stretched to the run's square size (:func:`stretch_note` says so). Outputs are named after
     the input (``<stem>_overlay.png``, ``<stem>_mask.png``); inputs that share a stem get their
     folder's name in front (``<folder>_<stem>``), and a number if that is not enough.
     ``scores.csv`` has one row per image: the image score (the calibrated reduction), whether it
@@ -627,6 +665,22 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
         w.writerows(rows)
     os.replace(tmp, out_dir / "scores.csv")
     return out_dir
+
+
+def stretch_note(paths, size: int | None) -> str | None:
+    """A one-line note when :func:`predict` stretches inputs: images that are not square, read
+    at a square ``size`` (the run's ``data.image_size``; None keeps each image's size), else None."""
+    if size is None:
+        return None
+    paths = [Path(p) for p in paths]
+    shapes = {p: D.native_size(p) for p in paths}
+    odd = [p for p in paths if shapes[p][0] != shapes[p][1]]
+    if not odd:
+        return None
+    h, w = shapes[odd[0]]
+    return (f"note: {len(odd)} of {len(paths)} images are not square (e.g. {odd[0]}, {w} x {h}): the model reads "
+            f"them stretched to {size} x {size}, its training size, and their maps are resized back; crop them "
+            f"square for undistorted maps")
 
 
 def output_names(paths: list[Path]) -> list[str]:

@@ -48,7 +48,7 @@ def ssim_diff(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float =
     the input's size. Values lie in [0, 2]; 0 where the images agree.
     """
     x, y = x.float(), y.float()
-    c = x.shape[1]
+    c = int(x.shape[1])  # a constant when traced into an ONNX graph (ssae.export)
     w = _gaussian_window(window, sigma, c, x.device, x.dtype)
     p = window // 2
 
@@ -134,20 +134,27 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) ->
     """
     was_training = model.training
     model.eval()
-    _, _, h, w = x.shape
-    ph, pw = (-h) % 8, (-w) % 8
-    mode = "reflect" if (ph < h and pw < w) else "replicate"
+    h, w = x.shape[-2:]
     outs = []
     try:
         with torch.no_grad(), autocast(x.device):
             for chunk in x.split(batch_size):
-                if ph or pw:
-                    chunk = F.pad(chunk, (0, pw, 0, ph), mode=mode)
-                chunk = chunk.contiguous(memory_format=torch.channels_last)
+                chunk = pad_to_8(chunk).contiguous(memory_format=torch.channels_last)
                 outs.append(model(chunk)[..., :h, :w].float().contiguous())
     finally:
         model.train(was_training)
     return torch.cat(outs)
+
+
+def pad_to_8(x: torch.Tensor) -> torch.Tensor:
+    """``x`` (B x C x H x W) padded at the bottom and right to H and W multiples of 8, the
+    network's downsampling factor: reflect, or replicate for sides under 8 pixels (unchanged
+    when both are multiples already)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % 8, (-w) % 8
+    if not (ph or pw):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if (ph < h and pw < w) else "replicate")
 
 
 def anomap(model: torch.nn.Module, x: torch.Tensor, n: int, k: int, kind: str = "l2",

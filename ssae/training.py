@@ -15,12 +15,23 @@ image decoding. Checkpoints hold the model, the optimiser, the step, the random 
 the full config; they are written to a temporary name and renamed, and :func:`train` resumes
 from the last one after an interruption. ``run_dir/done`` is written last.
 
+A run folder is written by one training at a time (``RUN/lock``, :mod:`ssae.runlock`), and a
+training run again on a folder changes nothing in it until it has something new to write:
+the first new checkpoint retires the old run's scoring and ``done`` (so old scoring never
+sits beside new weights), and a new scoring replaces the old one only once it is computed.
+A run diverges when its loss, its gradients' norm or its weights' norm stops being finite, or
+the weights' norm passes :data:`WEIGHT_NORM_LIMIT`; it then stops with one line naming the
+step and the learning rate, keeping its last good checkpoint.
+
 Multi-GPU (or multi-process CPU) training runs under ``torchrun``: each process draws its own
 batches, gradients are averaged by DistributedDataParallel, rank 0 writes the run directory.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -31,15 +42,15 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import __version__
-from .config import Config, override
+from .config import Config, check, override
 from .corruption import corrupt, random_rotation
 from .data import Split, augment, load_images, resolve_augmentation
 from .errors import SsaeError
 from .model import SSAE
-from .objectives import check as check_objective, loss as objective_loss
+from .objectives import loss as objective_loss
 from .release import WEIGHTS, load_weights
 from .precision import autocast as precision_autocast, precision as forward_precision
-from .scoring import nk_pairs
+from .runlock import lock_run
 
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
@@ -49,6 +60,9 @@ SUMMARY = "train_summary.json"
 CURVE = "curve.jsonl"
 #: first step of the geometric learning-curve grid (:func:`curve_grid`)
 CURVE_FIRST = 250
+#: ours: weights whose overall L2 norm passes this have diverged (trained models here: about
+#: 50; the paper's network at its initial weights: about 85)
+WEIGHT_NORM_LIMIT = 1e6
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -137,10 +151,20 @@ def append_curve(run_dir, row: dict) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    """Write JSON to a temporary name, then rename: a reader never sees half a file."""
+    """Write JSON to a temporary name, then rename: a reader never sees half a file. A file
+    that cannot be written (``path`` is a folder, the disk is full) is a one-line
+    :class:`SsaeError` naming ``path``, and leaves no temporary file behind."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-    os.replace(tmp, path)
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a folder")
+        tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise SsaeError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def read_json(path: Path, advice: str = ""):
@@ -239,7 +263,9 @@ def read_checkpoint(run_dir: Path, device="cpu") -> dict:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad run directory
-        raise SsaeError(f"cannot read checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        raise SsaeError(f"cannot read checkpoint {path}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}; "
+                        f"the file is damaged or not ssae's: delete it and run `ssae train` again to train "
+                        f"from the start, or train into another --out folder")
 
 
 def read_run_config(run_dir: Path) -> tuple[Config, dict]:
@@ -302,27 +328,46 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
 
     Returns ``{"history": [...], "seconds": float, "steps": int, "stopped_by": "steps"|"time"}``.
     ``cfg.model.in_channels`` is set from the data. With ``calibrate`` (default) the scoring
-    settings are chosen on validation data afterwards (:func:`ssae.evaluation.calibrate`).
+    settings are chosen on validation data afterwards (:func:`ssae.evaluation.calibrate_model`).
+
+    Every setting is checked (:func:`ssae.config.check`) before anything is written. The folder
+    is locked for the whole training (:func:`ssae.runlock.lock_run`; another training into it
+    is refused with one line naming the holder). A finished run trained again keeps its
+    ``done``, scoring and summary until a new checkpoint replaces its weights or a new scoring
+    is ready (see the module docstring); a folder made for a training that failed before it
+    wrote anything is removed again.
     """
     run_dir = Path(run_dir)
-    device = torch.device(device)
-    rank, world = _dist_info()
     cfg.model.in_channels = split.channels
     resolve_augmentation(cfg.data, split.name)  # written to config.json as used
-    # here, not at the top: evaluation imports this module
-    from .evaluation import AVGMAP, CALIBRATION, STDMAP, calibrate as _calibrate, curve_point, proxy_corruption
-    t = cfg.train
-    check_objective(t)     # an unknown objective or a lam outside [0, 1] fails before anything is written
-    nk_pairs(cfg.score.nk_candidates)  # so does a bad smoothing grid, not only at calibration after training
-    proxy_corruption(cfg)  # and bad proxy patch sizes
-    learning_rate(t, 0.0)  # and so does an unknown schedule
+    check(cfg)
+    if _dist_info()[0] != 0:  # under torchrun only rank 0 writes the folder
+        return _train(cfg, split, run_dir, device, data_spec, progress, calibrate)
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with lock_run(run_dir):
+            return _train(cfg, split, run_dir, device, data_spec, progress, calibrate)
+    finally:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
 
+
+def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | None, progress: bool,
+           calibrate: bool) -> dict:
+    """:func:`train` once its settings are checked and its folder is locked."""
+    device = torch.device(device)
+    rank, world = _dist_info()
+    # here, not at the top: evaluation imports this module
+    from .evaluation import calibrate_model, curve_point, write_calibration
+    t = cfg.train
+    resuming = (run_dir / CHECKPOINT).is_file()
     if rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _check_or_write_config(run_dir, cfg, split, data_spec)
-        # An interrupted resumption must not leave the old scoring beside the new weights.
-        for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
-            (run_dir / name).unlink(missing_ok=True)
+        if resuming:
+            _check_same_settings(run_dir, cfg)
+        elif (run_dir / WEIGHTS).is_file():
+            raise SsaeError(f"{run_dir} is a packed model folder ({WEIGHTS}, no {CHECKPOINT}); "
+                            f"train into another --out folder")
 
     torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)  # the initial weights
     model = build_model(cfg).to(device)
@@ -336,7 +381,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
             "device": torch.Generator(device=device).manual_seed(t.seed * 1000 + 7 + rank)}
 
     step, history, seconds_before = 0, [], 0.0
-    if (run_dir / CHECKPOINT).is_file():
+    if resuming:
         state = read_checkpoint(run_dir, device)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
@@ -346,12 +391,31 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
                 g.set_state(state["rng"][k].cpu() if k == "sample" or not cuda else state["rng"][k])
         if progress and rank == 0:
             print(f"resuming {run_dir} from step {step}", flush=True)
+    saved_step = step   # the step of the weights in checkpoint.pt
+    retired = False     # whether the old run's done, scoring and summary are gone (retire())
+
+    def retire() -> None:
+        """Before the first new file replaces part of the old run (once): the old run stops
+        looking finished and config.json takes the new settings."""
+        nonlocal retired
+        if not retired:
+            _retire_finished_run(run_dir)
+            _write_config(run_dir, cfg, split, data_spec)
+            retired = True
+
+    def save(seconds: float) -> None:
+        nonlocal saved_step
+        retire()
+        save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds)
+        write_json(run_dir / HISTORY, history)
+        saved_step = step
 
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
     step_fn = model
     if t.compile:
         step_fn = torch.compile(model)
+    params = [p for p in model.parameters()]
 
     images = TrainingImages(load_images(split.train, cfg.data.image_size, split.channels,
                                         progress=progress and rank == 0), device)
@@ -381,12 +445,14 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
     if rank == 0 and step in curve_at and step not in on_curve:  # interrupted during an evaluation
         curve(seconds_before)
     start = time.time()
-    stopped_by = "steps"
+    # a run that its time budget stopped takes no further step when run again with that budget
+    stopped_by = "time" if (step < t.steps and t.max_minutes is not None
+                            and seconds_before > 60 * t.max_minutes) else "steps"
     bad = None
     bar = tqdm(total=t.steps, initial=step, disable=not progress or rank != 0,
                desc=f"train {split.name}", unit="step")
     model.train()
-    while step < t.steps:
+    while step < t.steps and stopped_by == "steps":
         done = fraction_done(t, step, seconds_before + time.time() - start if world == 1 else None)
         side = crop_size(done, cfg, max_side)
         target = images.sample(t.batch_size, side, gens["sample"])
@@ -399,16 +465,18 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
         with autocast:
             out = step_fn(corrupted)
         value = objective_loss(t, out.float(), target, corrupted, mask)
-        # non-finite losses are flagged on the device and read back on the CPU every step, on
-        # CUDA only at log and checkpoint steps (no host synchronisation per step)
-        nonfinite = ~torch.isfinite(value.detach())
-        bad = nonfinite if bad is None else bad | nonfinite
         optimiser.zero_grad(set_to_none=True)
         value.backward()
+        grad_norm = _norm([p.grad for p in params if p.grad is not None], device)
         lr = learning_rate(t, done)
         for group in optimiser.param_groups:
             group["lr"] = lr
         optimiser.step()
+        # divergence is flagged on the device and read back on the CPU every step, on CUDA only
+        # at log and checkpoint steps (no host synchronisation per step)
+        health = torch.stack([value.detach().float(), grad_norm, _norm(params, device)])
+        diverged = ~torch.isfinite(health).all() | (health[2] > WEIGHT_NORM_LIMIT)
+        bad = diverged if bad is None else bad | diverged
         step += 1
         bar.update(1)
         elapsed = seconds_before + time.time() - start
@@ -420,19 +488,15 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
                 flag = torch.tensor([float(out_of_time)], device=device)
                 dist.all_reduce(flag, op=dist.ReduceOp.MAX)
                 out_of_time = bool(flag.item())
-        save = rank == 0 and (step % t.checkpoint_every == 0 or step == t.steps or out_of_time)
-        if (not cuda or log_step or save) and bool(bad):
-            when = f"at step {step - 1}" if not cuda else f"at or before step {step - 1}"
-            kept = (f"; the last good checkpoint is {run_dir / CHECKPOINT}"
-                    if (run_dir / CHECKPOINT).is_file() else "")
-            raise SsaeError(f"loss became {value.item()} {when} (lr {t.lr}){kept}")
+        saving = rank == 0 and (step % t.checkpoint_every == 0 or step == t.steps or out_of_time)
+        if (not cuda or log_step or saving) and bool(bad):
+            raise SsaeError(_divergence(health, step - 1, exact=not cuda, lr=lr, run_dir=run_dir))
         if log_step:
             history.append({"step": step, "loss": float(value.detach()), "crop": side,
                             "seconds": round(elapsed, 2), "lr": lr})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
-        if save or (rank == 0 and step in curve_at):
-            save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, elapsed)
-            write_json(run_dir / HISTORY, history)
+        if saving or (rank == 0 and step in curve_at):
+            save(elapsed)
         if rank == 0 and step in curve_at and step not in on_curve:
             start += curve(elapsed)
         if out_of_time:
@@ -444,15 +508,40 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
               "world_size": world, "batch_size": t.batch_size, "precision": precision,
               "images_per_s": step * t.batch_size * world / max(seconds, 1e-9)}
     if rank == 0:
-        save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds)
-        write_json(run_dir / HISTORY, history)
+        if step != saved_step:
+            save(seconds)
         if curve_at and step not in on_curve:  # a curve ends at the last step, wherever the budget ended
             curve(seconds)
-        if calibrate:
-            _calibrate(run_dir, split, device=str(device), model=_unwrap(model).eval(), progress=progress)
+        scoring = calibrate_model(_unwrap(model).eval(), cfg, split, str(device)) if calibrate else None
+        retire()  # (without new steps, only now: the new scoring is ready)
+        if scoring is not None:
+            write_calibration(run_dir, *scoring)
         write_json(run_dir / SUMMARY, {k: v for k, v in result.items() if k != "history"})
         (run_dir / DONE).write_text("ok\n")
     return result
+
+
+def _norm(tensors, device) -> torch.Tensor:
+    """The overall L2 norm of ``tensors`` as a float32 scalar on ``device`` (0 for none)."""
+    if not tensors:
+        return torch.zeros((), device=device)
+    return torch.nn.utils.get_total_norm([x.detach() for x in tensors]).float().to(device)
+
+
+def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run_dir: Path) -> str:
+    """The one-line message of a diverged training: which of the loss, the gradients' norm and
+    the weights' norm (``health``) went wrong, at which step and learning rate, and which
+    checkpoint is kept."""
+    loss, grad_norm, weight_norm = health.tolist()
+    signs = [f"loss became {loss}" if not math.isfinite(loss) else "",
+             f"gradient norm became {grad_norm}" if not math.isfinite(grad_norm) else "",
+             f"weight norm reached {weight_norm:.3g} (limit {WEIGHT_NORM_LIMIT:g})"
+             if not (math.isfinite(weight_norm) and weight_norm <= WEIGHT_NORM_LIMIT) else ""]
+    when = f"at step {step}" if exact else f"at or before step {step}"
+    path = run_dir / CHECKPOINT
+    kept = f"the last good checkpoint {path} is kept" if path.is_file() else "no checkpoint was written"
+    return (f"training diverged {when} at learning rate {lr:.3g}: {', '.join(s for s in signs if s)}; "
+            f"{kept}; lower train.lr (--set train.lr=...)")
 
 
 #: Retry k of :func:`train_until_restored` uses initial weights seeded with base + k * RETRY_SEED_STEP.
@@ -508,19 +597,30 @@ def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, devic
     return best["run_dir"], attempts
 
 
-def _check_or_write_config(run_dir: Path, cfg: Config, split: Split, data_spec: str | None) -> None:
-    """Write ``config.json``; when resuming, refuse a run directory trained with other settings."""
+def _check_same_settings(run_dir: Path, cfg: Config) -> None:
+    """Refuse to resume a run trained with other settings (the budget and the scoring may change
+    between resumptions)."""
+    old_cfg, _ = read_run_config(run_dir)
+    a, b = old_cfg.to_dict(), cfg.to_dict()
+    for d in (a, b):
+        d["train"].pop("steps"), d["train"].pop("max_minutes"), d["train"].pop("curve", None)
+        d["score"] = None
+    if a != b:
+        raise SsaeError(f"{run_dir} holds a run with other settings; use a new --out folder")
+
+
+def _write_config(run_dir: Path, cfg: Config, split: Split, data_spec: str | None) -> None:
+    """Write ``config.json``: the settings and the data they were used on."""
     meta = {"data": data_spec or split.name, "name": split.name, "channels": split.channels,
             "has_masks": split.has_masks, "ssae_version": __version__}
-    doc = {"config": cfg.to_dict(), "meta": meta}
-    path = run_dir / CONFIG
-    if path.is_file() and (run_dir / CHECKPOINT).is_file():
-        old_cfg, old_meta = read_run_config(run_dir)
-        a, b = old_cfg.to_dict(), cfg.to_dict()
-        for d in (a, b):  # the budget may change between resumptions
-            d["train"].pop("steps"), d["train"].pop("max_minutes"), d["train"].pop("curve", None)
-            d["score"] = None
-        if a != b:
-            raise SsaeError(f"{run_dir} holds a run with other settings; use a new --out folder")
-    write_json(path, doc)
+    write_json(run_dir / CONFIG, {"config": cfg.to_dict(), "meta": meta})
 
+
+def _retire_finished_run(run_dir: Path) -> None:
+    """Remove ``done`` (first), the scoring (calibration, avgmap, stdmap) and the summary: what
+    says that the run's weights are finished and scored. Called just before a new checkpoint or a
+    new scoring replaces them, so that old scoring never sits beside new weights."""
+    from .evaluation import AVGMAP, CALIBRATION, STDMAP  # evaluation imports this module
+
+    for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
+        (run_dir / name).unlink(missing_ok=True)

@@ -85,7 +85,7 @@ def test_nan_loss_is_a_clear_error(mvtec_dir, tmp_path, monkeypatch):
     cfg = smoke()
     split = load_split(str(mvtec_dir), cfg.data)
     monkeypatch.setattr(T, "objective_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
-    with pytest.raises(SsaeError, match="loss became nan at step 0"):
+    with pytest.raises(SsaeError, match="diverged at step 0 at learning rate .*: loss became nan"):
         T.train(cfg, split, tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / T.DONE).exists()
 
@@ -137,19 +137,28 @@ def test_checkpoints_load_with_weights_only(tmp_path):
 
 
 def test_an_interrupted_resumption_leaves_no_old_scoring_behind(mvtec_dir, tmp_path, monkeypatch):
+    """Resumed for more steps and interrupted after its first new checkpoint, a finished run
+    no longer looks finished: its old scoring does not sit beside the new weights. (Interrupted
+    before it, the run is left as it was: tests/test_misuse.py.)"""
     from ssae.evaluation import read_calibration
 
     split = load_split(str(mvtec_dir), smoke().data)
     run = tmp_path / "run"
-    T.train(smoke(steps=2), split, run, progress=False)
+    T.train(smoke(steps=2, checkpoint_every=1), split, run, progress=False)
     assert (run / "calibration.json").is_file() and (run / "avgmap.npy").is_file()
 
-    def interrupt(*a, **k):
-        raise KeyboardInterrupt
+    real, calls = T.objective_loss, []
 
-    monkeypatch.setattr(T, "objective_loss", interrupt)
-    with pytest.raises(KeyboardInterrupt):  # resumed for more steps, interrupted at once
-        T.train(smoke(steps=4), split, run, progress=False)
+    def interrupt_at_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(T, "objective_loss", interrupt_at_second)
+    with pytest.raises(KeyboardInterrupt):  # step 3 is checkpointed, step 4 interrupted
+        T.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
+    assert torch.load(run / T.CHECKPOINT, weights_only=True)["step"] == 3
     for name in ("done", "calibration.json", "avgmap.npy", "stdmap.npy", "train_summary.json"):
         assert not (run / name).exists(), name
     with pytest.raises(SsaeError, match="training did not finish"):
@@ -184,12 +193,20 @@ def test_learning_rate_warmup():
             T.learning_rate(t, 0.5)
 
 
-def test_init_seed_sets_the_initial_weights_alone(mvtec_grey_dir, tmp_path):
+def test_init_seed_sets_the_initial_weights_alone(mvtec_grey_dir, tmp_path, monkeypatch):
     split = load_split(str(mvtec_grey_dir), smoke().data)
-    runs = {"s0": smoke(steps=0), "s1": smoke(steps=0, seed=1), "s1_init0": smoke(steps=0, seed=1, init_seed=0)}
+    runs = {"s0": smoke(steps=1), "s1": smoke(steps=1, seed=1), "s1_init0": smoke(steps=1, seed=1, init_seed=0)}
+    real, built = T.build_model, []
+
+    def build_and_keep_the_initial_weights(cfg):
+        model = real(cfg)
+        built.append({k: v.clone() for k, v in model.state_dict().items()})
+        return model
+
+    monkeypatch.setattr(T, "build_model", build_and_keep_the_initial_weights)
     w = {}
     for name, cfg in runs.items():
         T.train(cfg, split, tmp_path / name, progress=False, calibrate=False)
-        w[name] = torch.load(tmp_path / name / T.CHECKPOINT, weights_only=True)["model"]
+        w[name] = built[-1]
     assert all(torch.equal(w["s0"][k], w["s1_init0"][k]) for k in w["s0"])
     assert not all(torch.equal(w["s0"][k], w["s1"][k]) for k in w["s0"])
