@@ -461,7 +461,7 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
 
     cfg = make_profile(profile)
     model, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
-    if run_dir and (Path(run_dir) / "checkpoint.pt").is_file():
+    if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
         from .evaluation import read_calibration
         from .training import load_model
         model, cfg = load_model(run_dir, device)
@@ -638,7 +638,7 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
     st = theory_settings(profile)
     rng = np.random.default_rng(seed)
     curves = []
-    if run_dir and (Path(run_dir) / "checkpoint.pt").is_file():
+    if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
         from .scoring import reconstruct
         from .training import load_model
         model, cfg = load_model(run_dir, device)
@@ -649,8 +649,11 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
         def F(x):
             return reconstruct(model, x.to(device)).cpu()
 
+        from .training import read_summary
+        steps = read_summary(run_dir).get("steps")
         curves.append(orthogonality_curve(F, np.stack(imgs), st["orth_widths"], rng,
-                                          label=f"trained F ({cfg.profile} profile)"))
+                                          label=f"trained F ({cfg.profile} profile"
+                                                + (f", {steps:,} steps)" if steps else ")")))
         label = figure_label(data, size, cfg.profile, device, split.has_masks)
     else:
         size = st["size"]

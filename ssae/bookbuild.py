@@ -472,7 +472,12 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     run("method", "01_method", dict(common, run_dir=ref_run, data=ref_data or "embedded:carpet"))
     run("proposition2", "05_proposition2", dict(common))
     run("theorems", "06_theorems", dict(common))
-    run("orthogonality", "07_orthogonality", dict(common, run_dir=ref_run, data=ref_data))
+    # Figure 9 with a trained model: a kept model of a real fabric when its data is here
+    fabric = next((r for r in references if r.name.startswith("aitex") and "ssae" in r.models
+                   and r.data_path() is not None), None)
+    orth_run, orth_data = ((str(fabric.models["ssae"]), str(fabric.data_path())) if fabric
+                           else (ref_run, ref_data))
+    run("orthogonality", "07_orthogonality", dict(common, run_dir=orth_run, data=orth_data))
     run("geometry", "08_geometry", dict(common))
     run("tables", "04_tables", dict(common, results_dir=str(plan.results_dir),
                                     gpu_dir=str(repo / "book" / "gpu_results")))

@@ -268,50 +268,50 @@ def _moved(rows: list[dict], key: str) -> tuple[int, int, float] | None:
 
 
 def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
-    """A paragraph of Markdown on one data set, generated from its numbers: where the method
-    ends against the plain autoencoder and the blur, the restoration check, whether the targets
-    are met, and how far the method was still moving over the last doubling of its steps.
+    """Markdown on one data set, generated from its numbers: a headline, then bullets on where
+    the method ends against the plain autoencoder and the blur, the restoration check, the
+    targets, and how far the method was still moving over the last doubling of its steps.
     ``results``: metrics per model kind (default: as recorded)."""
     results = results or recorded_results(ref)
     m = results.get("ssae")
     if m is None:
         return f"**{ref.title}:** no model of the method is kept for this data set."
+
+    def name(k: str) -> str:
+        return {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}[k]
+
+    keys = ("image_auroc", "pixel_auroc", "aupro")
     t = training(ref.models["ssae"])
-    b = blur(ref)
-    others = [("the plain autoencoder", results.get("plain")), ("the blur reference", b)]
-    parts = [f"**{ref.title}:** after {t['steps']:,} steps ({t['hours']:.1f} h on one CPU core) the method "
-             f"reaches image AUROC {_f(m.get('image_auroc'))}, pixel AUROC {_f(m.get('pixel_auroc'))} and "
-             f"AUPRO {_f(m.get('aupro'))}."]
-    for name, o in others:
-        if o is None:
-            continue
-        diffs = {k: (m.get(k) or 0) - (o.get(k) or 0) for k in ("image_auroc", "pixel_auroc", "aupro")
-                 if m.get(k) is not None and o.get(k) is not None}
-        if diffs:
-            parts.append(f"Against {name}: " + ", ".join(
-                f"{k.replace('_', ' ').replace('auroc', 'AUROC').replace('aupro', 'AUPRO')} {v:+.3f}"
-                for k, v in diffs.items()) + ".")
+    others = [("the plain autoencoder", results.get("plain")), ("the blur reference", blur(ref))]
+    lines = [f"**{ref.title}**, the method after {t['steps']:,} steps ({t['hours']:.1f} h on one CPU core): "
+             + ", ".join(f"{name(k)} {_f(m.get(k))}" for k in keys) + "."]
+    for other, o in others:
+        if o is not None:
+            lines.append(f"- against {other}: " + ", ".join(
+                f"{name(k)} {(m.get(k) or 0) - (o.get(k) or 0):+.3f}" for k in keys
+                if m.get(k) is not None and o.get(k) is not None) + ";")
     check = m.get("restoration_pixel_auroc")
     if check is not None:
-        parts.append(f"Its restoration check is {check:.2f}: " + (
-            "it restores the corruptions it was trained on." if check >= 0.75 else
+        lines.append(f"- restoration check {check:.2f}: " + (
+            "it restores the corruptions it was trained on;" if check >= 0.75 else
             "it does **not** restore the corruptions it was trained on, so its maps show reconstruction "
-            "error rather than learned restoration."))
+            "error rather than learned restoration;"))
     target = TARGETS.get(ref.name.split("-", 1)[0])
     if target and m.get("pixel_auroc") is not None:
         img_ok, pix_ok = (m.get("image_auroc") or 0) >= target[0], m["pixel_auroc"] >= target[1]
         ahead = all(o is not None and (m.get(k) or 0) > (o.get(k) or 0)
                     for _, o in others for k in ("pixel_auroc", "aupro"))
-        parts.append(f"Targets (ours): image AUROC ≥ {target[0]:.2f} {'met' if img_ok else 'not met'}, "
-                     f"pixel AUROC ≥ {target[1]:.2f} {'met' if pix_ok else 'not met'}, ahead of both "
-                     f"references on pixel AUROC and AUPRO: {'yes' if ahead else 'no'}.")
-    moved = _moved(curve(ref.models["ssae"]), "pixel_auroc")
-    if moved:
-        a, z, dv = moved
-        img = _moved(curve(ref.models["ssae"]), "image_auroc")
-        parts.append(f"From step {a:,} to step {z:,} its pixel AUROC moved by {dv:+.3f}"
-                     + (f" and its image AUROC by {img[2]:+.3f}" if img else "") + ".")
-    return " ".join(parts)
+        lines.append(f"- targets (ours): image AUROC ≥ {target[0]:.2f} {'met' if img_ok else 'not met'}; "
+                     f"pixel AUROC ≥ {target[1]:.2f} {'met' if pix_ok else 'not met'}; ahead of both "
+                     f"references on pixel AUROC and AUPRO: {'yes' if ahead else 'no'};")
+    moved = {k: _moved(curve(ref.models["ssae"]), k) for k in ("pixel_auroc", "image_auroc")}
+    if moved["pixel_auroc"]:
+        a, z, _ = moved["pixel_auroc"]
+        lines.append(f"- from step {a:,} to step {z:,}: " + ", ".join(
+            f"{name(k)} {v[2]:+.3f}" for k, v in moved.items() if v) + ".")
+    if lines[-1].endswith(";"):
+        lines[-1] = lines[-1][:-1] + "."
+    return "\n".join(lines[:1] + [""] + lines[1:])
 
 
 def glance_markdown(refs: list[Reference]) -> str:
