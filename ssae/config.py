@@ -52,6 +52,7 @@ class CorruptionConfig:
     brightness: float = 0.1          # paper mentions it; ours: max relative brightness change of the patch
     rotation: bool = False           # paper (transistor): rotate corrupted images around the centre
     p_clean: float = 0.0             # ours: probability that an image is left uncorrupted
+    occluders: str | None = None     # paper (objects): occlusion shapes take "content from a different data source": a folder of such images (ours); None = smooth colour noise
 
 
 @dataclass

@@ -17,8 +17,10 @@ only from ``generator`` (drawn on its device), so a seed fixes the result.
 
 Transformations (``cfg.method``; ``cfg.alternate`` adds methods chosen per image at random):
 ``elastic`` (Gaussian-smoothed random displacement field, the paper's choice), ``cutout``
-(X3 = 0), ``swap`` (X3 = the same region of another image), ``occlusion`` (X3 = another
-source or smooth random colour noise), ``none`` (no corruption).
+(X3 = 0), ``swap`` (X3 = the same region of another image of the batch, or of ``source``:
+the paper's patch swapping ``x_S = y_S``), ``occlusion`` (X3 = a region at a random place of
+an image of ``occluders``, "content from a different data source" as in Sec. 4, e.g. the
+folder ``corruption.occluders``; smooth random colour noise without one), ``none``.
 
 Shape of X2 (``cfg.shape``): ``blob`` (the paper's "random smooth real-valued shape mask")
 or ``band`` (ours): a hard-edged stripe across the whole patch, horizontal or vertical at
@@ -185,6 +187,24 @@ def _crops(t: torch.Tensor, index: list[int], origins: list[tuple[int, int]], si
     return torch.stack([t[i, :, y:y + size, x:x + size] for i, (y, x) in zip(index, origins)])
 
 
+def _occluders(x, source, size, generator):
+    """Occlusion content (Sec. 4: "content from a different data source"): for each image a
+    ``size`` x ``size`` crop at a random place of a random image of ``source`` (resized up
+    when smaller)."""
+    b = x.shape[0]
+    dev = _gen_device(generator)
+    src = source.to(device=x.device, dtype=x.dtype)
+    if min(src.shape[2:]) < size:
+        scale = size / min(src.shape[2:])
+        src = F.interpolate(src, size=(math.ceil(src.shape[2] * scale), math.ceil(src.shape[3] * scale)),
+                            mode="bilinear", align_corners=False)
+    h, w = src.shape[2:]
+    pick = torch.randint(src.shape[0], (b,), generator=generator, device=dev).tolist()
+    ys = torch.randint(h - size + 1, (b,), generator=generator, device=dev).tolist()
+    xs = torch.randint(w - size + 1, (b,), generator=generator, device=dev).tolist()
+    return _crops(src, pick, list(zip(ys, xs)), size)
+
+
 def _other_crops(x, source, origins, size):
     """The same canvas regions from other images: ``source[b % len(source)]`` if given, else
     the batch rolled by one (a single image: itself shifted by half its size)."""
@@ -223,21 +243,27 @@ def check_settings(cfg) -> None:
         raise SsaeError(f"corruption.n_patches must be >= 0, got {cfg.n_patches}")
 
 
-def _check(x, cfg, source):
+def _check(x, cfg, source, occluders=None):
     if x.dim() != 4:
         raise SsaeError(f"corrupt expects a B x C x H x W batch, got shape {tuple(x.shape)}")
     check_settings(cfg)
     if source is not None and (source.dim() != 4 or source.shape[1:] != x.shape[1:]):
         raise SsaeError(f"source {tuple(source.shape)} must be N x C x H x W like the batch {tuple(x.shape)}")
+    if occluders is not None and (occluders.dim() != 4 or occluders.shape[1] != x.shape[1]):
+        raise SsaeError(f"occluders {tuple(occluders.shape)} must be N x C x H' x W' with the batch's "
+                        f"{x.shape[1]} channel(s)")
 
 
 def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: torch.Tensor | None = None,
-            return_boxes: bool = False):
+            occluders: torch.Tensor | None = None, return_boxes: bool = False):
     """Corrupt a batch as in Figure 5. Returns ``(x_hat, mask)`` or ``(x_hat, mask, boxes)``.
 
     ``x``: B x C x H x W in [0, 1]. ``cfg``: a :class:`ssae.config.CorruptionConfig`.
     ``generator``: the only source of randomness (None: torch's global CPU generator).
-    ``source``: optional N x C x H x W images for ``swap`` and ``occlusion``.
+    ``source``: optional N x C x H x W images for ``swap``: the same region of ``source[b % N]``
+    (default: another image of the batch). ``occluders``: optional N x C x H' x W' images of
+    another data source for ``occlusion``: a random region of a random one (default: colour
+    noise).
     ``mask``: B x 1 x H x W in [0, 1], 0 outside the patches and for clean images; with
     several patches it is ``1 - prod_k (1 - M_k)``. ``boxes``: B x n_patches x 4 long
     tensor ``(y0, x0, y1, x1)``, ends exclusive. Pixels where the mask is 0 are returned
@@ -246,7 +272,7 @@ def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: 
     The work per patch happens on a canvas: the P x P window (P = largest patch side in the
     batch) around each image's patch, so the cost scales with the patch area, not H x W.
     """
-    _check(x, cfg, source)
+    _check(x, cfg, source, occluders)
     b, c, h, w = x.shape
     dev = _gen_device(generator)
     methods = (cfg.method, *cfg.alternate)
@@ -280,8 +306,10 @@ def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: 
                 t = _elastic(x1, local, cfg.elastic_alpha, cfg.elastic_sigma, generator)
             elif name == "cutout":
                 t = torch.zeros_like(x1)
-            elif name == "swap" or source is not None:
+            elif name == "swap":  # the same region of another image (the paper's y_S)
                 t = _other_crops(x_hat, source, origins, size)
+            elif occluders is not None:  # occlusion: a random region of another data source
+                t = _occluders(x1, occluders, size, generator)
             else:  # occlusion without a source: procedural colour noise
                 t = _colour_noise(x1.shape, local, generator, x.device)
             sel = pick[:, None, None, None]

@@ -129,6 +129,17 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def occluder_images(folder, size: int | None, channels: int) -> list[np.ndarray]:
+    """The images of ``corruption.occluders`` (every image file below ``folder``), read at
+    ``size`` with ``channels`` channels: the "different data source" of occlusion (Sec. 4)."""
+    root = Path(folder)
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) \
+        if root.is_dir() else []
+    if not paths:
+        raise SsaeError(f"corruption.occluders: no image files in {root}")
+    return load_images(paths, size, channels, progress=False)
+
+
 def _list_mvtec(root: Path) -> tuple[list[Path], list[TestItem], bool]:
     """MVTec AD layout: train/good, test/<defect>, optional ground_truth/<defect>/<stem>_mask.png."""
     train = _images_in(root / "train" / "good")

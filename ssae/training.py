@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import Config, check, override
 from .corruption import corrupt, random_rotation
-from .data import Split, augment, load_images, resolve_augmentation
+from .data import Split, augment, load_images, occluder_images, resolve_augmentation
 from .errors import SsaeError
 from .model import SSAE
 from .objectives import loss as objective_loss
@@ -419,6 +419,12 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
 
     images = TrainingImages(load_images(split.train, cfg.data.image_size, split.channels,
                                         progress=progress and rank == 0), device)
+    occluders = None
+    if cfg.corruption.occluders:  # occlusion content from another data source (Sec. 4)
+        arrays = occluder_images(cfg.corruption.occluders, cfg.data.image_size, split.channels)
+        side = min(min(a.shape[:2]) for a in arrays)  # one stack: the top-left squares
+        occluders = torch.stack([torch.from_numpy(np.ascontiguousarray(a[:side, :side].transpose(2, 0, 1)))
+                                 for a in arrays]).to(device)
     # crops never exceed a same-size training set; images of varying size are padded instead
     max_side = max(8, images.min_side // 8 * 8) if images.same_size else t.crop_end
 
@@ -459,7 +465,7 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
         target = augment(target, gens["device"], rot90=cfg.data.rot90, flips=cfg.data.flips)
         if cfg.corruption.rotation:
             target = random_rotation(target, gens["device"])
-        corrupted, mask = corrupt(target, cfg.corruption, gens["device"])
+        corrupted, mask = corrupt(target, cfg.corruption, gens["device"], occluders=occluders)
         if t.channels_last:
             corrupted = corrupted.contiguous(memory_format=torch.channels_last)
         with autocast:

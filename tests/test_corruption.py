@@ -63,12 +63,11 @@ def test_alternate_is_chosen_per_image():
 
 def test_source_images():
     x, other = images(b=2), images(b=1, seed=5)
-    for method in ("swap", "occlusion"):
-        cfg = CorruptionConfig(method=method, patch_min=0.3, patch_max=0.3, brightness=0.0)
-        x_hat, mask = corrupt(x, cfg, gen(), source=other)
-        full = (mask > 0.999).expand_as(x)                    # where M ~ 1 the content is the source's
-        assert full.any()
-        assert torch.allclose(x_hat[full], other.expand_as(x)[full], atol=2e-3)
+    cfg = CorruptionConfig(method="swap", patch_min=0.3, patch_max=0.3, brightness=0.0)
+    x_hat, mask = corrupt(x, cfg, gen(), source=other)
+    full = (mask > 0.999).expand_as(x)                        # where M ~ 1 the content is the source's
+    assert full.any()
+    assert torch.allclose(x_hat[full], other.expand_as(x)[full], atol=2e-3)
     with pytest.raises(SsaeError):
         corrupt(x, CorruptionConfig(method="swap"), gen(), source=images(b=1, h=32))
 
@@ -170,3 +169,57 @@ def test_band_shape_is_a_hard_edged_stripe_across_the_patch():
         corrupt(x, dataclasses.replace(cfg, shape="star"), gen())
     with pytest.raises(SsaeError, match="band_min"):
         corrupt(x, dataclasses.replace(cfg, band_min=0.7), gen())
+
+
+def test_swap_and_occlusion_differ_when_a_source_is_given():
+    """Swap takes the same region of another image; occlusion a random region of another data
+    source (Sec. 4), so the two never give the same image."""
+    from ssae.config import CorruptionConfig
+    from ssae.corruption import corrupt
+
+    x = torch.zeros(4, 1, 32, 32)
+    ramp = torch.linspace(0, 1, 32)
+    source = (ramp[None, :] + ramp[:, None]).div(2).expand(4, 1, 32, 32).contiguous()
+    occl = torch.full((3, 1, 48, 40), 0.7)
+    cfg = dict(patch_min=0.5, patch_max=0.5, brightness=0.0)
+    swapped, ms = corrupt(x, CorruptionConfig(method="swap", **cfg), torch.Generator().manual_seed(1),
+                          source=source, occluders=occl)
+    occluded, mo = corrupt(x, CorruptionConfig(method="occlusion", **cfg), torch.Generator().manual_seed(1),
+                           source=source, occluders=occl)
+    full = ms > 0.999
+    assert full.any() and torch.allclose(swapped[full.expand_as(swapped)], source[full.expand_as(source)], atol=2e-3)
+    full = mo > 0.999
+    assert full.any() and torch.allclose(occluded[full.expand_as(occluded)], torch.tensor(0.7), atol=2e-3)
+    assert not torch.allclose(swapped, occluded)
+
+
+def test_occlusion_without_occluders_is_colour_noise_not_a_swap():
+    from ssae.config import CorruptionConfig
+    from ssae.corruption import corrupt
+
+    x = torch.zeros(2, 3, 32, 32)
+    source = torch.ones(2, 3, 32, 32)
+    out, m = corrupt(x, CorruptionConfig(method="occlusion", patch_min=0.5, patch_max=0.5, brightness=0.0),
+                     torch.Generator().manual_seed(0), source=source)
+    inside = (m > 0.999).expand_as(out)
+    assert inside.any() and not torch.allclose(out[inside], torch.tensor(1.0))
+
+
+def test_training_reads_the_occluders_folder(mvtec_dir, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ssae.config import override, profile
+    from ssae.data import load_split
+    from ssae.training import train
+
+    folder = tmp_path / "occluders"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray((np.random.default_rng(i).random((50, 60, 3)) * 255).astype("uint8")).save(folder / f"{i}.png")
+    cfg = override(profile("smoke"), corruption={"method": "occlusion", "occluders": str(folder)}, train={"steps": 2})
+    split = load_split(str(mvtec_dir), cfg.data)
+    assert train(cfg, split, tmp_path / "run", progress=False, calibrate=False)["steps"] == 2
+    bad = override(cfg, corruption={"occluders": str(tmp_path / "empty")})
+    with pytest.raises(Exception, match="no image files"):
+        train(bad, split, tmp_path / "run2", progress=False, calibrate=False)
