@@ -2,16 +2,17 @@
 
 The run folder is not changed: the calibration (on validation data only, as in ``ssae
 evaluate``) is redone in memory with the run's stored config plus the ``--set`` overrides, then
-the test metrics are computed with what it chose. This is how the findings chapter compares
-the paper's maps with standardised ones on the same trained models:
+the test metrics are computed with what it chose. The book's chapter "What moves the numbers on
+real defects" reads such rows (``benchmarks/results/``), e.g. the same trained models with and
+without standardised maps:
 
     python benchmarks/recalibrate.py runs/bench/mtd-ssae --data ../shared/data/mtd \\
         --set "score.standardize_candidates=()" --set "score.standardize_candidates=(False,True)"
 
 Each ``--set`` group is one variant; separate several settings of one variant with ``;``.
 ``--label NAME:METHOD:TAG`` writes the run's data name, method and tag (as ``cpu.py`` names
-them) into the ``--json`` rows, so that ``paired_draws.py`` can pair recalibrated runs as it
-pairs ``cpu.py``'s rows; each row also carries the run's training steps and seconds.
+them) into the ``--json`` rows, so that recalibrated runs can be paired with ``cpu.py``'s rows
+by tag; each row also carries the run's training steps and seconds.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--json", help="append one JSON line per variant to this file")
     p.add_argument("--label", metavar="NAME:METHOD:TAG",
                    help="write cpu.py's data name, method and tag into the JSON lines, so that "
-                        "paired_draws.py can pair them")
+                        "they can be paired with cpu.py's rows by tag")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     parts = (args.label or "").split(":", 2)
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
     label = dict(zip(("name", "method", "tag"), parts)) if args.label else {}
     try:
         model, cfg0 = load_model(args.run_dir, "cpu")
-        summary = read_summary(args.run_dir)  # the training it had, for paired_draws.py's steps column
+        summary = read_summary(args.run_dir)  # the training it had (steps and seconds of the row)
         trained = {"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps")}
         split = load_split(args.data, cfg0.data, seed=cfg0.train.seed)
         print(f"run {args.run_dir} on {split.name}: {len(split.test)} test images, image size "

@@ -48,6 +48,7 @@ NOTEBOOKS = {
     "geometry": "08_geometry.ipynb",
     "curves": "09_learning_curves.ipynb",
     "reference": "10_reference.ipynb",
+    "findings": "11_findings.ipynb",
 }
 #: Training budget per data set (minutes) when ``--minutes`` is not given.
 DEFAULT_MINUTES = {"smoke": None, "cpu": 1.5, "paper": None}
@@ -479,6 +480,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
                            else (ref_run, ref_data))
     run("orthogonality", "07_orthogonality", dict(common, run_dir=orth_run, data=orth_data))
     run("geometry", "08_geometry", dict(common))
+    run("findings", "11_findings", {})
     run("tables", "04_tables", dict(common, results_dir=str(plan.results_dir),
                                     gpu_dir=str(repo / "book" / "gpu_results")))
 

@@ -347,9 +347,8 @@ AUGMENTATION: dict[str, tuple[bool, bool]] = {
     "capsule": (False, False), "pill": (False, False),  # printed text
     "toothbrush": (False, False), "transistor": (False, False),  # fixed upright pose
     "zipper": (False, False),     # fixed vertical pose
-    # Magnetic Tile Defects: the grinding streaks run top to bottom in every tile (train and
-    # test: horizontal gradients 1.35-2.44 times the vertical ones, benchmarks/orientation.py),
-    # so a quarter turn makes a tile that never occurs; mirror images keep the streaks' direction
+    # Magnetic Tile Defects: the grinding streaks run top to bottom in the tiles, so a quarter
+    # turn makes a tile that does not occur; mirror images keep the streaks' direction
     "mtd": (False, True),
     # AITEX woven fabrics (line-scan, warp top to bottom): a quarter turn swaps warp and weft,
     # and a mirror image turns fabric02's twill diagonal the other way; neither occurs

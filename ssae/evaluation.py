@@ -247,7 +247,7 @@ def training_corruption(cfg: Config) -> CorruptionConfig:
     (method "none") gets the paper's elastic corruption, so that it too has anomalies to find,
     with the config's other corruption settings (patch sizes, shape, brightness), so that its
     restoration check, and without ``score.proxy_corruption`` its proxy, uses the sizes it is
-    given (book: findings, section 25)."""
+    given."""
     if cfg.corruption.method != "none":
         return cfg.corruption
     return dataclasses.replace(cfg.corruption, method=CorruptionConfig.method)
@@ -261,10 +261,9 @@ def proxy_corruption(cfg: Config) -> CorruptionConfig:
     fixed task instead: those methods (one per image at random) with the default corruption
     settings of :class:`CorruptionConfig`, whatever the model trained on, so that the method and
     its references are scored alike and the choice does not favour whatever the training taught
-    the model to find (book: findings, sections 11 and 25). ``score.proxy_patch_min`` and
-    ``score.proxy_patch_max`` set the proxy's patch sizes (the `cpu` profile: 0.05-0.35 of the
-    side, the defaults); at 64 px on MTD larger proxy patches chose coarser maps and the max,
-    smaller ones the contrast (section 25)."""
+    the model to find. ``score.proxy_patch_min`` and ``score.proxy_patch_max`` set the proxy's
+    patch sizes (the `cpu` profile: 0.05-0.35 of the side, the defaults); larger proxy patches
+    choose coarser maps (see the book's chapter 'What moves the numbers on real defects')."""
     sc = cfg.score
     if sc.proxy_corruption:
         methods = sc.proxy_corruption
@@ -384,11 +383,10 @@ def restoration_warning(cal: dict) -> str | None:
 
     A model that has learned the task of Section 3 restores corrupted regions, so its Diff is
     high exactly there. Below the threshold its maps are mostly the reconstruction's blur, and
-    its test numbers say little about the method: train longer (on MTD, 75 minutes on two CPU
-    cores were not enough; see the book's findings chapter), retrain with other initial weights
-    (``train.init_seed``: on the grid look-alike this rescued each of the three draws that failed
-    in 20 minutes, findings section 19), or use corruptions that change the image by more than the
-    model's own reconstruction error (``benchmarks/noise_floor.py``)."""
+    its test numbers say little about the method: train longer, retrain with other initial weights
+    (``train.init_seed``, ``ssae train --retries``), or use corruptions that change the image by
+    more than the model's own reconstruction error, e.g. swapped patches (see the book's chapter
+    'What moves the numbers on real defects')."""
     pix = cal.get("restoration_pixel_auroc")
     if pix is None or not np.isfinite(pix) or pix >= RESTORATION_MIN:
         return None
@@ -396,7 +394,7 @@ def restoration_warning(cal: dict) -> str | None:
             f"regions only with pixel AUROC {pix:.2f} (< {RESTORATION_MIN}): the model does not (yet) "
             f"restore such corruptions, so its maps mostly show reconstruction error; train longer (on a GPU), "
             f"retrain with other initial weights (ssae train --retries 1), or use corruptions larger than the "
-            f"model's own error (benchmarks/noise_floor.py)")
+            f"model's own error (e.g. --corruption swap)")
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -216,8 +216,8 @@ def standardized_anomap(m: torch.Tensor, avg: torch.Tensor, std: torch.Tensor,
     The paper's maps flag only *more* error than usual. A defect that is smoother than the
     normal texture (glue on a tile) is reconstructed *better* than its surroundings while the
     model's own error on the texture is large; ``two_sided`` scores such a region by how far
-    its error falls below the usual, too (findings section 14: it finds glue strips on the tile
-    look-alike and costs cracks; on MTD it lowers the pixel AUROC).
+    its error falls below the usual, too. The calibration never chooses it: its synthetic
+    defects all add error.
     """
     if avg.shape[-2:] != m.shape[-2:] or std.shape[-2:] != m.shape[-2:]:
         raise SsaeError(f"avgmap {tuple(avg.shape[-2:])} and stdmap {tuple(std.shape[-2:])} must match the "
@@ -243,8 +243,7 @@ def image_score(m: torch.Tensor, reduce: str = "sum") -> torch.Tensor:
     The contrast asks how far the worst place of an image stands out from the rest of *that
     image*, so it does not change when a whole map is scaled or shifted: a tile whose texture is
     rougher than usual everywhere, which raises its sum and its max, does not score higher
-    for it (findings section 21: on MTD the error level differs from tile to tile more than a
-    small defect raises it)."""
+    for it (see the book's chapter 'What moves the numbers on real defects')."""
     flat = m.reshape(m.shape[0], -1)
     if reduce == "sum":
         return flat.sum(dim=1)

@@ -568,8 +568,8 @@ def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, devic
     ``retries`` times: retry k uses ``train.init_seed`` = (init_seed or seed) + k x
     :data:`RETRY_SEED_STEP` and the same data stream, into :func:`retry_dir` (run_dir, k).
 
-    The rule uses validation data only (findings section 19: on the grid look-alike each draw
-    that failed in 20 minutes trained on its first retry). Returns the run directory to use
+    The rule uses validation data only (see the book's chapter 'What moves the numbers on real
+    defects'). Returns the run directory to use
     (the first that passes, else the one with the highest check) and one dict per attempt:
     ``run_dir``, ``init_seed``, ``restoration`` (None without a calibration), ``steps``,
     ``seconds``, ``stopped_by``. A retry directory that finished earlier is not trained again,

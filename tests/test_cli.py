@@ -242,7 +242,7 @@ def test_run_directory_of_another_version_is_one_line(smoke_run, tmp_path):
 
 
 def test_retries_train_again_with_other_initial_weights_only_when_the_check_fails(tmp_path, monkeypatch, capsys):
-    """ssae train --retries N (findings section 19): a model that fails the restoration check is
+    """ssae train --retries N: a model that fails the restoration check is
     trained again into OUT-retryK with train.init_seed = seed + 1000 k; one that passes is not."""
     import ssae.evaluation as E
     from ssae.training import read_run_config

@@ -2,4 +2,6 @@
 
 - :mod:`ssae.report.models`: the trained reference models kept in ``models/`` (learning curves,
   recorded and re-evaluated metrics, galleries of the best and worst test images).
+- :mod:`ssae.report.findings`: the chapter "What moves the numbers on real defects", its tables
+  and generated prose read from the result rows kept in ``benchmarks/results/*.jsonl``.
 """
