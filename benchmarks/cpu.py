@@ -49,7 +49,8 @@ def child(args) -> dict:
 
     from ssae.cli import build_config
     from ssae.data import load_split
-    from ssae.evaluation import calibrate_model, evaluate, evaluate_model
+    from ssae.calibration import calibrate_model
+    from ssae.evaluation import evaluate, evaluate_model
     from ssae.references import BlurReference
     from ssae.training import train
 

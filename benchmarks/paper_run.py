@@ -213,7 +213,7 @@ def main(argv=None) -> int:
         return rc
 
     from ssae.evaluation import hardware
-    from ssae.training import read_summary
+    from ssae.runs import read_summary
 
     metrics = json.loads(eval_json.read_text())
     label["train_summary"] = read_summary(run_dir) or None

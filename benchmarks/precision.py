@@ -36,7 +36,7 @@ def speed(sides, batch: int, repeats: int) -> list[dict]:
     from ssae.config import profile
     from ssae.objectives import loss
     from ssae.precision import cpu_has_bf16
-    from ssae.training import build_model
+    from ssae.runs import build_model
 
     cfg = profile("cpu")
     cfg.model.in_channels = 1

@@ -30,8 +30,9 @@ def main(argv=None) -> int:
     from ssae.config import override
     from ssae.data import load_split
     from ssae.errors import SsaeError
-    from ssae.evaluation import calibrate_model, evaluate_model
-    from ssae.training import load_model, read_summary
+    from ssae.calibration import calibrate_model
+    from ssae.evaluation import evaluate_model
+    from ssae.runs import load_model, read_summary
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("run_dir")

@@ -4,7 +4,7 @@
                                 [--embedded CATEGORY] [--n-images 40] [--fig-dir DIR]
 
 Data: MTD (MT_Free training images, grey, texture-like), the embedded generated texture
-set (``ssae.embedded``, if importable) and the MVTec AD bottle copy (object data, for the
+set (``ssae.datasets.embedded``, if importable) and the MVTec AD bottle copy (object data, for the
 middle-row statistics of Figure 8). Prints one labelled table; every number names its data
 set and resolution. Figure 9 uses the trained model of ``--run`` as F when it loads, and
 otherwise the identity, a Gaussian blur and the exact nearest-neighbour projection as
@@ -187,7 +187,7 @@ def load_trained(run_dir: str | None):
         return None
     try:
         from ssae.scoring import reconstruct
-        from ssae.training import load_model
+        from ssae.runs import load_model
 
         model, cfg = load_model(run_dir, "cpu")
     except Exception as err:  # noqa: BLE001 - any failure means: fall back to references
@@ -215,7 +215,7 @@ def main(argv=None) -> int:
     ap.add_argument("--run", default=None, help="run directory of a trained model (F for Figure 9)")
     ap.add_argument("--mtd", default=str(REPO / ".." / "shared" / "data" / "mtd"))
     ap.add_argument("--bottle", default=str(REPO / ".." / "shared" / "data" / "mvtec_ad" / "bottle"))
-    ap.add_argument("--embedded", default="carpet", help="category of ssae.embedded ('' to skip)")
+    ap.add_argument("--embedded", default="carpet", help="category of ssae.datasets.embedded ('' to skip)")
     ap.add_argument("--n-images", type=int, default=40, help="images per data set")
     ap.add_argument("--n-pairs", type=int, default=300, help="pairs per grid point (Theorem 2)")
     ap.add_argument("--fig9-size", type=int, default=64, help="resolution for Figure 9")
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
         print(f"note: no MTD at {args.mtd}; skipped")
     if args.embedded:
         try:
-            import ssae.embedded as embedded
+            import ssae.datasets.embedded as embedded
 
             folder = Path(embedded.ensure(args.embedded)) / "train" / "good"
             data[f"embedded:{args.embedded}"] = {"paths": folder_paths(folder, args.n_images, rng),
@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     print_table()
     print(f"\n[{time.time() - t_start:.0f}s]")
     if args.fig_dir:
-        from ssae import plots
+        from ssae.report import plots
 
         out = Path(args.fig_dir)
         plots.save_figure(plots.fig6_cases(), out / "fig6_cases.png")

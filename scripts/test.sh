@@ -8,4 +8,5 @@ if ! command -v chromium >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
     || echo "warning: could not install chromium; the browser test will say so" >&2
 fi
-python3 -m pytest -q -p no:cacheprovider "$@"
+export PATH="$PWD/.venv/bin:$PATH"   # the ssae command and python of the project's environment
+python -m pytest -q -p no:cacheprovider "$@"

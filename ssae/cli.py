@@ -155,7 +155,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .evaluation import empty_masks_warning, evaluate
-    from .training import read_run_config, write_json
+    from .runs import read_run_config, write_json
 
     check_device(args.device)
     data = args.data
@@ -182,15 +182,16 @@ def _say(line: str | None) -> None:
 
 def _warn_restoration(run_dir: Path) -> None:
     """Print the restoration check's warning (see ssae.evaluation.restoration_warning), if any."""
-    from .evaluation import CALIBRATION, read_calibration, restoration_warning
+    from .runs import CALIBRATION, read_calibration
+    from .calibration import restoration_warning
 
     if (run_dir / CALIBRATION).is_file():
         _say(restoration_warning(read_calibration(run_dir)[0]))
 
 
 def cmd_predict(args) -> int:
-    from .evaluation import predict, stretch_note
-    from .training import read_run_config
+    from .predict import predict, stretch_note
+    from .runs import read_run_config
 
     run_dir, images = (args.model, args.paths) if args.model else (args.paths[0], args.paths[1:])
     if not images:
@@ -223,7 +224,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from .bookbuild import main as book_main
+    from .report.build import main as book_main
 
     check_device(args.device)
     return book_main(args)

@@ -14,7 +14,6 @@ call it).
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import typing
 from dataclasses import dataclass, field, asdict
@@ -24,6 +23,8 @@ from typing import Any
 FORMAT_VERSION = 1
 
 PROFILES = ("smoke", "cpu", "paper")
+#: learning-rate schedules of :func:`ssae.training.learning_rate`
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass
@@ -97,6 +98,8 @@ class ScoreConfig:
     t_candidates: tuple[int, ...] = ()     # ours: eq. (14) exponents compared when select_nk, e.g. (0, 1, 2); () = t only
     nk_candidates: tuple[tuple[int, int], ...] = ()  # ours: (n, k) pairs of G_k^n compared when select_nk, e.g. ((0, 1), (1, 3), (1, 5)); () = evaluation.NK_GRID (sized for 256 px)
     standardize: bool = False        # ours: anomap -> (anomap - avgmap) / stdmap of the validation maps (variant of eq. 14)
+    avgmap_rescale: bool = False     # ours: divide the avgmap by its maximum before eq. (14), so that 1 - avgmap spans [0, 1] for any Diff; False = eq. (14) as written (1 - avgmap clamped at 0)
+    reduce_candidates: tuple[str, ...] = ()  # ours: image-score reductions compared when select_nk, e.g. ("sum", "max"); () = reduce only (the paper: the sum)
     standardize_candidates: tuple[bool, ...] = ()  # ours: compared when select_nk, e.g. (False, True); () = standardize only
     two_sided: bool = False          # ours: standardised maps scored by |z|, so that less error than usual (a defect smoother than the texture) counts too; never chosen by the calibration
     proxy_corruption: tuple[str, ...] = ()  # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"), at the default corruption settings whatever the model trained on; () = the training corruption
@@ -190,6 +193,7 @@ def profile(name: str) -> Config:
             # settings whatever the model trained on, so that the method and its references are
             # scored alike (book: chapter 'What moves the numbers on real defects').
             score=ScoreConfig(n=1, k=9, standardize_candidates=(False, True),
+                              reduce_candidates=("sum", "mean", "max", "contrast"),
                               proxy_corruption=("cutout", "swap", "occlusion"),
                               proxy_patch_min=0.05, proxy_patch_max=0.35),
         )
@@ -239,11 +243,20 @@ def _checked(name: str, hint, value):
     raise ValueError(f"setting {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
+def proxy_patch(cfg: Config) -> tuple[float, float]:
+    """The patch sizes of the validation proxy (``score.proxy_patch_min``/``max``; where None,
+    those of the proxy's corruption: the defaults with ``score.proxy_corruption``, else the
+    training corruption's)."""
+    base = CorruptionConfig() if cfg.score.proxy_corruption else cfg.corruption
+    lo, hi = cfg.score.proxy_patch_min, cfg.score.proxy_patch_max
+    return (base.patch_min if lo is None else lo), (base.patch_max if hi is None else hi)
+
+
 def _ranges(cfg: Config):
     """``(setting, within its range, what it must be)`` for each setting :func:`check` checks
     itself; the names of the Diffs and reductions come from the modules that define them."""
-    from .evaluation import REDUCTIONS
-    from .scoring import DIFFS
+    from .corruption import METHODS
+    from .scoring import DIFFS, REDUCTIONS
 
     d, c, m, t, s = cfg.data, cfg.corruption, cfg.model, cfg.train, cfg.score
 
@@ -266,6 +279,8 @@ def _ranges(cfg: Config):
     yield "model.f", m.f >= 1 and m.f % 2 == 1, "an odd kernel width >= 1 (the paper: 3 or 5)"
     yield "model.width", math.isfinite(m.width) and m.width > 0, "a channel multiplier > 0"
     yield "train.lr", math.isfinite(t.lr) and t.lr > 0, "a learning rate > 0"
+    yield "train.lr_schedule", t.lr_schedule in LR_SCHEDULES, f"one of {', '.join(LR_SCHEDULES)}"
+    yield "train.lr_warmup", fraction(t.lr_warmup, high_open=True), "a fraction of training in [0, 1)"
     yield "train.batch_size", t.batch_size >= 1, ">= 1"
     yield "train.steps", t.steps >= 1, ">= 1"
     yield "train.crop_start", t.crop_start >= 8, "a crop side >= 8 pixels"
@@ -281,11 +296,18 @@ def _ranges(cfg: Config):
     yield "score.diff", s.diff in DIFFS, f"one of {', '.join(DIFFS)}"
     yield "score.diff_candidates", set(s.diff_candidates) <= set(DIFFS), f"some of {', '.join(DIFFS)}"
     yield "score.reduce", s.reduce in REDUCTIONS, f"one of {', '.join(REDUCTIONS)}"
+    yield "score.reduce_candidates", set(s.reduce_candidates) <= set(REDUCTIONS), f"some of {', '.join(REDUCTIONS)}"
     yield "score.n", s.n >= 0, ">= 0 (box filters of eq. 3)"
     yield "score.k", s.k >= 1, ">= 1 (box side of eq. 3)"
     yield "score.t", s.t >= 0, ">= 0 (exponent of eq. 14)"
     yield "score.t_candidates", all(v >= 0 for v in s.t_candidates), "exponents >= 0"
     yield "score.standardize", not (s.standardize and s.t), "False when score.t > 0 (they exclude each other)"
+    yield "score.proxy_corruption", set(s.proxy_corruption) <= set(METHODS) - {"none"}, \
+        f"some of {', '.join(m for m in METHODS if m != 'none')}"
+    lo, hi = proxy_patch(cfg)
+    yield "score.proxy_patch_min", 0 < lo <= 1, "a fraction of the image side in (0, 1], or None"
+    yield "score.proxy_patch_max", 0 < hi <= 1 and lo <= hi, \
+        f"a fraction of the image side in (0, 1], at least the proxy's smallest patch {lo}, or None"
     yield "score.threshold_quantile", fraction(s.threshold_quantile), "a quantile in [0, 1]"
     yield "score.metric_size", optional(s.metric_size, 1), "a number of pixels >= 1, or None"
 
@@ -298,17 +320,14 @@ def check(cfg: Config) -> Config:
     got -0.001``). The ranges are listed in :func:`_ranges`; the rules that the code using a
     setting enforces itself are called from here rather than repeated: the objective and its
     lambda (:func:`ssae.objectives.check`), the corruption's patch and band sizes
-    (:func:`ssae.corruption.check_settings`), the smoothing grid (:func:`ssae.scoring.nk_pairs`),
-    the proxy patch sizes (:func:`ssae.evaluation.proxy_corruption`) and the learning-rate
-    schedule (:func:`ssae.training.learning_rate`). Types are checked earlier, when a setting is
+    (:func:`ssae.corruption.check_settings`) and the smoothing grid (:func:`ssae.scoring.nk_pairs`).
+    Types are checked earlier, when a setting is
     given (:func:`override`).
     """
     from .corruption import check_settings
     from .errors import SsaeError
-    from .evaluation import proxy_corruption
     from .objectives import check as check_objective
     from .scoring import nk_pairs
-    from .training import learning_rate
 
     for name, ok, want in _ranges(cfg):
         if not ok:
@@ -317,6 +336,4 @@ def check(cfg: Config) -> Config:
     check_objective(cfg.train)
     check_settings(cfg.corruption)
     nk_pairs(cfg.score.nk_candidates)
-    proxy_corruption(cfg)
-    learning_rate(cfg.train, 0.0)
     return cfg

@@ -12,7 +12,7 @@ Three sources are understood by :func:`load_split`:
   lists one ``MT_Free`` file name per line: these are the training images; the test set is
   the remaining ``MT_Free`` images (label 0) plus every defect image (label 1, with mask;
   some masks are empty).
-- ``"embedded:<category>"``: the generated data of :mod:`ssae.embedded`, in MVTec layout.
+- ``"embedded:<category>"``: the generated data of :mod:`ssae.datasets.embedded`, in MVTec layout.
 
 The paper uses 5% of the training data as validation set (Sec. 4.1); here the fraction is
 ``cfg.val_fraction`` (at least one image), drawn deterministically from ``seed``.
@@ -69,7 +69,7 @@ def load_split(spec: str, cfg: DataConfig, seed: int = 0) -> Split:
     """
     spec = str(spec)
     if spec.startswith("embedded:"):
-        from ssae import embedded  # lazy: generating data is only needed for this spec
+        from ssae.datasets import embedded  # lazy: generating data is only needed for this spec
         root = Path(embedded.ensure(spec.split(":", 1)[1]))
         train, test, has_masks = _list_mvtec(root)
         name = spec

@@ -30,8 +30,9 @@ import torch
 
 from . import scoring as S
 from .errors import SsaeError
-from .evaluation import finish_map, read_calibration
-from .training import load_model
+from .scoring import finish_map
+from .runs import read_calibration
+from .runs import load_model
 
 #: ONNX operator set of the exported graph
 OPSET = 17
@@ -47,6 +48,7 @@ class AnomalyMapGraph(torch.nn.Module):
         super().__init__()
         self.model = model.float().to(memory_format=torch.contiguous_format).eval()
         self.diff, self.n, self.k, self.t = cal["diff"], int(cal["n"]), int(cal["k"]), int(cal["t"])
+        self.rescale = bool(cal.get("avgmap_rescale", False))
         self.standardize, self.two_sided = bool(cal["standardize"]), bool(cal["two_sided"])
         self.weighted = stats is not None and (self.t > 0 or self.standardize)
         if self.weighted:
@@ -58,7 +60,8 @@ class AnomalyMapGraph(torch.nn.Module):
         y = self.model(S.pad_to_8(x))[..., :h, :w]
         d = S.difference(x, y, self.diff)
         avg, std = (self.avg, self.std) if self.weighted else (None, None)
-        return finish_map(d, self.n, self.k, avg, std, self.t, self.standardize, self.two_sided)[:, 0]
+        return finish_map(d, self.n, self.k, avg, std, self.t, self.standardize, self.two_sided,
+                          self.rescale)[:, 0]
 
 
 def image_size(run_dir, cfg, stats) -> tuple[int, int]:

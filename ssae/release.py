@@ -22,38 +22,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import torch
-
 from .errors import SsaeError
+from .runs import WEIGHTS, load_weights, save_weights
 
-WEIGHTS = "model.safetensors"
 METRICS = "metrics.json"
 BLUR = "blur.json"
 #: files copied as they are from a run folder (those that exist)
 COPIED = ("config.json", "history.json", "train_summary.json", "curve.jsonl")
-
-
-def save_weights(model: torch.nn.Module, path) -> None:
-    """The model's weights as float16 safetensors at ``path`` (written, then renamed)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state, str(tmp), metadata={"format": "ssae", "dtype": "float16"})
-    tmp.replace(path)
-
-
-def load_weights(path) -> dict[str, torch.Tensor]:
-    """The state dict in ``path`` (safetensors), as float32 tensors; a one-line error naming the
-    file when it cannot be read."""
-    from safetensors.torch import load_file
-
-    try:
-        state = load_file(str(path))
-    except Exception as e:  # noqa: BLE001 - any failure is a bad model file
-        raise SsaeError(f"cannot read weights {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    return {k: v.float() for k, v in state.items()}
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
@@ -65,9 +40,10 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     blur reference (:class:`ssae.references.BlurReference`, sigma 4) with the same settings.
     Returns the metrics."""
     from .data import load_split
-    from .evaluation import calibrate, calibrate_model, evaluate, evaluate_model
+    from .calibration import calibrate, calibrate_model
+    from .evaluation import evaluate, evaluate_model
     from .references import BlurReference
-    from .training import DONE, build_model, load_model, read_run_config, write_json
+    from .runs import DONE, build_model, load_model, read_run_config, write_json
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not (run_dir / DONE).is_file():

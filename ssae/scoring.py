@@ -20,9 +20,12 @@ All maps are B x 1 x H x W float32 tensors at the resolution of the input.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from ssae.errors import SsaeError
 from ssae.precision import autocast
@@ -177,19 +180,20 @@ def avgmap(maps) -> torch.Tensor:
     return maps.float().mean(dim=0, keepdim=True)
 
 
-def weighted_anomap(m: torch.Tensor, avg: torch.Tensor, t: int) -> torch.Tensor:
-    """Eq. (14): m * (1 - avg)^t.
-
-    The paper leaves the scale of avgmap implicit; for (1 - avg) to be a weight in [0, 1] we
-    divide avg by its maximum first (ours). t = 0 returns m unchanged.
-    """
+def weighted_anomap(m: torch.Tensor, avg: torch.Tensor, t: int, rescale: bool = False) -> torch.Tensor:
+    """Eq. (14): ``m * (1 - avg)^t``, as written; ``1 - avg`` is clamped at 0 where the avgmap
+    exceeds 1 (a Diff such as SSIM's can). ``rescale`` (ours, ``score.avgmap_rescale``) divides
+    the avgmap by its maximum first, so that ``1 - avg`` spans [0, 1] for any Diff.
+    t = 0 returns m unchanged."""
     if t == 0:
         return m
     if avg.shape[-2:] != m.shape[-2:]:
         raise SsaeError(f"avgmap is {tuple(avg.shape[-2:])} but the anomap is {tuple(m.shape[-2:])}")
-    top = avg.max()
-    a = avg / top if top > 0 else torch.zeros_like(avg)
-    return m * (1.0 - a).pow(t)
+    a = avg
+    if rescale:
+        top = avg.max()
+        a = avg / top if top > 0 else torch.zeros_like(avg)
+    return m * (1.0 - a).clamp(min=0.0).pow(t)
 
 
 def stdmap(maps: torch.Tensor) -> torch.Tensor:
@@ -282,3 +286,85 @@ def threshold_from_validation(val_maps, quantile: float) -> float:
     if values.size == 0:
         raise SsaeError("no validation maps to choose a threshold from")
     return float(np.quantile(values, quantile))
+
+
+#: image-score reductions compared on validation data; "sum" is the paper's
+REDUCTIONS = ("sum", "mean", "max", "contrast")
+
+
+@dataclasses.dataclass
+class ValidationMaps:
+    """Per-pixel statistics of the clean validation anomaps at the calibrated n, k (H x W each):
+    ``avg`` is eq. (13)'s avgmap, ``std`` their spread (ours; None in run folders from before it)."""
+    avg: np.ndarray
+    std: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, maps: list[np.ndarray]) -> "ValidationMaps":
+        """Eq. (13)'s avgmap and the stdmap of H x W validation anomaps of one size."""
+        stack = torch.from_numpy(np.stack(maps))[:, None]
+        return cls(avgmap(stack).numpy()[0, 0], stdmap(stack).numpy()[0, 0])
+
+
+def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_size: int = 8,
+              progress: bool = False, desc: str = "maps") -> list[torch.Tensor]:
+    """Raw difference maps Diff(X, F(X)) (eq. 2, or the SSIM-based one), one 1 x H x W tensor
+    per image, on the CPU. Images of equal size are processed in batches."""
+    out: list[torch.Tensor | None] = [None] * len(images)
+    groups: dict[tuple, list[int]] = {}
+    for i, a in enumerate(images):
+        groups.setdefault(a.shape, []).append(i)
+    bar = tqdm(total=len(images), disable=not progress, desc=desc, unit="img")
+    for idx in groups.values():
+        for s in range(0, len(idx), batch_size):
+            chunk = idx[s:s + batch_size]
+            x = torch.from_numpy(np.stack([images[i].transpose(2, 0, 1) for i in chunk])).to(device)
+            y = reconstruct(model, x, batch_size=batch_size)
+            d = difference(x, y, kind)
+            for j, i in enumerate(chunk):
+                out[i] = d[j].float().cpu()
+            bar.update(len(chunk))
+    bar.close()
+    return out  # type: ignore[return-value]
+
+
+def finish_maps(raw: list[torch.Tensor], n: int, k: int, stats: ValidationMaps | None, t: int,
+                standardize: bool = False, two_sided: bool = False, rescale: bool = False) -> list[np.ndarray]:
+    """anomap (eq. 3) from raw Diff maps (1 x H x W each), weighted by the avgmap (eq. 14) when
+    ``t > 0``, or standardised per pixel (ours, :func:`ssae.scoring.standardized_anomap`, by
+    ``|z|`` when ``two_sided``) when ``standardize``; returns H x W arrays. Without ``stats``
+    (images of several sizes) both are skipped. ``rescale``: see :func:`weighted_anomap`."""
+    if standardize and t:
+        raise SsaeError("choose either the avgmap weighting (t > 0) or standardised maps, not both")
+    if standardize and stats is not None and stats.std is None:
+        raise SsaeError("standardised maps need the validation stdmap; recalibrate the run")
+    def plane(a):  # an H x W array as a 1 x 1 x H x W tensor
+        return None if a is None else torch.from_numpy(a)[None, None]
+
+    avg, std = (None, None) if stats is None else (plane(stats.avg), plane(stats.std))
+    return [finish_map(d[None], n, k, avg, std, t, standardize, two_sided, rescale)[0, 0].numpy() for d in raw]
+
+
+def calibrated_maps(raw: list[torch.Tensor], cal: dict, stats: ValidationMaps | None) -> list[np.ndarray]:
+    """:func:`finish_maps` with the settings of a run's calibration (``calibration.json``)."""
+    return finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"], cal["two_sided"],
+                       cal.get("avgmap_rescale", False))
+
+
+def finish_map(d: torch.Tensor, n: int, k: int, avg: torch.Tensor | None, std: torch.Tensor | None, t: int,
+               standardize: bool = False, two_sided: bool = False, rescale: bool = False) -> torch.Tensor:
+    """:func:`finish_maps` on a B x 1 x H x W tensor of raw Diff maps, with the avgmap ``avg``
+    and stdmap ``std`` as 1 x 1 x H x W tensors (None: no weighting); a traceable function of
+    ``d``, which :mod:`ssae.export` puts into an ONNX graph."""
+    m = smooth(d, n, k)
+    if avg is not None and t:  # eq. (14)
+        return weighted_anomap(m, avg, t, rescale)
+    if avg is not None and standardize:
+        return standardized_anomap(m, avg, std, two_sided)
+    return m
+
+
+def image_scores(maps: list[np.ndarray]) -> dict[str, list[float]]:
+    """Each map's image score under every reduction of :data:`REDUCTIONS` (the paper's sum, and
+    ours: mean, max and contrast)."""
+    return {r: [float(image_score(torch.from_numpy(m)[None], r)) for m in maps] for r in REDUCTIONS}

@@ -28,9 +28,6 @@ batches, gradients are averaged by DistributedDataParallel, rank 0 writes the ru
 """
 from __future__ import annotations
 
-import contextlib
-import errno
-import json
 import math
 import os
 import time
@@ -42,22 +39,18 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import __version__
-from .config import Config, check, override
+from .config import LR_SCHEDULES, Config, check, override
 from .corruption import corrupt, random_rotation
 from .data import Split, augment, load_images, occluder_images, resolve_augmentation
 from .errors import SsaeError
-from .model import SSAE
 from .objectives import loss as objective_loss
-from .release import WEIGHTS, load_weights
 from .precision import autocast as precision_autocast, precision as forward_precision
 from .runlock import lock_run
+from .calibration import calibrate_model
+from .evaluation import curve_point
+from .runs import (CHECKPOINT, CONFIG, DONE, HISTORY, SUMMARY, WEIGHTS, append_curve, build_model, read_checkpoint,
+                   read_curve, read_run_config, read_summary, save_checkpoint, write_calibration, write_json)
 
-CHECKPOINT = "checkpoint.pt"
-CONFIG = "config.json"
-HISTORY = "history.json"
-DONE = "done"
-SUMMARY = "train_summary.json"
-CURVE = "curve.jsonl"
 #: first step of the geometric learning-curve grid (:func:`curve_grid`)
 CURVE_FIRST = 250
 #: ours: weights whose overall L2 norm passes this have diverged (trained models here: about
@@ -90,7 +83,6 @@ def crop_size(p: float, cfg: Config, max_side: int) -> int:
     return int(max(8, min(side, max_side)))
 
 
-LR_SCHEDULES = ("constant", "cosine")
 
 
 def learning_rate(t, p: float) -> float:
@@ -122,78 +114,6 @@ def curve_grid(steps: int, first: int = CURVE_FIRST) -> tuple[int, ...]:
         grid.append(s)
         s *= 2
     return tuple(grid)
-
-
-def read_curve(run_dir) -> list[dict]:
-    """The learning-curve rows of a run (``curve.jsonl``), ordered by step; ``[]`` without one."""
-    path = Path(run_dir) / CURVE
-    if not path.is_file():
-        return []
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as e:
-                raise SsaeError(f"cannot read {path}:{i}: {e}")
-    return sorted(rows, key=lambda r: r["step"])
-
-
-def append_curve(run_dir, row: dict) -> None:
-    """Add one row to ``curve.jsonl`` (replacing a row of the same step); the file is rewritten
-    under a temporary name and renamed, so a reader never sees half a row."""
-    path = Path(run_dir) / CURVE
-    rows = [r for r in read_curve(run_dir) if r["step"] != row["step"]] + [row]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r, default=_json_default) + "\n"
-                           for r in sorted(rows, key=lambda r: r["step"])))
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, obj) -> None:
-    """Write JSON to a temporary name, then rename: a reader never sees half a file. A file
-    that cannot be written (``path`` is a folder, the disk is full) is a one-line
-    :class:`SsaeError` naming ``path``, and leaves no temporary file behind."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        if path.is_dir():
-            raise IsADirectoryError(errno.EISDIR, "it is a folder")
-        tmp.write_text(json.dumps(obj, indent=2, default=_json_default))
-        os.replace(tmp, path)
-    except OSError as e:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise SsaeError(f"cannot write {path}: {e.strerror or e}") from None
-
-
-def read_json(path: Path, advice: str = ""):
-    """The JSON document at ``path``, or a one-line :class:`SsaeError` naming the file (and
-    ``advice``) when it is not valid JSON."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SsaeError(f"cannot read {path}: {e}{'; ' + advice if advice else ''}")
-
-
-def read_summary(run_dir) -> dict:
-    """The run's ``train_summary.json`` (steps, seconds, images/s), ``{}`` when training has
-    not finished; a damaged file is a one-line error."""
-    path = Path(run_dir) / SUMMARY
-    return read_json(path) if path.is_file() else {}
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer, np.ndarray)):
-        return o.tolist() if isinstance(o, np.ndarray) else o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o)}")
-
-
-def build_model(cfg: Config) -> SSAE:
-    m = cfg.model
-    return SSAE(in_channels=m.in_channels, f=m.f, width=m.width)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -238,68 +158,6 @@ class TrainingImages:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(run_dir: Path, model, optimiser, step: int, history: list, gens: dict,
-                    cfg: Config, seconds: float) -> None:
-    state = {
-        "model": _unwrap(model).state_dict(),
-        "optimiser": optimiser.state_dict(),
-        "step": step,
-        "history": history,
-        "seconds": seconds,
-        "rng": {k: g.get_state() for k, g in gens.items()},
-        "config": json.dumps(cfg.to_dict()),
-        "ssae_version": __version__,
-    }
-    tmp = run_dir / (CHECKPOINT + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, run_dir / CHECKPOINT)
-
-
-def read_checkpoint(run_dir: Path, device="cpu") -> dict:
-    path = Path(run_dir) / CHECKPOINT
-    if not path.is_file():
-        raise SsaeError(f"no checkpoint in {run_dir} (expected {path}); train first with `ssae train`")
-    try:
-        return torch.load(path, map_location=device, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad run directory
-        raise SsaeError(f"cannot read checkpoint {path}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}; "
-                        f"the file is damaged or not ssae's: delete it and run `ssae train` again to train "
-                        f"from the start, or train into another --out folder")
-
-
-def read_run_config(run_dir: Path) -> tuple[Config, dict]:
-    """The run's Config and its metadata (data spec, channels, ...) from ``config.json``."""
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise SsaeError(f"not a run directory: {run_dir} has no {CONFIG}")
-    try:
-        doc = json.loads(path.read_text())
-        cfg = Config.from_dict(doc["config"])
-    except (ValueError, KeyError, TypeError) as e:
-        raise SsaeError(f"incompatible run directory {path}: {e}")
-    return cfg, doc.get("meta", {})
-
-
-def load_model(run_dir, device="cpu") -> tuple[SSAE, Config]:
-    """The trained model of a run directory (eval mode) and its Config: from ``checkpoint.pt``,
-    or from ``model.safetensors`` in a packed model folder (:mod:`ssae.release`)."""
-    run_dir = Path(run_dir)
-    cfg, _ = read_run_config(run_dir)
-    packed = not (run_dir / CHECKPOINT).is_file() and (run_dir / WEIGHTS).is_file()  # ssae.release
-    source = run_dir / (WEIGHTS if packed else CHECKPOINT)
-    weights = load_weights(source) if packed else read_checkpoint(run_dir, device)["model"]
-    model = build_model(cfg)
-    try:
-        model.load_state_dict(weights)
-    except (RuntimeError, KeyError) as e:
-        raise SsaeError(f"weights {source} do not fit the model in {CONFIG}: "
-                        f"{str(e).splitlines()[0][:200]}")
-    model = model.to(device).eval()
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    return model, cfg
-
 
 def init_distributed(device: str) -> str:
     """Under ``torchrun`` (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on CPU)
@@ -358,8 +216,6 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
     """:func:`train` once its settings are checked and its folder is locked."""
     device = torch.device(device)
     rank, world = _dist_info()
-    # here, not at the top: evaluation imports this module
-    from .evaluation import calibrate_model, curve_point, write_calibration
     t = cfg.train
     resuming = (run_dir / CHECKPOINT).is_file()
     if rank == 0:
@@ -575,7 +431,8 @@ def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, devic
     ``seconds``, ``stopped_by``. A retry directory that finished earlier is not trained again,
     so rerunning the same command resumes where it stopped.
     """
-    from .evaluation import CALIBRATION, RESTORATION_MIN, read_calibration
+    from .runs import CALIBRATION, read_calibration
+    from .calibration import RESTORATION_MIN
 
     if retries < 0:
         raise SsaeError(f"retries must be >= 0, got {retries}")
@@ -626,7 +483,7 @@ def _retire_finished_run(run_dir: Path) -> None:
     """Remove ``done`` (first), the scoring (calibration, avgmap, stdmap) and the summary: what
     says that the run's weights are finished and scored. Called just before a new checkpoint or a
     new scoring replaces them, so that old scoring never sits beside new weights."""
-    from .evaluation import AVGMAP, CALIBRATION, STDMAP  # evaluation imports this module
+    from .runs import AVGMAP, CALIBRATION, STDMAP  # evaluation imports this module
 
     for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
         (run_dir / name).unlink(missing_ok=True)

@@ -19,7 +19,7 @@ import nbformat
 import pytest
 import yaml
 
-from ssae import book, bookbuild
+from ssae.report import book, build as bookbuild
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -120,6 +120,21 @@ def test_runner_builds_the_book(built):
     intro = (built["html"] / "book" / "intro.html").read_text(encoding="utf-8")
     words = re.sub(r"<[^>]+>", "", intro)
     assert "{{ build" not in words and "ssae book --profile smoke" in words
+    # the intro opens with the verdict of the kept models and their results table
+    body = re.search(r'<section id="what-the-trained-models-show">(.*?)</section>', intro, re.S).group(1)
+    section = re.sub(r"<[^>]+>", "", body)
+    models = book.REPO / "models"
+    if any(models.glob("*/*/metrics.json")):
+        assert "restoration check" in section and "image AUROC" in section and "<table" in body
+    else:
+        assert "No trained reference model is kept" in section
+    for page in built["html"].rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        # no parameters cell is shown, and no page names a path of the machine that built it
+        assert "tag_parameters" not in text and "tag_injected-parameters" not in text, page.name
+        shown = re.sub(r"<[^>]+>", " ", text)
+        assert not re.search(r"(?<![\w.])/(tmp|work|root|home)/", shown), (page.name, re.findall(
+            r"\S*/(?:tmp|work|root|home)/\S*", shown)[:3])
     cfg = yaml.safe_load((built["book"] / "_config.yml").read_text())
     assert cfg["execute"]["execute_notebooks"] == "off"
     assert cfg["parse"]["myst_substitutions"]["build_profile"] == "smoke"
@@ -287,7 +302,7 @@ def test_settings_table_covers_every_field():
 
 def test_kept_gpu_results_are_shown_with_hardware_and_date(tmp_path):
     import numpy as np
-    from ssae import tables
+    from ssae.report import tables
 
     assert book.gpu_figures(tmp_path) == []
     res = {"data_spec": ".gpu_data/mtd", "dataset": "mtd", "image_auroc": 0.95, "pixel_auroc": 0.9,

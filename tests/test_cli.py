@@ -244,8 +244,8 @@ def test_run_directory_of_another_version_is_one_line(smoke_run, tmp_path):
 def test_retries_train_again_with_other_initial_weights_only_when_the_check_fails(tmp_path, monkeypatch, capsys):
     """ssae train --retries N: a model that fails the restoration check is
     trained again into OUT-retryK with train.init_seed = seed + 1000 k; one that passes is not."""
-    import ssae.evaluation as E
-    from ssae.training import read_run_config
+    import ssae.calibration as E
+    from ssae.runs import read_run_config
 
     data = fixtures.make_mvtec(tmp_path)
     args = ["train", "--data", str(data), "--profile", "smoke", "--steps", "2", "--seed", "3", "--retries", "2"]

@@ -53,26 +53,24 @@ def test_a_continued_run_extends_its_curve(mvtec_dir, tmp_path):
 
 
 def test_an_interrupted_curve_evaluation_is_redone_on_resume(mvtec_dir, tmp_path, monkeypatch):
-    import ssae.evaluation as E
-
     cfg = override(profile("smoke"), train={"steps": 4, "curve": (2,), "checkpoint_every": 100})
     split = load_split(str(mvtec_dir), cfg.data)
     run = tmp_path / "run"
-    real = E.curve_point
+    real = T.curve_point
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(E, "curve_point", interrupted)
+    monkeypatch.setattr(T, "curve_point", interrupted)
     with pytest.raises(KeyboardInterrupt):
         T.train(cfg, split, run, progress=False)
     assert T.read_curve(run) == []
-    monkeypatch.setattr(E, "curve_point", real)
+    monkeypatch.setattr(T, "curve_point", real)
     T.train(cfg, split, run, progress=False)
     assert [r["step"] for r in T.read_curve(run)] == [2, 4]
 
 
 def test_a_damaged_curve_file_is_a_one_line_error(tmp_path):
-    (tmp_path / T.CURVE).write_text('{"step": 1}\nnot json\n')
+    (tmp_path / "curve.jsonl").write_text('{"step": 1}\nnot json\n')
     with pytest.raises(T.SsaeError, match=r"curve.jsonl:2"):
         T.read_curve(tmp_path)

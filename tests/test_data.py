@@ -76,10 +76,10 @@ def test_embedded_spec_uses_ensure(monkeypatch, tmp_path):
     import sys
     import types
     made = fixtures.make_mvtec(tmp_path, name="carpet")
-    fake = types.ModuleType("ssae.embedded")
+    fake = types.ModuleType("ssae.datasets.embedded")
     fake.ensure = lambda category, **kw: made if category == "carpet" else None
-    monkeypatch.setitem(sys.modules, "ssae.embedded", fake)
-    monkeypatch.setattr("ssae.embedded", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "ssae.datasets.embedded", fake)
+    monkeypatch.setattr("ssae.datasets.embedded", fake, raising=False)
     s = data.load_split("embedded:carpet", cfg())
     assert s.name == "embedded:carpet" and s.has_masks and len(s.test) == 6
 

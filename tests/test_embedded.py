@@ -1,4 +1,4 @@
-"""The generated texture data set (ssae.embedded): determinism, MVTec layout, masks that
+"""The generated texture data set (ssae.datasets.embedded): determinism, MVTec layout, masks that
 match the drawn defects, stable normal-image statistics, atomic writes and caching.
 
 Small sizes throughout (32-64 px, a few images) so the whole file runs in seconds.
@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from ssae import embedded
-from ssae.embedded import CATEGORIES, CHANNELS, DEFECTS, NORMAL_STATS, SUBTLE
+from ssae.datasets import embedded
+from ssae.datasets.embedded import CATEGORIES, CHANNELS, DEFECTS, NORMAL_STATS, SUBTLE
 from ssae.errors import SsaeError
 
 SMALL = dict(size=64, n_train=2, n_test_good=2, n_test_per_defect=2)

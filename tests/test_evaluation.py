@@ -9,7 +9,9 @@ from ssae.config import override, profile
 from ssae.data import read_image, read_mask
 from ssae.data import load_split
 from ssae.errors import SsaeError
-from ssae.evaluation import REDUCTIONS, ValidationMaps, calibrate_model, evaluate_model, finish_maps
+from ssae.scoring import REDUCTIONS, ValidationMaps, finish_maps
+from ssae.calibration import calibrate_model
+from ssae.evaluation import evaluate_model
 from ssae.references import BlurReference
 
 
@@ -121,7 +123,7 @@ class _Constant(torch.nn.Module):
 
 
 def test_restoration_check_tells_a_restoring_model_from_one_that_copies(mvtec_dir):
-    from ssae.evaluation import RESTORATION_MIN, restoration_warning
+    from ssae.calibration import RESTORATION_MIN, restoration_warning
 
     cfg = override(profile("smoke"), corruption={"method": "cutout"}, score={"select_nk": False})
     split = load_split(str(mvtec_dir), cfg.data)
@@ -138,7 +140,7 @@ def test_restoration_check_tells_a_restoring_model_from_one_that_copies(mvtec_di
 
 
 def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mvtec_dir):
-    from ssae.evaluation import proxy_corruption
+    from ssae.calibration import proxy_corruption
 
     cfg = override(profile("smoke"), corruption={"method": "elastic", "p_clean": 0.5}, score={"select_nk": False})
     assert proxy_corruption(cfg) == cfg.corruption  # default: as in training
@@ -191,7 +193,7 @@ def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mv
 
 
 def test_selection_weights_each_validation_map_with_the_others_avgmap():
-    from ssae.evaluation import _separation
+    from ssae.calibration import _separation
 
     # every clean validation map has the same structural hot spot (an edge, say); each corrupted
     # copy has it too, plus the corruption elsewhere

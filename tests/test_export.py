@@ -9,8 +9,9 @@ import pytest
 import fixtures
 from ssae.cli import main
 from ssae.data import load_images
-from ssae.evaluation import diff_maps, finish_maps, read_calibration
-from ssae.training import load_model
+from ssae.scoring import calibrated_maps, diff_maps
+from ssae.runs import read_calibration
+from ssae.runs import load_model
 from test_cli import assert_one_line_error, run_cli
 
 
@@ -30,7 +31,7 @@ def ssae_maps(run, images) -> np.ndarray:
     model, _ = load_model(run)
     cal, stats = read_calibration(run)
     raw = diff_maps(model, images, cal["diff"], "cpu")
-    return np.stack(finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"], cal["two_sided"]))
+    return np.stack(calibrated_maps(raw, cal, stats))
 
 
 def onnx_maps(path, images) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssae import bookbuild
+from ssae.report import build as bookbuild
 from ssae.report import findings as F
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import fixtures
-from ssae import bookbuild
+from ssae.report import build as bookbuild
 
 REPO = Path(__file__).resolve().parents[1]
 NB = REPO / "notebooks"
@@ -45,11 +45,11 @@ def outputs(path: Path) -> dict:
 READ_ONLY = ("09_learning_curves.ipynb", "10_reference.ipynb", "11_findings.ipynb")
 
 
-def run(name: str, out_dir: Path, **params) -> Path:
-    out = out_dir / name
-    common = {} if name in READ_ONLY else dict(profile="smoke", device="cpu", seed=0)
-    err = bookbuild.execute_notebook(NB / name, out, dict(common, **params), out_dir)
-    assert err == "", f"{name} failed: {err}"
+def run(notebook: str, out_dir: Path, **params) -> Path:
+    out = out_dir / notebook
+    common = {} if notebook in READ_ONLY else dict(profile="smoke", device="cpu", seed=0)
+    err = bookbuild.execute_notebook(NB / notebook, out, dict(common, **params), out_dir)
+    assert err == "", f"{notebook} failed: {err}"
     return out
 
 

@@ -13,9 +13,10 @@ from safetensors import safe_open
 from ssae.config import Config
 from ssae.evaluation import evaluate
 from ssae.precision import precision
-from ssae.release import METRICS, WEIGHTS
+from ssae.release import METRICS
+from ssae.runs import WEIGHTS
 from ssae.report import models as R
-from ssae.training import load_model, read_curve
+from ssae.runs import load_model, read_curve
 
 REFERENCES = R.find()
 FOLDERS = [(ref, kind, d) for ref in REFERENCES for kind, d in ref.models.items()]

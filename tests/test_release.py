@@ -7,7 +7,8 @@ import torch
 import ssae.training as T
 from ssae.cli import main
 from ssae.errors import SsaeError
-from ssae.release import WEIGHTS, load_weights, pack
+from ssae.runs import WEIGHTS, load_weights, load_model
+from ssae.release import pack
 
 
 def test_pack_writes_a_small_folder_that_evaluates_like_a_run(smoke_run, tmp_path, capsys):
@@ -60,4 +61,4 @@ def test_damaged_weights_are_a_one_line_error(smoke_run, tmp_path):
     pack(run, out, str(data))
     (out / WEIGHTS).write_bytes(b"not a safetensors file")
     with pytest.raises(SsaeError, match="cannot read weights"):
-        T.load_model(out)
+        load_model(out)

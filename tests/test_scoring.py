@@ -82,8 +82,10 @@ def test_avgmap_and_weighting_eq13_eq14():
     avg = scoring.avgmap(maps)
     assert torch.equal(avg, torch.tensor([[[[1.0, 2.0]]]]))
     m = torch.tensor([[[[4.0, 4.0]]]])
-    w = scoring.weighted_anomap(m, avg, t=2)                   # avg/max = [0.5, 1]
+    w = scoring.weighted_anomap(m, avg, t=2, rescale=True)     # ours: avg/max = [0.5, 1]
     assert torch.allclose(w, torch.tensor([[[[1.0, 0.0]]]]))
+    literal = scoring.weighted_anomap(m, torch.tensor([[[[0.25, 2.0]]]]), t=2)  # eq. (14) as written
+    assert torch.allclose(literal, torch.tensor([[[[4 * 0.75 ** 2, 0.0]]]]))    # 1 - avg clamped at 0
     assert scoring.weighted_anomap(m, avg, t=0) is m
     with pytest.raises(SsaeError, match="one size"):
         scoring.avgmap([torch.zeros(1, 1, 2, 2), torch.zeros(1, 1, 3, 2)])

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from ssae import tables as T
+from ssae.report import tables as T
 
 
 @pytest.fixture(scope="module")

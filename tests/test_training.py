@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import ssae.training as T
+from ssae.runs import load_model
 from ssae.config import override, profile
 from ssae.data import load_split
 from ssae.errors import SsaeError
@@ -41,7 +42,7 @@ def test_train_writes_a_complete_run(mvtec_dir, tmp_path):
     for name in ("config.json", "checkpoint.pt", "history.json", "calibration.json", "done"):
         assert (run / name).is_file(), name
     assert not list(run.glob("*.tmp*"))
-    model, cfg2 = T.load_model(run)
+    model, cfg2 = load_model(run)
     assert cfg2.model.in_channels == 3 and not model.training
     assert (cfg2.data.rot90, cfg2.data.flips) == (True, True)  # unknown category: both, as used
 
@@ -102,9 +103,9 @@ def test_resume_refuses_other_settings(mvtec_dir, tmp_path):
 def test_incompatible_run_directory(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"config": {"format_version": 99}, "meta": {}}))
     with pytest.raises(SsaeError, match="incompatible run directory"):
-        T.load_model(tmp_path)
+        load_model(tmp_path)
     with pytest.raises(SsaeError, match="not a run directory"):
-        T.load_model(tmp_path / "missing")
+        load_model(tmp_path / "missing")
 
 
 def test_stored_settings_are_type_checked(tmp_path):
@@ -140,7 +141,7 @@ def test_an_interrupted_resumption_leaves_no_old_scoring_behind(mvtec_dir, tmp_p
     """Resumed for more steps and interrupted after its first new checkpoint, a finished run
     no longer looks finished: its old scoring does not sit beside the new weights. (Interrupted
     before it, the run is left as it was: tests/test_misuse.py.)"""
-    from ssae.evaluation import read_calibration
+    from ssae.runs import read_calibration, load_model
 
     split = load_split(str(mvtec_dir), smoke().data)
     run = tmp_path / "run"

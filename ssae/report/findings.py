@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ..tables import Table
+from .tables import Table
 
 REPO = Path(__file__).resolve().parents[2]
 #: the committed result rows
@@ -145,12 +145,12 @@ def means(rows: Sequence[dict], names: Sequence[str] = METRICS) -> str:
 
 
 def passes(rows: Sequence[dict]) -> int:
-    from ..evaluation import RESTORATION_MIN
+    from ..calibration import RESTORATION_MIN
     return sum(1 for r in rows if (metric(r, "check") or 0) >= RESTORATION_MIN)
 
 
 def restoration_min() -> float:
-    from ..evaluation import RESTORATION_MIN
+    from ..calibration import RESTORATION_MIN
     return RESTORATION_MIN
 
 
@@ -515,7 +515,7 @@ def retries(R: Results) -> Part:
             f"AUROC, {st[1].text()} pixel AUROC and {st[2].text()} AUPRO; without the rule it is {s0[0].text()}, "
             f"{s0[1].text()} and {s0[2].text()}. The {10 - passes(default)} retrained draws cost a second "
             f"training budget. On the carpet look-alike both runs fail the check.")
-    from ..plots import paired_draws
+    from .plots import paired_draws
     hw = sorted({r.get("hardware") for r in rule + plain})
     fig = paired_draws({k: ([metric(r, k) for r in rule], [metric(r, k) for r in plain]) for k in METRICS},
                        f"grid look-alike (generated), 256 px, cpu profile, 20 min, {'; '.join(hw)}",

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..release import BLUR, METRICS
-from ..tables import Table
+from .tables import Table
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
@@ -83,7 +83,7 @@ def _read(path: Path) -> dict | None:
 
 
 def curve(model_dir: Path) -> list[dict]:
-    from ..training import read_curve
+    from ..runs import read_curve
     return read_curve(model_dir)
 
 
@@ -205,8 +205,8 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
 
     from .. import scoring as S
     from ..evaluation import anomaly_maps
-    from ..training import load_model
-    from ..plots import _grid, _rgb, _show_image, evaluation_map, heat_overlay
+    from ..runs import load_model
+    from .plots import _grid, _rgb, _show_image, evaluation_map, heat_overlay
 
     d = ref.models[kind]
     split, items, images, maps, cal = anomaly_maps(d, str(ref.data_path()), device, progress=False)

@@ -398,7 +398,7 @@ def evaluation_maps(images, maps, masks, threshold: float, titles, label: str):
 def objective_comparison(ex, label: str):
     """Figure 11: per row the input, the ground-truth mask, and the heatmaps of objective (4)
     with elastic deformation, objective (1) with elastic deformation and objective (1) with
-    cut-out ("zeros"). ``ex`` is the ``figure11`` dict of :func:`ssae.book.compare_objectives`;
+    cut-out ("zeros"). ``ex`` is the ``figure11`` dict of :func:`ssae.report.book.compare_objectives`;
     each heatmap is scaled by twice its model's calibrated threshold."""
     import numpy as np
 

@@ -1,4 +1,4 @@
-"""The papermill runner behind ``ssae book`` (the notebooks' helpers are :mod:`ssae.book`).
+"""The papermill runner behind ``ssae book`` (the notebooks' helpers are :mod:`ssae.report.book`).
 
 ``ssae book`` turns the library into the published reproduction:
 
@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .book import EMBEDDED, REPO, DataSet, dataset, hardware, write_result
-from .config import PROFILES
-from .errors import SsaeError
+from ..config import PROFILES
+from ..errors import SsaeError
 from .tables import classify, size_text
 
 NOTEBOOKS = {
@@ -332,6 +332,21 @@ def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "") -
     return "\n".join(lines)
 
 
+def public_args(args: list[str], repo: Path) -> list[str]:
+    """Command-line arguments as the book may show them: a path inside the repository relative
+    to it, any other absolute path by its last part (``.../out``), never a path of the machine."""
+    out = []
+    for a in args:
+        if os.path.isabs(a):
+            p = Path(a).resolve()
+            try:
+                a = str(p.relative_to(repo.resolve()))
+            except ValueError:
+                a = f".../{p.name}"
+        out.append(a)
+    return out
+
+
 #: the line of book/intro.md that the runner replaces by :func:`glance`
 GLANCE = "<!-- results at a glance: filled in by ssae book from models/ -->"
 
@@ -339,7 +354,7 @@ GLANCE = "<!-- results at a glance: filled in by ssae book from models/ -->"
 def glance(references) -> str:
     """The intro's verdict: a generated paragraph per kept model's data set and the results
     table, from the numbers recorded in ``models/``."""
-    from .report.models import glance_markdown, verdict
+    from .models import glance_markdown, verdict
 
     if not references:
         return ("No trained reference model is kept in `models/`, so this build shows early-training "
@@ -389,7 +404,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     The trained reference models in ``models_dir`` (default: the repository's ``models/``)
     get a page each and the learning-curves chapter; a data set found in ``../shared/data``
     that has a reference model is evaluated through it instead of being trained again."""
-    from .report.models import MODELS, find as find_references
+    from .models import MODELS, find as find_references
     if profile not in PROFILES:
         raise SsaeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     progress = Progress(log)
@@ -512,8 +527,8 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         "build_data": "; ".join(f"{d.title}" for d in datasets) or "none",
         "build_hardware": hardware(device),
         "build_date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "build_command": "`" + ("ssae book " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["book"]
-                                else "ssae book").strip() + "`",
+        "build_command": "`" + ("ssae book " + " ".join(public_args(sys.argv[2:], repo))
+                                if sys.argv[1:2] == ["book"] else "ssae book").strip() + "`",
         "build_failed": ", ".join(failed_names) or "none",
     }
     (plan.book_dir / "_config.yml").write_text(staged_config(repo, subs), encoding="utf-8")

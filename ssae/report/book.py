@@ -11,7 +11,7 @@ in the library modules these helpers call), where the tests reach it:
 - the theory chapters (pixel statistics, Proposition 1 and 2, orthogonality curves);
 - the GPU figures kept in ``book/gpu_results/``.
 
-Running the notebooks and building the HTML is :mod:`ssae.bookbuild` (``ssae book``).
+Running the notebooks and building the HTML is :mod:`ssae.report.build` (``ssae book``).
 """
 from __future__ import annotations
 
@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, override, profile as make_profile
-from .errors import SsaeError
+from ..config import Config, override, profile as make_profile
+from ..errors import SsaeError
 from .tables import Table, classify, size_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 EMBEDDED = ("carpet", "grid", "leather", "tile", "wood")
 
@@ -38,7 +38,7 @@ EMBEDDED = ("carpet", "grid", "leather", "tile", "wood")
 def config_comments() -> dict[tuple[str, str], str]:
     """{(section, field): comment} from the source of :mod:`ssae.config` (the ``# paper: ...``
     and ``# ours: ...`` comment on each field's line)."""
-    from . import config as C
+    from .. import config as C
 
     out: dict[tuple[str, str], str] = {}
     for section, klass in C.SECTIONS.items():
@@ -98,7 +98,7 @@ def slugify(text: str) -> str:
 
 
 def dataset(spec: str) -> DataSet:
-    """A :class:`DataSet` for a data spec, titled by what it is (see :func:`ssae.tables.classify`)."""
+    """A :class:`DataSet` for a data spec, titled by what it is (see :func:`ssae.report.tables.classify`)."""
     spec = str(spec)
     if spec.startswith("embedded:"):
         cat = spec.split(":", 1)[1]
@@ -132,7 +132,7 @@ def run_config(profile: str, *, minutes: float | None = None, seed: int = 0, obj
 
 
 def hardware(device: str = "cpu") -> str:
-    from .evaluation import hardware as _hw
+    from ..evaluation import hardware as _hw
     return _hw(device)
 
 
@@ -151,8 +151,8 @@ def train_category(data: str, profile: str, run_dir: str | Path, device: str = "
                    minutes: float | None = None, objective: int = 1, corruption: str | None = None,
                    progress: bool = False) -> dict[str, Any]:
     """Train one data set (:func:`ssae.training.train`) and return what the notebook shows."""
-    from .data import load_split
-    from .training import train
+    from ..data import load_split
+    from ..training import train
 
     cfg = run_config(profile, minutes=minutes, seed=seed, objective=objective, corruption=corruption)
     split = load_split(data, cfg.data, seed=seed)
@@ -191,7 +191,7 @@ def training_table(run: dict[str, Any]) -> Table:
 def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
                       results_json: str | Path | None = None, slug: str | None = None) -> dict[str, Any]:
     """:func:`ssae.evaluation.evaluate` plus the book's fields; written to ``results_json``."""
-    from .evaluation import evaluate
+    from ..evaluation import evaluate
 
     res = evaluate(run_dir, data, device=device, progress=False)
     res["slug"] = slug or dataset(data).slug
@@ -204,7 +204,7 @@ def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
 
 def write_result(path: str | Path, result: dict[str, Any]) -> Path:
     """Write a result JSON (temporary name, then rename)."""
-    from .training import write_json
+    from ..runs import write_json
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
@@ -216,7 +216,7 @@ def _pct(v) -> str:
 
 
 def _restoration(v) -> str:
-    from .evaluation import RESTORATION_MIN
+    from ..calibration import RESTORATION_MIN
 
     if v is None:
         return "not recorded"
@@ -271,9 +271,10 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
     """Anomaly maps for a few test images (defective ones of different types first), for
     Figures 1, 3 and 10, without mapping the whole test set."""
     import numpy as np
-    from . import data as D
-    from .evaluation import diff_maps, finish_maps, read_calibration
-    from .training import load_model
+    from .. import data as D
+    from ..scoring import calibrated_maps, diff_maps
+    from ..runs import read_calibration
+    from ..runs import load_model
 
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
@@ -281,7 +282,7 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
     items = pick_items(split.test, n, good, seed)
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
     raw = diff_maps(model, images, cal["diff"], device)
-    maps = finish_maps(raw, cal["n"], cal["k"], stats, cal["t"], cal["standardize"], cal["two_sided"])
+    maps = calibrated_maps(raw, cal, stats)
     masks = []
     for it, m in zip(items, maps):
         if split.has_masks and it.mask_path is not None:
@@ -291,7 +292,7 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
         else:
             masks.append(None)
     import torch
-    from .scoring import reconstruct
+    from ..scoring import reconstruct
     recon = []
     for a in images:
         x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None].to(device)
@@ -341,10 +342,11 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     beside the objective (1) run in ``run_dir``, and the pixel-wise maximum ensemble of the
     objective (1) and (4) heatmaps (Table 4, "Ens.")."""
     import torch
-    from . import metrics as M
-    from . import scoring as S
-    from .evaluation import anomaly_maps, evaluate, ground_truth, image_scores, map_metrics
-    from .training import read_run_config, read_summary
+    from .. import metrics as M
+    from .. import scoring as S
+    from ..evaluation import anomaly_maps, evaluate, ground_truth, map_metrics
+    from ..scoring import image_scores
+    from ..runs import read_run_config, read_summary
 
     out: dict[str, Any] = {}
     maps: dict[str, list] = {}
@@ -411,16 +413,16 @@ def public_comparison(comp: dict[str, Any]) -> dict[str, Any]:
 
 def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_defective: int = 2,
                         n_corrupted: int = 2, n_clean: int = 1, seed: int = 0) -> list[dict[str, Any]]:
-    """Rows for :func:`ssae.plots.reconstructions` (Figures 2 and 4): defective test images
+    """Rows for :func:`ssae.report.plots.reconstructions` (Figures 2 and 4): defective test images
     and their reconstructions, validation images corrupted as in training with the clean
     original (the target) beside them, and clean validation images (which the network should
     copy)."""
     import numpy as np
     import torch
-    from . import data as D
-    from .corruption import corrupt
-    from .scoring import reconstruct
-    from .training import load_model
+    from .. import data as D
+    from ..corruption import corrupt
+    from ..scoring import reconstruct
+    from ..runs import load_model
 
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
@@ -455,15 +457,15 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
     :class:`ssae.references.BlurReference` (a no-network stand-in, said so in the label)."""
     import numpy as np
     import torch
-    from . import data as D
-    from .corruption import corrupt
-    from .scoring import diff, reconstruct, smooth
+    from .. import data as D
+    from ..corruption import corrupt
+    from ..scoring import diff, reconstruct, smooth
 
     cfg = make_profile(profile)
     model, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
     if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
-        from .evaluation import read_calibration
-        from .training import load_model
+        from ..runs import read_calibration
+        from ..runs import load_model
         model, cfg = load_model(run_dir, device)
         cal, _ = read_calibration(run_dir)
         n, k, threshold = cal["n"], cal["k"], cal["threshold"]
@@ -478,7 +480,7 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
     xh, m, boxes = corrupt(torch.from_numpy(clean.transpose(2, 0, 1).copy())[None], ccfg, gen,
                            return_boxes=True)
     if model is None:
-        from .references import BlurReference
+        from ..references import BlurReference
         model = BlurReference(4.0).to(device).eval()
         what = "BlurReference(sigma=4): no trained model was given"
     x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None].to(device)
@@ -500,7 +502,7 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
 def model_table(f: int = 3, width: float = 1.0, size: int = 512, in_channels: int = 3) -> Table:
     """Table 1 computed from :class:`ssae.model.SSAE` (layer, filters, output size)."""
     import torch
-    from .model import SSAE, layer_table
+    from ..model import SSAE, layer_table
 
     with torch.device("meta"):   # no weights allocated: instant even at width 1
         model = SSAE(in_channels=in_channels, f=f, width=width)
@@ -533,8 +535,8 @@ def theory_settings(profile: str) -> dict[str, Any]:
 
 def texture_images(category: str, n: int, size: int, seed: int = 0):
     """``n`` defect-free training images of an embedded look-alike, rendered in memory at
-    ``size`` (the same pixels :mod:`ssae.embedded` writes to disk), as ``H x W x C`` arrays."""
-    from . import embedded
+    ``size`` (the same pixels :mod:`ssae.datasets.embedded` writes to disk), as ``H x W x C`` arrays."""
+    from ..datasets import embedded
 
     return [embedded.sample(category, "good", seed=seed, index=i, size=size, split="train").image
             for i in range(n)]
@@ -542,8 +544,8 @@ def texture_images(category: str, n: int, size: int, seed: int = 0):
 
 def folder_images(spec: str, n: int, size: int, seed: int = 0):
     """``n`` training images of a data set folder (or embedded spec) at ``size``."""
-    from . import data as D
-    from .config import DataConfig
+    from .. import data as D
+    from ..config import DataConfig
 
     split = D.load_split(spec, DataConfig(image_size=size), seed=seed)
     return D.load_images(split.train[:n], size, split.channels, progress=False)
@@ -551,13 +553,13 @@ def folder_images(spec: str, n: int, size: int, seed: int = 0):
 
 def grey_stack(images, size: int | None = None):
     """``n x H x W`` grey float64 stack (Section 3.4 treats grey images)."""
-    from .theory import stack_grey
+    from ..theory import stack_grey
     return stack_grey(images, size)
 
 
 def pixel_stats(categories=EMBEDDED, profile: str = "cpu", seed: int = 0) -> dict[str, Any]:
     """Figure 8's sliding-window statistics for embedded look-alikes: {category: PixelStats}."""
-    from .theory import sliding_window_pixel_stats
+    from ..theory import sliding_window_pixel_stats
 
     st = theory_settings(profile)
     return {c: sliding_window_pixel_stats(texture_images(c, st["n_images"], st["size"], seed),
@@ -565,7 +567,7 @@ def pixel_stats(categories=EMBEDDED, profile: str = "cpu", seed: int = 0) -> dic
 
 
 def pixel_stats_table(stats: dict[str, Any], kind: str = "texture", label: str = "") -> Table:
-    from .theory import pixel_stats_spread
+    from ..theory import pixel_stats_spread
 
     rows = []
     for name, s in stats.items():
@@ -584,7 +586,7 @@ def prop2_table(images, fractions=(0.05, 0.1, 0.25, 0.5, 0.75), n_pairs: int = 2
     """Eq. (9) on pairs of independent images: observed mean of
     ``||x_S - y_S||^2 - ||x_S' - y_S'||^2`` against ``(|S| - |S'|) 2 sigma^2``."""
     import numpy as np
-    from .theory import centred_square, distinct_pairs, pooled_variance, proposition2_check
+    from ..theory import centred_square, distinct_pairs, pooled_variance, proposition2_check
 
     g = np.asarray(images, dtype=np.float64)
     s2 = pooled_variance(g) if sigma2 is None else float(sigma2)
@@ -605,7 +607,7 @@ def prop1_trials(n_trials: int = 2000, dim: int = 12, s_size: int = 4, seed: int
     """Proposition 1 on random vectors: how often premise, condition (6) and conclusion hold,
     and that (premise and (6)) never occurs without the conclusion."""
     import numpy as np
-    from .theory import proposition1
+    from ..theory import proposition1
 
     rng = np.random.default_rng(seed)
     S = np.zeros(dim, bool)
@@ -632,15 +634,15 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
     mappings with known behaviour: the exact nearest-neighbour projection onto the training
     images and the identity. Returns ``(curves, label)``."""
     import numpy as np
-    from . import data as D
-    from .theory import NearestNeighbourProjection, identity_map, orthogonality_curve
+    from .. import data as D
+    from ..theory import NearestNeighbourProjection, identity_map, orthogonality_curve
 
     st = theory_settings(profile)
     rng = np.random.default_rng(seed)
     curves = []
     if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
-        from .scoring import reconstruct
-        from .training import load_model
+        from ..scoring import reconstruct
+        from ..runs import load_model
         model, cfg = load_model(run_dir, device)
         split = D.load_split(data, cfg.data, seed=cfg.train.seed)
         size = cfg.data.image_size
@@ -649,7 +651,7 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
         def F(x):
             return reconstruct(model, x.to(device)).cpu()
 
-        from .training import read_summary
+        from ..runs import read_summary
         steps = read_summary(run_dir).get("steps")
         curves.append(orthogonality_curve(F, np.stack(imgs), st["orth_widths"], rng,
                                           label=f"trained F ({cfg.profile} profile"

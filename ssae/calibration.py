@@ -1,0 +1,237 @@
+"""Choosing the scoring on validation data, and the restoration check (Section 4.1; ours where marked).
+
+The paper chooses n and k of G_k^n (eq. 3) and t of eq. (14) as hyperparameters without saying
+how. Here they are chosen on *validation* images only, never on test labels:
+:func:`calibrate_model` scores every candidate by how well its maps separate clean validation
+images from copies with synthetic defects (the proxy, :func:`proxy_corruption`), then
+records the avgmap of eq. (13) (and, ours, the per-pixel spread beside it) and the thresholds
+for binary masks and image decisions (quantiles of the clean validation maps and scores).
+
+It also records the *restoration check* (ours): how well the chosen maps find the corruptions
+the model was trained on, on validation images. A trained model finds them; an undertrained
+one does not (:func:`restoration_warning`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data as D
+from . import metrics as M
+from . import scoring as S
+from .config import Config, CorruptionConfig, proxy_patch
+from .corruption import corrupt
+from .errors import SsaeError
+from .runs import load_model, read_run_config, write_calibration
+
+
+#: candidate (n, k) pairs for G_k^n; (0, 1) is the raw Diff of eq. (2)
+NK_GRID = ((0, 1), (1, 5), (1, 9), (2, 9), (1, 17), (2, 17), (3, 17), (2, 33))
+
+
+#: ours: below this pixel AUROC on its own training corruptions a model counts as not yet trained
+RESTORATION_MIN = 0.75
+
+
+def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress: bool = True,
+              seed: int = 12345) -> dict:
+    """Choose n, k, the reduction and the mask threshold on validation data; write
+    ``calibration.json`` (and ``avgmap.npy``, ``stdmap.npy``). Uses no test image."""
+    run_dir = Path(run_dir)
+    cfg, _ = read_run_config(run_dir)
+    if model is None:
+        model, cfg = load_model(run_dir, device)
+    doc, stats = calibrate_model(model, cfg, split, device, seed=seed)
+    write_calibration(run_dir, doc, stats)
+    return doc
+
+
+def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
+                    seed: int = 12345) -> tuple[dict, S.ValidationMaps | None]:
+    """:func:`calibrate` for any model (a trained SSAE or a reference such as
+    :class:`ssae.references.BlurReference`): returns ``(calibration, S.ValidationMaps or None)``.
+
+    With ``cfg.score.select_nk`` every combination of Diff (``diff_candidates``, default: the
+    configured one), (n, k) (``nk_candidates``, default :data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
+    the configured one), standardised maps or not (``standardize_candidates``, default: the
+    configured choice; only with t = 0) and image-score reduction (``reduce_candidates``,
+    default: the configured one, the paper's sum) is scored by how well it separates the
+    validation images from corrupted copies (:func:`proxy_corruption`: as in training unless
+    ``score.proxy_corruption`` names a fixed task of other corruptions, or
+    ``score.proxy_patch_*`` other sizes): pixel AUROC on the corrupted copies plus image AUROC
+    of clean against corrupted. The avgmap (and stdmap) that weights image i is computed
+    without image i (leave-one-out), as a test image is never part of it. The same
+    separation at the chosen settings, on copies corrupted *as in training*, is the
+    restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
+    ``score.two_sided`` applies to every standardised candidate; it is not itself chosen.
+    """
+    sc = cfg.score
+    val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    proxy = proxy_corruption(cfg)
+    corrupted, masks = _corrupted(val, proxy, seed)
+    kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
+    exponents = tuple(sc.t_candidates or (sc.t,))
+    nk_grid = S.nk_pairs(sc.nk_candidates) or NK_GRID
+    standardizations = tuple(bool(z) for z in (sc.standardize_candidates or (sc.standardize,)))
+    reductions = tuple(sc.reduce_candidates or (sc.reduce,))
+    rescale = bool(sc.avgmap_rescale)
+    raw = {kind: (S.diff_maps(model, val, kind, device), S.diff_maps(model, corrupted, kind, device))
+           for kind in kinds}
+    one_size = len({a.shape for a in val}) == 1  # eq. (13) needs maps of one size
+    diff_kind, n, k, t, reduce, z = sc.diff, sc.n, sc.k, sc.t, sc.reduce, bool(sc.standardize)
+    if z and t:
+        raise SsaeError("score.standardize and score.t > 0 exclude each other; set one of them")
+    if not one_size:
+        z = False
+    two = bool(sc.two_sided)
+    selection = []
+    # eq. (14) exponents without standardising, and standardised maps (t = 0); one size only
+    weightings = ([(tt, False) for tt in exponents] * (False in standardizations)
+                  + [(0, True)] * (True in standardizations)) if one_size else [(0, False)]
+    if sc.select_nk:
+        best = None
+        for kind in kinds:
+            for nn_, kk in nk_grid:
+                clean = S.finish_maps(raw[kind][0], nn_, kk, None, 0)
+                bad = S.finish_maps(raw[kind][1], nn_, kk, None, 0)
+                for tt, zz in weightings:
+                    pix, img = _separation(clean, bad, masks, tt, seed, standardize=zz, two_sided=two,
+                                           rescale=rescale)
+                    selection.append({"diff": kind, "n": nn_, "k": kk, "t": tt, "standardize": zz,
+                                      "pixel_auroc": pix, **{f"image_auroc_{r}": img[r] for r in S.REDUCTIONS}})
+                    offered = {r: np.nan_to_num(img[r]) if img[r] is not None else 0.0 for r in reductions}
+                    score = np.nan_to_num(pix) + max(offered.values())
+                    if best is None or score > best[0]:
+                        best = (score, (kind, nn_, kk, tt, max(offered, key=offered.get), zz))
+        diff_kind, n, k, t, reduce, z = best[1]
+    clean_maps = S.finish_maps(raw[diff_kind][0], n, k, None, 0)
+    if proxy == training_corruption(cfg):
+        restore_raw, restore_masks = raw[diff_kind][1], masks
+    else:  # the restoration check is about the training corruption, whatever the proxy
+        like_training, restore_masks = _corrupted(val, training_corruption(cfg), seed)
+        restore_raw = S.diff_maps(model, like_training, diff_kind, device)
+    restore_pix, restore_img = _separation(clean_maps, S.finish_maps(restore_raw, n, k, None, 0),
+                                           restore_masks, t if one_size else 0, seed, standardize=z,
+                                           two_sided=two, rescale=rescale)
+    stats = S.ValidationMaps.of(clean_maps) if one_size else None
+    final = S.finish_maps(raw[diff_kind][0], n, k, stats, t, standardize=z, two_sided=two, rescale=rescale)
+    threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
+    val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
+    doc = {"n": n, "k": k, "reduce": reduce, "diff": diff_kind, "t": t, "standardize": z,
+           "two_sided": bool(z and two), "avgmap_rescale": rescale,
+           "threshold": float(threshold),
+           "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
+           "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
+           "proxy_corruption": [proxy.method, *proxy.alternate],
+           "proxy_patch": [proxy.patch_min, proxy.patch_max],
+           "selection": selection,
+           # the restoration check: how well the chosen maps find the training corruptions
+           "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce]}
+    return doc, stats
+
+
+def training_corruption(cfg: Config) -> CorruptionConfig:
+    """The corruption of training, which the restoration check uses; a plain autoencoder
+    (method "none") gets the paper's elastic corruption, so that it too has anomalies to find,
+    with the config's other corruption settings (patch sizes, shape, brightness), so that its
+    restoration check, and without ``score.proxy_corruption`` its proxy, uses the sizes it is
+    given."""
+    if cfg.corruption.method != "none":
+        return cfg.corruption
+    return dataclasses.replace(cfg.corruption, method=CorruptionConfig.method)
+
+
+def proxy_corruption(cfg: Config) -> CorruptionConfig:
+    """The corruption of the validation proxy that chooses the scoring (ours; the paper does
+    not say how it chose n and k).
+
+    By default :func:`training_corruption`. With ``score.proxy_corruption`` the proxy is a
+    fixed task instead: those methods (one per image at random) with the default corruption
+    settings of :class:`CorruptionConfig`, whatever the model trained on, so that the method and
+    its references are scored alike and the choice does not favour whatever the training taught
+    the model to find. ``score.proxy_patch_min`` and ``score.proxy_patch_max`` set the proxy's
+    patch sizes (the `cpu` profile: 0.05-0.35 of the side, the defaults); larger proxy patches
+    choose coarser maps (see the book's chapter 'What moves the numbers on real defects')."""
+    sc = cfg.score
+    if sc.proxy_corruption:
+        methods = sc.proxy_corruption
+        ccfg = CorruptionConfig(method=methods[0], alternate=tuple(methods[1:]), p_clean=0.0)
+    else:
+        ccfg = training_corruption(cfg)
+    lo, hi = proxy_patch(cfg)
+    if not 0 < lo <= hi <= 1:
+        raise SsaeError(f"need 0 < score.proxy_patch_min <= score.proxy_patch_max <= 1, got {lo}, {hi}")
+    return dataclasses.replace(ccfg, patch_min=lo, patch_max=hi)
+
+
+def _corrupted(images: list[np.ndarray], ccfg: CorruptionConfig, seed: int):
+    """Validation images corrupted by ``ccfg``: ``(corrupted, masks)``."""
+    gen = torch.Generator().manual_seed(seed)
+    out, masks = [], []
+    for a in images:
+        x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
+        xh, m = corrupt(x, ccfg, gen)
+        out.append(xh[0].numpy().transpose(1, 2, 0))
+        masks.append(m[0, 0].numpy() > 0.5)
+    return out, masks
+
+
+def _pixel_auroc_subsampled(maps, masks, seed, max_pixels=400_000) -> float:
+    scores = np.concatenate([m.ravel() for m in maps])
+    truth = np.concatenate([m.ravel() for m in masks])
+    if truth.all() or not truth.any():
+        return float("nan")
+    if scores.size > max_pixels:
+        idx = np.random.default_rng(seed).choice(scores.size, max_pixels, replace=False)
+        scores, truth = scores[idx], truth[idx]
+    return float(M.pixel_auroc([truth[None]], [scores[None]]))
+
+
+def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, seed: int,
+                standardize: bool = False, two_sided: bool = False, rescale: bool = False) -> tuple[float, dict]:
+    """Pixel AUROC of the maps of corrupted validation images against their corruption masks,
+    and image AUROC (per reduction) of clean against corrupted validation images.
+
+    With ``t > 0`` both maps of image i are weighted by eq. (14) with the avgmap (eq. 13) of the
+    *other* clean validation maps (leave-one-out); with ``standardize`` they are standardised by
+    the mean and spread of the other clean validation maps (by ``|z|`` when ``two_sided``)."""
+    if (t or standardize) and len(clean) > 1:
+        n = len(clean)
+        total, total_sq = np.sum(clean, axis=0), np.sum(np.square(clean), axis=0)
+        loo = [(total - c) / (n - 1) for c in clean]
+        if standardize:
+            loo_std = [np.sqrt(np.maximum((total_sq - c * c) / (n - 1) - a * a, 0.0)) for c, a in zip(clean, loo)]
+            weigh = lambda m, a, s: S.standardized_anomap(  # noqa: E731
+                torch.from_numpy(m), torch.from_numpy(a), torch.from_numpy(s), two_sided).numpy()
+        else:
+            loo_std = [None] * n
+            weigh = lambda m, a, s: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t,  # noqa: E731
+                                                      rescale).numpy()
+        clean, bad = ([weigh(c, a, s) for c, a, s in zip(clean, loo, loo_std)],
+                      [weigh(b, a, s) for b, a, s in zip(bad, loo, loo_std)])
+    labels = [0] * len(clean) + [1] * len(bad)
+    img = {r: M.image_auroc(labels, s) for r, s in S.image_scores(clean + bad).items()}
+    return _pixel_auroc_subsampled(bad, masks, seed), img
+
+
+def restoration_warning(cal: dict) -> str | None:
+    """A one-line warning when the model does not yet find its own training corruptions on
+    validation images (pixel AUROC below :data:`RESTORATION_MIN`), else None.
+
+    A model that has learned the task of Section 3 restores corrupted regions, so its Diff is
+    high exactly there. Below the threshold its maps are mostly the reconstruction's blur, and
+    its test numbers say little about the method: train longer, retrain with other initial weights
+    (``train.init_seed``, ``ssae train --retries``), or use corruptions that change the image by
+    more than the model's own reconstruction error, e.g. swapped patches (see the book's chapter
+    'What moves the numbers on real defects')."""
+    pix = cal.get("restoration_pixel_auroc")
+    if pix is None or not np.isfinite(pix) or pix >= RESTORATION_MIN:
+        return None
+    return (f"warning: on validation images corrupted as in training the anomaly maps find the corrupted "
+            f"regions only with pixel AUROC {pix:.2f} (< {RESTORATION_MIN}): the model does not (yet) "
+            f"restore such corruptions, so its maps mostly show reconstruction error; train longer (on a GPU), "
+            f"retrain with other initial weights (ssae train --retries 1), or use corruptions larger than the "
+            f"model's own error (e.g. --corruption swap)")

@@ -1,0 +1,100 @@
+"""Anomaly maps for your own images: overlays, binary masks and a CSV of image scores.
+
+The maps are computed as in evaluation (eq. 3, or eq. 14 / standardised with the run's
+calibration) at the run's image size and resized to each input's own size.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import data as D
+from . import scoring as S
+from .errors import SsaeError
+from .runs import load_model, read_calibration
+
+
+def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True) -> Path:
+    """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``.
+
+    Maps are computed at the run's image size (as in training and evaluation) and resized
+    (bilinear) to each input's own size for the overlay and the mask; a non-square input is
+    thus stretched to the run's square size (:func:`stretch_note` says so). Outputs are named after
+    the input (``<stem>_overlay.png``, ``<stem>_mask.png``); inputs that share a stem get their
+    folder's name in front (``<folder>_<stem>``), and a number if that is not enough.
+    ``scores.csv`` has one row per image: the image score (the calibrated reduction), whether it
+    exceeds the validation threshold, and the names of both PNGs."""
+    import matplotlib
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    model, cfg = load_model(run_dir, device)
+    cal, stats = read_calibration(run_dir)
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise SsaeError("no images given to predict")
+    originals = D.load_images(paths, None, cfg.model.in_channels, progress=False)  # each at its own size
+    images = [D.resize_image(a, cfg.data.image_size) for a in originals]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
+    maps = S.calibrated_maps(raw, cal, stats)
+    cmap = matplotlib.colormaps["jet"]
+    scale = max(cal["threshold"] * 2, 1e-12)
+    rows = []
+    for p, name, img, m in zip(paths, output_names(paths), originals, maps):
+        big = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=img.shape[:2],
+                                              mode="bilinear", align_corners=False)[0, 0].numpy()
+        rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
+        heat = cmap(np.clip(big / scale, 0, 1))[..., :3]
+        overlay = (0.5 * rgb + 0.5 * heat).clip(0, 1)
+        _save_png(out_dir / f"{name}_overlay.png", (overlay * 255).astype(np.uint8))
+        _save_png(out_dir / f"{name}_mask.png", ((big > cal["threshold"]) * 255).astype(np.uint8))
+        score = float(S.image_score(torch.from_numpy(m)[None], cal["reduce"]))
+        rows.append({"image": str(p), "score": score,
+                     "anomalous": None if cal.get("image_threshold") is None else score > cal["image_threshold"],
+                     "overlay": f"{name}_overlay.png", "mask": f"{name}_mask.png"})
+    tmp = out_dir / "scores.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["image", "score", "anomalous", "overlay", "mask"])
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, out_dir / "scores.csv")
+    return out_dir
+
+
+def stretch_note(paths, size: int | None) -> str | None:
+    """A one-line note when :func:`predict` stretches inputs: images that are not square, read
+    at a square ``size`` (the run's ``data.image_size``; None keeps each image's size), else None."""
+    if size is None:
+        return None
+    paths = [Path(p) for p in paths]
+    shapes = {p: D.native_size(p) for p in paths}
+    odd = [p for p in paths if shapes[p][0] != shapes[p][1]]
+    if not odd:
+        return None
+    h, w = shapes[odd[0]]
+    return (f"note: {len(odd)} of {len(paths)} images are not square (e.g. {odd[0]}, {w} x {h}): the model reads "
+            f"them stretched to {size} x {size}, its training size, and their maps are resized back; crop them "
+            f"square for undistorted maps")
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """A distinct output name per input path: its stem, ``<folder>_<stem>`` where stems repeat
+    (``test/good/000.png`` and ``test/crack/000.png``), and ``_2``, ``_3`` ... beyond that."""
+    stems = [p.stem for p in paths]
+    names = [f"{p.parent.name}_{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+    out, seen = [], {}
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return out
+
+
+def _save_png(path: Path, arr: np.ndarray) -> None:
+    from PIL import Image
+    tmp = path.with_name(path.stem + ".tmp.png")
+    Image.fromarray(arr).save(tmp)
+    os.replace(tmp, path)
