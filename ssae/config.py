@@ -129,6 +129,10 @@ class Config:
         version = d.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(f"run format version {version!r}, this ssae reads version {FORMAT_VERSION}")
+        if isinstance(d.get("score"), dict):  # run folders written before these fields existed
+            score = d["score"] = dict(d["score"])
+            score.setdefault("reduce_candidates", ["sum", "mean", "max", "contrast"] if score.get("select_nk") else [])
+            score.setdefault("avgmap_rescale", True)
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key in SECTIONS:

@@ -211,3 +211,16 @@ def test_init_seed_sets_the_initial_weights_alone(mvtec_grey_dir, tmp_path, monk
         w[name] = built[-1]
     assert all(torch.equal(w["s0"][k], w["s1_init0"][k]) for k in w["s0"])
     assert not all(torch.equal(w["s0"][k], w["s1"][k]) for k in w["s0"])
+
+
+def test_a_run_folder_from_before_the_reduction_and_eq14_fields_keeps_its_scoring():
+    """A stored config without score.reduce_candidates / score.avgmap_rescale was calibrated by
+    comparing every reduction and rescaling the avgmap; read back, it still is."""
+    from ssae.config import Config
+
+    doc = profile("cpu").to_dict()
+    for key in ("reduce_candidates", "avgmap_rescale"):
+        doc["score"].pop(key)
+    old = Config.from_dict(doc)
+    assert old.score.reduce_candidates == ("sum", "mean", "max", "contrast") and old.score.avgmap_rescale
+    assert Config.from_dict(profile("paper").to_dict()).score.reduce_candidates == ()
