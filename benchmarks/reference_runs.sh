@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The reference models kept in models/: train one data set's models for hours on one CPU core
+# each (two side by side), each evaluating itself on a learning curve, then pack them.
+#
+#   bash benchmarks/reference_runs.sh NAME DATA [MINUTES] [SETTINGS...]   # train (resumable)
+#   bash benchmarks/reference_runs.sh --pack NAME                         # pack into models/NAME/
+#
+# NAME is the folder of models/ (e.g. aitex-fabric01), DATA the data folder (e.g.
+# ../shared/data/aitex/fabric01), MINUTES the training budget of each model (default 120), and
+# SETTINGS extra `ssae train` options for both models (e.g. --settings mtd-64px). The method
+# (`ssae`) and the plain autoencoder (`plain`: the same settings, --corruption none) train in
+# the background into runs/ref/NAME/, one thread each, logs beside them; rerunning the same
+# command resumes them, also with a larger MINUTES. --pack writes models/NAME/ssae (with the
+# blur reference's metrics) and models/NAME/plain from the finished runs and updates README.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python3}
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+if [ "${1:-}" = "--pack" ]; then
+  name=$2
+  $PY -m ssae.cli pack "runs/ref/$name/ssae" --out "models/$name/ssae" --blur
+  [ -d "runs/ref/$name/plain" ] && $PY -m ssae.cli pack "runs/ref/$name/plain" --out "models/$name/plain"
+  $PY -m ssae.report.readme
+  exit 0
+fi
+name=$1; data=$2; minutes=${3:-120}; shift $(( $# < 3 ? $# : 3 ))
+mkdir -p "runs/ref/$name"
+for model in ssae plain; do
+  extra=()
+  [ "$model" = plain ] && extra=(--corruption none)
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup $PY -m ssae.cli train --data "$data" --out "runs/ref/$name/$model" \
+    --profile cpu --minutes "$minutes" --steps 100000 --curve "$@" "${extra[@]}" \
+    >> "runs/ref/$name/$model.log" 2>&1 &
+  echo "training runs/ref/$name/$model in the background (log runs/ref/$name/$model.log)"
+done
