@@ -68,11 +68,17 @@ def settings_table(profiles: tuple[str, ...] = ("paper", "cpu", "smoke")) -> Tab
     for section in ("data", "corruption", "model", "train", "score"):
         for name in cfgs[profiles[0]][section]:
             comment = comments.get((section, name), "")
-            values = [_show(cfgs[p][section][name]) for p in profiles]
-            rows.append([f"{section}.{name}", *values, source_of(comment), comment])
+            source = source_of(comment)
+            paper_value = make_profile("paper").to_dict()[section][name]
+            # a profile that departs from a value the paper fixes says so in its own cell
+            values = [_show(cfgs[p][section][name])
+                      + (" (ours)" if source.startswith("paper") and cfgs[p][section][name] != paper_value else "")
+                      for p in profiles]
+            rows.append([f"{section}.{name}", *values, source, comment])
     return Table("Every setting, its default per profile, and where it comes from",
                  ["Setting", *[f"{p} profile" for p in profiles], "Source", "Note (ssae/config.py)"],
-                 rows, caption="'paper': fixed by the paper; 'ours': chosen by this reproduction.")
+                 rows, caption="'paper': fixed by the paper; 'ours': chosen by this reproduction; a profile's value "
+                         "marked (ours) departs from the paper's for that profile.")
 
 
 def _show(v: Any) -> str:
