@@ -686,6 +686,43 @@ def orthogonality_table(curves, fractions=(0.1, 0.25, 0.5)) -> Table:
                                          "||F(X^) − X||"], rows)
 
 
+def orthogonality_verdict(curves, fractions=(0.1, 0.25)) -> str:
+    """Markdown: what Figure 9 shows here against what the paper reports (both accuracies near
+    1 below |S|/N = 0.5 for its trained carpet model), generated from the curves."""
+    trained = [c for c in curves if c.label.startswith("trained")]
+    ident = next((c for c in curves if c.label == "identity"), None)
+    if not trained:
+        return ("No trained model was given, so the figure shows only the two reference mappings: the "
+                "nearest-neighbour projection is orthogonal by construction, and the identity leaves the "
+                "corrupted image where it is.")
+    c = trained[0]
+    parts = ["**The paper** reports for its trained carpet model that, for |S|/N below 0.5, both the "
+             "corrupted image and the network's output lie nearest to their source among the training "
+             "images (accuracies near 1) and that the output is close to the source. **Here**:"]
+    for f in fractions:
+        a = c.at_fraction(f)
+        i = ident.at_fraction(f) if ident else None
+        better = a["acc_output"] - a["acc_input"]
+        parts.append(f"at |S|/N = {a['fraction']:.2f} the output F(X^) is nearest to its source X in "
+                     f"{100 * a['acc_output']:.0f} % of cases, the corrupted input X^ itself in "
+                     f"{100 * a['acc_input']:.0f} % ({'+' if better >= 0 else ''}{100 * better:.0f} points"
+                     + (f"; the identity: {100 * i['acc_output']:.0f} %" if i else "") + ");")
+    last = c.at_fraction(fractions[-1])
+    if last["acc_output"] >= max(0.9, last["acc_input"]):
+        why = ("so the trained network behaves like the projection that Theorem 1 describes on these "
+               "images.")
+    elif last["acc_output"] >= last["acc_input"]:
+        why = ("so the output keeps its source's identity as well as the input does, but below what an "
+               "orthogonal projection gives: a partial projection at this amount of training.")
+    else:
+        why = ("so the output is *less* often nearest to its source than the corrupted input: the network "
+               "does not act as a projection onto the normal images here. A network that has not learned to "
+               "restore (a low restoration check) may blur the texture so much that the training images "
+               "look alike to the nearest-neighbour test.")
+    parts.append(why)
+    return " ".join(parts)
+
+
 def gpu_figures(gpu_dir: str | Path | None) -> list[tuple[str, list]]:
     """Figures of the kept paper-profile GPU results (``book/gpu_results/<name>.json`` with
     ``<name>.figures.npz``, written by ``benchmarks/paper_run.py``): per result a title naming
