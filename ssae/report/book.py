@@ -602,9 +602,11 @@ def prop2_table(images, fractions=(0.05, 0.1, 0.25, 0.5, 0.75), n_pairs: int = 2
     for f in fractions:
         r = proposition2_check(g[pairs[:, 0]], g[pairs[:, 1]], centred_square(g.shape[1:], f), s2)
         rows.append([f"{r.fraction:.3f}", f"{r.predicted:.1f}", f"{r.observed:.1f} ± {r.stderr:.1f}",
-                     f"{r.rel_dev:+.1%}", f"{r.z:+.1f}"])
+                     f"{r.z:+.1f}", "consistent" if abs(r.z) < 3 else "differs"])
+    # z, not a relative deviation: near |S|/N = 0.5 the prediction is near 0 and a ratio explodes
     return Table(f"Proposition 2, eq. (9): {label}".strip(),
-                 ["|S|/N", "predicted (|S|−|S̄|)·2σ²", "observed mean ± s.e.", "relative deviation", "z"],
+                 ["|S|/N", "predicted (|S|−|S̄|)·2σ²", "observed mean ± s.e.", "z = (observed − predicted) / s.e.",
+                  "at |z| < 3"],
                  rows, caption=f"σ² = {s2:.4g}, {len(pairs)} pairs of distinct images, N = "
                                f"{g.shape[1]}×{g.shape[2]}, S a centred square.")
 
