@@ -49,3 +49,18 @@ def test_the_gallery_shows_the_best_and_worst_image_of_each_defect_type(models_d
     titles = [ax.get_title() for ax in fig.axes]
     assert any("best" in t for t in titles) and any("worst" in t for t in titles)
     assert len(fig.axes) % 5 == 0
+
+
+def test_false_positive_rate_at_recall_by_hand():
+    labels = [0, 0, 0, 0, 1, 1]
+    scores = [0.1, 0.2, 0.3, 0.9, 0.5, 0.95]
+    assert R.fpr_at_recall(labels, scores, 0.5) == 0.0    # 0.95 alone: no false alarm
+    assert R.fpr_at_recall(labels, scores, 1.0) == 0.25   # down to 0.5: the good image at 0.9 is flagged
+
+
+def test_roc_curves_of_the_kept_models_and_the_blur(models_dir):
+    ref = R.find(models_dir)[0]
+    scores = R.image_scores(ref)
+    assert set(scores) == {"the method (objective 1)", "blur reference"}
+    fig = R.roc_figure(ref, scores)
+    assert len(fig.axes[0].get_legend().get_texts()) == 2

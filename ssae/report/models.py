@@ -338,3 +338,60 @@ def glance_markdown(refs: list[Reference]) -> str:
     lines += ["", "Trained on one core of: " + "; ".join(sorted(h for h in hardware if h)) + ". "
               "Numbers recorded when each model was packed; the paper reports none of these data sets."]
     return "\n".join(lines)
+
+
+def image_scores(ref: Reference, device: str = "cpu") -> dict[str, tuple[list[int], list[float]]]:
+    """Test labels and image scores (each model's calibrated reduction) of every kept model and
+    of the blur reference, calibrated like the method; needs the data on this machine."""
+    import torch
+
+    from .. import scoring as S
+    from ..calibration import calibrate_model
+    from ..evaluation import load_run, model_maps
+    from ..references import BlurReference
+
+    out = {}
+    cfg = split = None
+    for kind, d in ref.models.items():
+        model, cfg, split, cal, stats = load_run(d, str(ref.data_path()), device)
+        items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress=False)
+        out[KINDS[kind]] = ([it.label for it in items],
+                            [float(S.image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps])
+    if cfg is not None:
+        blur_model = BlurReference(4.0).to(device).eval()
+        cal, stats = calibrate_model(blur_model, cfg, split, device)
+        items, _, maps, _ = model_maps(blur_model, cfg, split, cal, stats, device, progress=False)
+        out["blur reference"] = ([it.label for it in items],
+                                 [float(S.image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps])
+    return out
+
+
+def fpr_at_recall(labels, scores, recall: float = 0.95) -> float:
+    """The smallest false-positive rate at which at least ``recall`` of the defective images
+    are found (a threshold an inspection line could run at)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return float(fpr[np.argmax(tpr >= recall)])
+
+
+def roc_figure(ref: Reference, scores: dict[str, tuple[list[int], list[float]]]):
+    """Image-level ROC curves of the kept models and the blur reference, with the false-positive
+    rate at 95 % recall in the legend."""
+    from matplotlib.figure import Figure
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fig = Figure(figsize=(4.8, 4.2), layout="constrained")
+    ax = fig.subplots()
+    for i, (name, (labels, s)) in enumerate(scores.items()):
+        fpr, tpr, _ = roc_curve(labels, s)
+        ax.plot(fpr, tpr, color=f"C{i}" if name != "blur reference" else "0.4",
+                ls="--" if name == "blur reference" else "-",
+                label=f"{name}: AUROC {roc_auc_score(labels, s):.3f}, FPR@95% {fpr_at_recall(labels, s):.2f}")
+    ax.axhline(0.95, color="0.7", lw=0.8, ls=":")
+    ax.plot([0, 1], [0, 1], color="0.85", lw=0.8)
+    ax.set_xlabel("false-positive rate (good images flagged)")
+    ax.set_ylabel("recall (defective images found)")
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(f"{ref.title}: image-level ROC", fontsize=10)
+    return fig
