@@ -64,3 +64,18 @@ def test_roc_curves_of_the_kept_models_and_the_blur(models_dir):
     assert set(scores) == {"the method (objective 1)", "blur reference"}
     fig = R.roc_figure(ref, scores)
     assert len(fig.axes[0].get_legend().get_texts()) == 2
+
+
+def test_the_corruption_explorer_is_self_contained():
+    import re
+
+    import numpy as np
+
+    from ssae.config import CorruptionConfig
+    from ssae.report import plots
+
+    html, still = plots.corruption_explorer(np.random.default_rng(0).random((48, 48, 1), dtype=np.float32),
+                                            CorruptionConfig(), sizes=(0.1, 0.3))
+    assert "<script" in html and "input" in html               # a player with a slider
+    assert not re.search(r"""src=["']?(https?:)?//""", html)   # nothing loaded from the network
+    assert len(still.axes) == 2 * 3                            # the static fallback: every frame

@@ -8,6 +8,7 @@ matplotlib is imported inside the functions so that importing this module stays 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 
@@ -486,3 +487,51 @@ def paired_draws(values, label: str, reference=None, names=("ssae", "plain autoe
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle(f"{names[0]} against {names[1]} over {len(a)} paired draws - {label}", fontsize=9)
     return fig
+
+
+def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), methods=("elastic", "swap", "cutout"),
+                        seed: int = 0, label: str = ""):
+    """An interactive figure that works in the offline HTML with no kernel: a slider over the
+    patch size (fraction of the image side) for each corruption method, drawn with matplotlib's
+    JavaScript animation player (frames embedded as images, no script from the network).
+    Returns ``(html, fallback)``: the player's HTML and a static figure of the same frames."""
+    import numpy as np
+    import torch
+    from matplotlib import animation
+    from matplotlib.figure import Figure
+
+    from ..corruption import corrupt
+
+    x = torch.from_numpy(np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1)))[None]
+    x = x.repeat(2, 1, 1, 1)  # a second image for swap: the first shifted by half its side
+    x[1] = x[0].roll((x.shape[2] // 2, x.shape[3] // 2), dims=(1, 2))
+    frames = []
+    for size in sizes:
+        row = []
+        for m in methods:
+            c = dataclasses.replace(cfg, method=m, alternate=(), patch_min=size, patch_max=size, p_clean=0.0)
+            xh, mask = corrupt(x, c, torch.Generator().manual_seed(seed))
+            row.append((xh[0].numpy().transpose(1, 2, 0), mask[0, 0].numpy()))
+        frames.append(row)
+    fig = Figure(figsize=(2.4 * len(methods), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(methods), squeeze=False)[0]
+    shown = []
+    for ax, m, (img, _) in zip(axes, methods, frames[0]):
+        _show_image(ax, img, m)
+        shown.append(ax.images[0])
+
+    def draw(k):
+        for im, (img, _) in zip(shown, frames[k]):
+            a = np.clip(img[..., 0] if img.shape[2] == 1 else img, 0, 1)
+            im.set_data(a)
+        fig.suptitle(f"patch side {sizes[k]:.0%} of the image" + (f" · {label}" if label else ""), fontsize=9)
+        return shown
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(sizes), interval=900, blit=False)
+    html = anim.to_jshtml(default_mode="once")
+    still, axes = _grid(len(sizes), len(methods), cell=1.6)
+    for r, (size, row) in enumerate(zip(sizes, frames)):
+        for ax, m, (img, _) in zip(axes[r], methods, row):
+            _show_image(ax, img, f"{m}, {size:.0%}")
+    still.suptitle("The same frames, for print" + (f" · {label}" if label else ""), fontsize=9)
+    return html, still
