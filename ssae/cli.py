@@ -231,7 +231,8 @@ def cmd_book(args) -> int:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ssae", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="ssae", description="Self-supervised autoencoders for visual anomaly "
+                                "detection (Bauer, Nakajima, M\u00fcller): train, evaluate, predict, pack, export, book.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a data set")
