@@ -221,6 +221,30 @@ def _pct(v) -> str:
     return "n/a (no masks)" if v is None else f"{100 * float(v):.1f}"
 
 
+def training_note(run_dir: str | Path) -> str:
+    """A MyST admonition for a page that shows a model: how far it trained (steps of the
+    planned steps, minutes, hardware) and whether it passed the restoration check, generated
+    from its run folder."""
+    from ..calibration import RESTORATION_MIN
+    from ..runs import read_calibration, read_run_config, read_summary
+
+    cfg, _ = read_run_config(run_dir)
+    summary = read_summary(run_dir)
+    check = read_calibration(run_dir)[0].get("restoration_pixel_auroc")
+    steps, planned = summary.get("steps") or 0, cfg.train.steps
+    passed = check is not None and check >= RESTORATION_MIN
+    text = (f"This model trained for {steps:,} of {planned:,} planned steps "
+            f"({100 * steps / max(planned, 1):.0f} %, {(summary.get('seconds') or 0) / 60:.1f} min, "
+            f"{summary.get('precision', 'fp32')}, {hardware()}). Restoration check: "
+            + ("not recorded." if check is None else f"{check:.2f}, " + (
+               "it restores the corruptions it was trained on." if passed else
+               f"below {RESTORATION_MIN}: it is not yet trained to restore them, so its maps are mostly "
+               "reconstruction error and its numbers are early-training numbers; the reference models "
+               "(trained for hours) show what training does.")))
+    kind = "tip" if passed else "warning"
+    return f":::{{admonition}} How far this model was trained\n:class: {kind}\n\n{text}\n:::"
+
+
 def _restoration(v) -> str:
     from ..calibration import RESTORATION_MIN
 
