@@ -528,10 +528,26 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
         return shown
 
     anim = animation.FuncAnimation(fig, draw, frames=len(sizes), interval=900, blit=False)
-    html = anim.to_jshtml(default_mode="once")
+    html = _offline_player(anim.to_jshtml(default_mode="once"))
     still, axes = _grid(len(sizes), len(methods), cell=1.6)
     for r, (size, row) in enumerate(zip(sizes, frames)):
         for ax, m, (img, _) in zip(axes[r], methods, row):
             _show_image(ax, img, f"{m}, {size:.0%}")
     still.suptitle("The same frames, for print" + (f" · {label}" if label else ""), fontsize=9)
     return html, still
+
+
+#: the player's Font Awesome icons as plain characters (the book loads nothing from the network)
+_ICONS = {"fa-minus": "−", "fa-fast-backward": "⏮", "fa-step-backward": "◀|", "fa-play fa-flip-horizontal": "◀",
+          "fa-pause": "⏸", "fa-play": "▶", "fa-step-forward": "|▶", "fa-fast-forward": "⏭", "fa-plus": "+"}
+
+
+def _offline_player(html: str) -> str:
+    """matplotlib's JavaScript player without its Font Awesome stylesheet link (a network
+    resource): the icons become plain characters."""
+    import re
+
+    html = re.sub(r"<link[^>]*font-awesome[^>]*>", "", html)
+    for cls, char in _ICONS.items():
+        html = html.replace(f'<i class="fa {cls}"></i>', char)
+    return html
