@@ -283,7 +283,9 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
     keys = ("image_auroc", "pixel_auroc", "aupro")
     t = training(ref.models["ssae"])
     others = [("the plain autoencoder", results.get("plain")), ("the blur reference", blur(ref))]
-    lines = [f"**{ref.title}**, the method after {t['steps']:,} steps ({t['hours']:.1f} h on one CPU core): "
+    count = (f" on {m['n_test_images']} test images ({m['n_defective']} defective)"
+             if m.get("n_test_images") and m.get("n_defective") is not None else "")
+    lines = [f"**{ref.title}**, the method after {t['steps']:,} steps ({t['hours']:.1f} h on one CPU core){count}: "
              + ", ".join(f"{name(k)} {_f(m.get(k))}" for k in keys) + "."]
     for other, o in others:
         if o is not None:
@@ -295,7 +297,9 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
         lines.append(f"- restoration check {check:.2f}: " + (
             "it restores the corruptions it was trained on;" if check >= 0.75 else
             "it does **not** restore the corruptions it was trained on, so its maps show reconstruction "
-            "error rather than learned restoration;"))
+            "error rather than learned restoration" + (
+                " (below 0.5 its maps are even *lower* on the corrupted regions than elsewhere: it "
+                "reproduces them more easily than the normal texture);" if check < 0.5 else ";")))
     target = TARGETS.get(ref.name.split("-", 1)[0])
     if target and m.get("pixel_auroc") is not None:
         img_ok, pix_ok = (m.get("image_auroc") or 0) >= target[0], m["pixel_auroc"] >= target[1]
