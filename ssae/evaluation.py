@@ -22,7 +22,7 @@ from . import metrics as M
 from . import scoring as S
 from .config import Config
 from .errors import SsaeError
-from .precision import precision
+from .precision import cpu_info, precision
 from .calibration import calibrate_model
 from .runs import load_model, read_calibration, read_summary
 
@@ -35,14 +35,7 @@ def hardware(device: str) -> str:
 
 def cpu_name() -> str:
     """The CPU's model name (Linux: /proc/cpuinfo), else "CPU"."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip() or "CPU"
-    except OSError:
-        pass
-    return "CPU"
+    return cpu_info().get("model name") or "CPU"
 
 
 # ----------------------------------------------------------------------------- maps

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 from contextlib import nullcontext
 
 import torch
@@ -19,20 +18,27 @@ PRECISIONS = ("bf16", "fp32")
 
 
 @functools.lru_cache(maxsize=None)
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 matrix instructions (Linux: ``avx512_bf16`` or
-    ``amx_bf16`` in /proc/cpuinfo); False where that cannot be read."""
-    if platform.system() != "Linux":
-        return False
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (``model name``, ``flags``, ...); empty
+    where that file cannot be read (not Linux)."""
+    info: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool({"avx512_bf16", "amx_bf16"} & flags)
+                if not line.strip():
+                    break  # the end of the first processor's block
+                key, sep, value = line.partition(":")
+                if sep:
+                    info.setdefault(key.strip(), value.strip())
     except OSError:
-        return False
-    return False
+        pass
+    return info
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 matrix instructions (``avx512_bf16`` or ``amx_bf16``
+    among its flags); False where that cannot be read."""
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_info().get("flags", "").split()))
 
 
 def precision(device, enabled: bool = True) -> str:

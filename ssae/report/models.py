@@ -210,7 +210,7 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
 
     d = ref.models[kind]
     split, items, images, maps, cal = anomaly_maps(d, str(ref.data_path()), device, progress=False)
-    scores = [float(S.image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps]
+    scores = S.image_scores(maps)[cal["reduce"]]
     good = sorted(scores[i] for i, it in enumerate(items) if it.label == 0)
     picks = []
     for defect in sorted({it.defect for it in items if it.label == 1}):
@@ -347,26 +347,23 @@ def glance_markdown(refs: list[Reference]) -> str:
 def image_scores(ref: Reference, device: str = "cpu") -> dict[str, tuple[list[int], list[float]]]:
     """Test labels and image scores (each model's calibrated reduction) of every kept model and
     of the blur reference, calibrated like the method; needs the data on this machine."""
-    import torch
-
     from .. import scoring as S
     from ..calibration import calibrate_model
     from ..evaluation import load_run, model_maps
     from ..references import BlurReference
 
+    def scored(model, cfg, split, cal, stats):
+        items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress=False)
+        return [it.label for it in items], S.image_scores(maps)[cal["reduce"]]
+
     out = {}
     cfg = split = None
     for kind, d in ref.models.items():
         model, cfg, split, cal, stats = load_run(d, str(ref.data_path()), device)
-        items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress=False)
-        out[KINDS[kind]] = ([it.label for it in items],
-                            [float(S.image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps])
+        out[KINDS[kind]] = scored(model, cfg, split, cal, stats)
     if cfg is not None:
         blur_model = BlurReference(4.0).to(device).eval()
-        cal, stats = calibrate_model(blur_model, cfg, split, device)
-        items, _, maps, _ = model_maps(blur_model, cfg, split, cal, stats, device, progress=False)
-        out["blur reference"] = ([it.label for it in items],
-                                 [float(S.image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps])
+        out["blur reference"] = scored(blur_model, cfg, split, *calibrate_model(blur_model, cfg, split, device))
     return out
 
 
