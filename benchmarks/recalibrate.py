@@ -7,7 +7,7 @@ real defects" reads such rows (``benchmarks/results/``), e.g. the same trained m
 without standardised maps:
 
     python benchmarks/recalibrate.py runs/bench/mtd-ssae --data ../shared/data/mtd \\
-        --set "score.standardize_candidates=()" --set "score.standardize_candidates=(False,True)"
+        --set "calibration.standardize=()" --set "calibration.standardize=(False,True)"
 
 Each ``--set`` group is one variant; separate several settings of one variant with ``;``.
 ``--label NAME:METHOD:TAG`` writes the run's data name, method and tag (as ``cpu.py`` names

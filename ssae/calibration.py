@@ -54,29 +54,23 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     """:func:`calibrate` for any model (a trained SSAE or a reference such as
     :class:`ssae.references.BlurReference`): returns ``(calibration, S.ValidationMaps or None)``.
 
-    With ``cfg.score.select_nk`` every combination of Diff (``diff_candidates``, default: the
-    configured one), (n, k) (``nk_candidates``, default :data:`NK_GRID`), eq. (14) exponent t (``t_candidates``, default:
-    the configured one), standardised maps or not (``standardize_candidates``, default: the
-    configured choice; only with t = 0) and image-score reduction (``reduce_candidates``,
-    default: the configured one, the paper's sum) is scored by how well it separates the
-    validation images from corrupted copies (:func:`proxy_corruption`: as in training unless
-    ``score.proxy_corruption`` names a fixed task of other corruptions, or
-    ``score.proxy_patch_*`` other sizes): pixel AUROC on the corrupted copies plus image AUROC
-    of clean against corrupted. The avgmap (and stdmap) that weights image i is computed
+    With ``cfg.calibration.search`` every point of the search space (:func:`search_space`:
+    Diff, (n, k) of eq. (3), eq. (14) exponent t, standardised maps or not, image-score
+    reduction) is scored by how well it separates the validation images from corrupted
+    copies (:func:`proxy_corruption`: as in training unless ``calibration.proxy`` names a
+    fixed task of other corruptions, or ``calibration.proxy_patch_*`` other sizes): pixel
+    AUROC on the corrupted copies plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is computed
     without image i (leave-one-out), as a test image is never part of it. The same
     separation at the chosen settings, on copies corrupted *as in training*, is the
     restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
     ``score.two_sided`` applies to every standardised candidate; it is not itself chosen.
     """
-    sc = cfg.score
+    sc, search = cfg.score, cfg.calibration.search
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
     proxy = proxy_corruption(cfg)
     corrupted, masks = _corrupted(val, proxy, seed)
-    kinds = tuple(sc.diff_candidates or (sc.diff,)) if sc.select_nk else (sc.diff,)
-    exponents = tuple(sc.t_candidates or (sc.t,))
-    nk_grid = S.nk_pairs(sc.nk_candidates) or NK_GRID
-    standardizations = tuple(bool(z) for z in (sc.standardize_candidates or (sc.standardize,)))
-    reductions = tuple(sc.reduce_candidates or (sc.reduce,))
+    space = search_space(cfg)
+    kinds = space["diff"] if search else (sc.diff,)
     rescale = bool(sc.avgmap_rescale)
     raw = {kind: (S.diff_maps(model, val, kind, device), S.diff_maps(model, corrupted, kind, device))
            for kind in kinds}
@@ -89,12 +83,12 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     two = bool(sc.two_sided)
     selection = []
     # eq. (14) exponents without standardising, and standardised maps (t = 0); one size only
-    weightings = ([(tt, False) for tt in exponents] * (False in standardizations)
-                  + [(0, True)] * (True in standardizations)) if one_size else [(0, False)]
-    if sc.select_nk:
+    weightings = ([(tt, False) for tt in space["t"]] * (False in space["standardize"])
+                  + [(0, True)] * (True in space["standardize"])) if one_size else [(0, False)]
+    if search:
         best = None
         for kind in kinds:
-            for nn_, kk in nk_grid:
+            for nn_, kk in space["nk"]:
                 clean = S.finish_maps(raw[kind][0], nn_, kk, None, 0)
                 bad = S.finish_maps(raw[kind][1], nn_, kk, None, 0)
                 for tt, zz in weightings:
@@ -102,7 +96,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                                            rescale=rescale)
                     selection.append({"diff": kind, "n": nn_, "k": kk, "t": tt, "standardize": zz,
                                       "pixel_auroc": pix, **{f"image_auroc_{r}": img[r] for r in S.REDUCTIONS}})
-                    offered = {r: np.nan_to_num(img[r]) if img[r] is not None else 0.0 for r in reductions}
+                    offered = {r: np.nan_to_num(img[r]) if img[r] is not None else 0.0 for r in space["reduce"]}
                     score = np.nan_to_num(pix) + max(offered.values())
                     if best is None or score > best[0]:
                         best = (score, (kind, nn_, kk, tt, max(offered, key=offered.get), zz))
@@ -124,7 +118,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "two_sided": bool(z and two), "avgmap_rescale": rescale,
            "threshold": float(threshold),
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
-           "n_val_images": len(val), "selected_on": "corrupted validation images" if sc.select_nk else "config",
+           "n_val_images": len(val), "selected_on": "corrupted validation images" if search else "config",
            "proxy_corruption": [proxy.method, *proxy.alternate],
            "proxy_patch": [proxy.patch_min, proxy.patch_max],
            "selection": selection,
@@ -133,11 +127,24 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     return doc, stats
 
 
+def search_space(cfg: Config) -> dict[str, tuple]:
+    """The scorings the calibration compares (``cfg.calibration``), one tuple of candidates
+    per setting: ``diff``, ``nk`` ((n, k) of eq. (3); default :data:`NK_GRID`), ``t``
+    (eq. 14), ``standardize`` (ours; only with t = 0) and ``reduce``. A setting without
+    candidates keeps ``cfg.score``'s value, so the paper profile searches n and k alone."""
+    sc, cal = cfg.score, cfg.calibration
+    return {"diff": tuple(cal.diff or (sc.diff,)),
+            "nk": S.nk_pairs(cal.nk) or NK_GRID,
+            "t": tuple(cal.t or (sc.t,)),
+            "standardize": tuple(bool(z) for z in (cal.standardize or (sc.standardize,))),
+            "reduce": tuple(cal.reduce or (sc.reduce,))}
+
+
 def training_corruption(cfg: Config) -> CorruptionConfig:
     """The corruption of training, which the restoration check uses; a plain autoencoder
     (method "none") gets the paper's elastic corruption, so that it too has anomalies to find,
     with the config's other corruption settings (patch sizes, shape, brightness), so that its
-    restoration check, and without ``score.proxy_corruption`` its proxy, uses the sizes it is
+    restoration check, and without ``calibration.proxy`` its proxy, uses the sizes it is
     given."""
     if cfg.corruption.method != "none":
         return cfg.corruption
@@ -148,22 +155,21 @@ def proxy_corruption(cfg: Config) -> CorruptionConfig:
     """The corruption of the validation proxy that chooses the scoring (ours; the paper does
     not say how it chose n and k).
 
-    By default :func:`training_corruption`. With ``score.proxy_corruption`` the proxy is a
+    By default :func:`training_corruption`. With ``calibration.proxy`` the proxy is a
     fixed task instead: those methods (one per image at random) with the default corruption
     settings of :class:`CorruptionConfig`, whatever the model trained on, so that the method and
     its references are scored alike and the choice does not favour whatever the training taught
-    the model to find. ``score.proxy_patch_min`` and ``score.proxy_patch_max`` set the proxy's
+    the model to find. ``calibration.proxy_patch_min`` and ``calibration.proxy_patch_max`` set the proxy's
     patch sizes (the `cpu` profile: 0.05-0.35 of the side, the defaults); larger proxy patches
     choose coarser maps (see the book's chapter 'What moves the numbers on real defects')."""
-    sc = cfg.score
-    if sc.proxy_corruption:
-        methods = sc.proxy_corruption
-        ccfg = CorruptionConfig(method=methods[0], alternate=tuple(methods[1:]), p_clean=0.0)
+    methods = cfg.calibration.proxy
+    if methods:
+        ccfg = CorruptionConfig(method=methods[0], alternate=tuple(methods[1:]))
     else:
         ccfg = training_corruption(cfg)
     lo, hi = proxy_patch(cfg)
     if not 0 < lo <= hi <= 1:
-        raise SsaeError(f"need 0 < score.proxy_patch_min <= score.proxy_patch_max <= 1, got {lo}, {hi}")
+        raise SsaeError(f"need 0 < calibration.proxy_patch_min <= calibration.proxy_patch_max <= 1, got {lo}, {hi}")
     return dataclasses.replace(ccfg, patch_min=lo, patch_max=hi)
 
 

@@ -5,7 +5,9 @@ Table 1 (f in {3, 5}), Adam with learning rate 1e-4, lambda = 0.5 as "sufficient
 5% validation data, 512x512 for textures, augmentation by 90-degree rotations and flips,
 elastic deformation as the corruption, optional brightness variation, progressive crops.
 Everything else (patch sizes, elastic strength, number of steps, the crop schedule,
-n/k/t of the scoring) is ours. Each field's comment says ``paper`` or ``ours``.
+n/k/t of the scoring) is ours. Each field's comment says ``paper`` or ``ours``. The
+``calibration`` section is the search space over which the scoring is chosen on validation
+data (:mod:`ssae.calibration`): in the paper profile n and k of eq. (3) alone.
 
 A run is described by a :class:`Config`; :func:`profile` returns the defaults of the
 ``smoke`` (tests), ``cpu`` (a laptop) and ``paper`` (a GPU) profiles. :func:`check` checks
@@ -19,8 +21,15 @@ import typing
 from dataclasses import dataclass, field, asdict
 from typing import Any
 
-#: Version of the on-disk run format (checkpoints, config.json). Bump on incompatible change.
-FORMAT_VERSION = 1
+#: Version of the on-disk run format (checkpoints, config.json). Bump on incompatible change;
+#: :func:`Config.from_dict` reads older versions listed in :data:`_RENAMED`.
+FORMAT_VERSION = 2
+
+#: Version 1 kept the calibration's search space in the score section as paired fields.
+_RENAMED = {"select_nk": "search", "nk_candidates": "nk", "diff_candidates": "diff", "t_candidates": "t",
+            "standardize_candidates": "standardize", "reduce_candidates": "reduce",
+            "proxy_corruption": "proxy", "proxy_patch_min": "proxy_patch_min",
+            "proxy_patch_max": "proxy_patch_max"}
 
 PROFILES = ("smoke", "cpu", "paper")
 #: learning-rate schedules of :func:`ssae.training.learning_rate`
@@ -52,7 +61,6 @@ class CorruptionConfig:
     band_max: float = 0.6            # ours (shape "band"): widest stripe
     brightness: float = 0.1          # paper mentions it; ours: max relative brightness change of the patch
     rotation: bool = False           # paper (transistor): rotate corrupted images around the centre
-    p_clean: float = 0.0             # ours: probability that an image is left uncorrupted
     occluders: str | None = None     # paper (objects): occlusion shapes take "content from a different data source": a folder of such images (ours); None = smooth colour noise
 
 
@@ -93,20 +101,27 @@ class ScoreConfig:
     k: int = 9                       # paper: box size k (ours: default)
     t: int = 0                       # paper: avgmap exponent of eq. (14); 0 disables the weighting
     reduce: str = "sum"              # paper: image score = sum over the map. "mean", "max" and "contrast" ((max - median) / MAD of the image's own map) are ours
-    select_nk: bool = True           # ours: choose diff, n, k, t, reduce on corrupted validation images (no test labels)
-    diff_candidates: tuple[str, ...] = ()  # ours: Diffs also compared when select_nk, e.g. ("l2", "ssim"); () = diff only
-    t_candidates: tuple[int, ...] = ()     # ours: eq. (14) exponents compared when select_nk, e.g. (0, 1, 2); () = t only
-    nk_candidates: tuple[tuple[int, int], ...] = ()  # ours: (n, k) pairs of G_k^n compared when select_nk, e.g. ((0, 1), (1, 3), (1, 5)); () = evaluation.NK_GRID (sized for 256 px)
     standardize: bool = False        # ours: anomap -> (anomap - avgmap) / stdmap of the validation maps (variant of eq. 14)
     avgmap_rescale: bool = False     # ours: divide the avgmap by its maximum before eq. (14), so that 1 - avgmap spans [0, 1] for any Diff; False = eq. (14) as written (1 - avgmap clamped at 0)
-    reduce_candidates: tuple[str, ...] = ()  # ours: image-score reductions compared when select_nk, e.g. ("sum", "max"); () = reduce only (the paper: the sum)
-    standardize_candidates: tuple[bool, ...] = ()  # ours: compared when select_nk, e.g. (False, True); () = standardize only
     two_sided: bool = False          # ours: standardised maps scored by |z|, so that less error than usual (a defect smoother than the texture) counts too; never chosen by the calibration
-    proxy_corruption: tuple[str, ...] = ()  # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"), at the default corruption settings whatever the model trained on; () = the training corruption
-    proxy_patch_min: float | None = None  # ours: smallest patch side of the proxy corruptions, fraction of the image side; None = as above
-    proxy_patch_max: float | None = None  # ours: largest patch side of the proxy corruptions; None = as above
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
     metric_size: int | None = None   # ours: pixel AUROC and AUPRO on maps resized (bilinear) to this square size, masks read at it (nearest); None = the evaluated image size. Lets runs at different image sizes be compared on the same pixels
+
+
+@dataclass
+class CalibrationConfig:
+    """The calibration's search space (:mod:`ssae.calibration`): the scorings compared on
+    validation data, and the proxy task they are compared on. A setting with no candidates
+    keeps the score section's value."""
+    search: bool = True              # paper: n and k of eq. (3) are hyperparameters (how they were chosen is not said); ours: chosen on corrupted validation images, never on test labels. False = the score section as set
+    nk: tuple[tuple[int, int], ...] = ()  # ours: (n, k) pairs of G_k^n compared, e.g. ((0, 1), (1, 3), (1, 5)); () = calibration.NK_GRID (sized for 256 px)
+    diff: tuple[str, ...] = ()       # ours: Diffs compared, e.g. ("l2", "ssim"); () = score.diff alone
+    t: tuple[int, ...] = ()          # ours: eq. (14) exponents compared, e.g. (0, 1, 2); () = score.t alone
+    standardize: tuple[bool, ...] = ()  # ours: standardised maps compared with plain ones, e.g. (False, True); () = score.standardize alone
+    reduce: tuple[str, ...] = ()     # ours: image-score reductions compared, e.g. ("sum", "max"); () = score.reduce alone (the paper: the sum)
+    proxy: tuple[str, ...] = ()      # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"), at the default corruption settings whatever the model trained on; () = the training corruption
+    proxy_patch_min: float | None = None  # ours: smallest patch side of the proxy corruptions, fraction of the image side; None = that of the proxy's corruption
+    proxy_patch_max: float | None = None  # ours: largest patch side of the proxy corruptions; None = as above
 
 
 @dataclass
@@ -117,6 +132,7 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -127,12 +143,10 @@ class Config:
         """Rebuild a config; unknown keys are an error (an incompatible run directory)."""
         d = dict(d)
         version = d.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(f"run format version {version!r}, this ssae reads version {FORMAT_VERSION}")
-        if isinstance(d.get("score"), dict):  # run folders written before these fields existed
-            score = d["score"] = dict(d["score"])
-            score.setdefault("reduce_candidates", ["sum", "mean", "max", "contrast"] if score.get("select_nk") else [])
-            score.setdefault("avgmap_rescale", True)
+        if version == 1:
+            d = _from_version_1(d)
+        elif version != FORMAT_VERSION:
+            raise ValueError(f"run format version {version!r}, this ssae reads versions 1 and {FORMAT_VERSION}")
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key in SECTIONS:
@@ -144,9 +158,24 @@ class Config:
         return cls(**kwargs)
 
 
+def _from_version_1(d: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 config as version 2: the score section's candidate fields become the
+    calibration section; settings that version 1 lacked get the values its runs used."""
+    score = dict(d.get("score", {}))
+    cal = {new: score.pop(old) for old, new in _RENAMED.items() if old in score}
+    cal.setdefault("reduce", ["sum", "mean", "max", "contrast"] if cal.get("search") else [])
+    score.setdefault("avgmap_rescale", True)
+    corruption = dict(d.get("corruption", {}))
+    if corruption.pop("p_clean", 0.0):
+        raise ValueError("this run left some training images uncorrupted (corruption.p_clean), "
+                         "which this ssae no longer supports")
+    return {**d, "score": score, "calibration": cal, "corruption": corruption,
+            "format_version": FORMAT_VERSION}
+
+
 #: The sections of a Config and their classes (``--set SECTION.FIELD=VALUE``).
 SECTIONS = {"data": DataConfig, "corruption": CorruptionConfig, "model": ModelConfig,
-            "train": TrainConfig, "score": ScoreConfig}
+            "train": TrainConfig, "score": ScoreConfig, "calibration": CalibrationConfig}
 
 
 def _build(section: str, values: dict[str, Any]):
@@ -178,7 +207,8 @@ def profile(name: str) -> Config:
             model=ModelConfig(width=1 / 16),
             train=TrainConfig(batch_size=4, steps=4, crop_start=32, crop_end=64,
                               checkpoint_every=2, log_every=1),
-            score=ScoreConfig(n=1, k=3, select_nk=False),
+            score=ScoreConfig(n=1, k=3),
+            calibration=CalibrationConfig(search=False),
         )
     if name == "cpu":
         # Sized for 2 CPU cores: training cost depends on the crop, not on the image size, so
@@ -196,10 +226,10 @@ def profile(name: str) -> Config:
             # is chosen on corruptions that no model trained on (ours), at the default corruption
             # settings whatever the model trained on, so that the method and its references are
             # scored alike (book: chapter 'What moves the numbers on real defects').
-            score=ScoreConfig(n=1, k=9, standardize_candidates=(False, True),
-                              reduce_candidates=("sum", "mean", "max", "contrast"),
-                              proxy_corruption=("cutout", "swap", "occlusion"),
-                              proxy_patch_min=0.05, proxy_patch_max=0.35),
+            score=ScoreConfig(n=1, k=9),
+            calibration=CalibrationConfig(standardize=(False, True), reduce=("sum", "mean", "max", "contrast"),
+                                          proxy=("cutout", "swap", "occlusion"),
+                                          proxy_patch_min=0.05, proxy_patch_max=0.35),
         )
     if name == "paper":
         return Config(profile="paper")
@@ -228,7 +258,7 @@ def _checked(name: str, hint, value):
     """``value`` as the type ``hint`` of a field (``int``, ``float``, ``bool``, ``str``,
     ``tuple[X, ...]``, ``X | None``), or a ValueError naming the setting.
 
-    A single item given for a tuple becomes a one-item tuple (``--set score.diff_candidates=ssim``);
+    A single item given for a tuple becomes a one-item tuple (``--set calibration.diff=ssim``);
     an int is accepted for a float."""
     args = typing.get_args(hint)
     if type(None) in args:  # X | None
@@ -248,11 +278,11 @@ def _checked(name: str, hint, value):
 
 
 def proxy_patch(cfg: Config) -> tuple[float, float]:
-    """The patch sizes of the validation proxy (``score.proxy_patch_min``/``max``; where None,
-    those of the proxy's corruption: the defaults with ``score.proxy_corruption``, else the
+    """The patch sizes of the validation proxy (``calibration.proxy_patch_min``/``max``; where
+    None, those of the proxy's corruption: the defaults with ``calibration.proxy``, else the
     training corruption's)."""
-    base = CorruptionConfig() if cfg.score.proxy_corruption else cfg.corruption
-    lo, hi = cfg.score.proxy_patch_min, cfg.score.proxy_patch_max
+    base = CorruptionConfig() if cfg.calibration.proxy else cfg.corruption
+    lo, hi = cfg.calibration.proxy_patch_min, cfg.calibration.proxy_patch_max
     return (base.patch_min if lo is None else lo), (base.patch_max if hi is None else hi)
 
 
@@ -262,7 +292,7 @@ def _ranges(cfg: Config):
     from .corruption import METHODS
     from .scoring import DIFFS, REDUCTIONS
 
-    d, c, m, t, s = cfg.data, cfg.corruption, cfg.model, cfg.train, cfg.score
+    d, c, m, t, s, cal = cfg.data, cfg.corruption, cfg.model, cfg.train, cfg.score, cfg.calibration
 
     def optional(value, lo):
         return value is None or value >= lo
@@ -278,7 +308,6 @@ def _ranges(cfg: Config):
     yield "corruption.elastic_sigma", c.elastic_sigma > 0, "> 0"
     yield "corruption.shape_sigma", c.shape_sigma > 0, "> 0"
     yield "corruption.brightness", fraction(c.brightness), "a fraction in [0, 1]"
-    yield "corruption.p_clean", fraction(c.p_clean), "a probability in [0, 1]"
     yield "model.in_channels", m.in_channels in (1, 3), "1 (grey) or 3 (colour)"
     yield "model.f", m.f >= 1 and m.f % 2 == 1, "an odd kernel width >= 1 (the paper: 3 or 5)"
     yield "model.width", math.isfinite(m.width) and m.width > 0, "a channel multiplier > 0"
@@ -298,22 +327,22 @@ def _ranges(cfg: Config):
     yield "train.max_minutes", t.max_minutes is None or (math.isfinite(t.max_minutes) and t.max_minutes > 0), \
         "a number of minutes > 0, or None"
     yield "score.diff", s.diff in DIFFS, f"one of {', '.join(DIFFS)}"
-    yield "score.diff_candidates", set(s.diff_candidates) <= set(DIFFS), f"some of {', '.join(DIFFS)}"
     yield "score.reduce", s.reduce in REDUCTIONS, f"one of {', '.join(REDUCTIONS)}"
-    yield "score.reduce_candidates", set(s.reduce_candidates) <= set(REDUCTIONS), f"some of {', '.join(REDUCTIONS)}"
     yield "score.n", s.n >= 0, ">= 0 (box filters of eq. 3)"
     yield "score.k", s.k >= 1, ">= 1 (box side of eq. 3)"
     yield "score.t", s.t >= 0, ">= 0 (exponent of eq. 14)"
-    yield "score.t_candidates", all(v >= 0 for v in s.t_candidates), "exponents >= 0"
     yield "score.standardize", not (s.standardize and s.t), "False when score.t > 0 (they exclude each other)"
-    yield "score.proxy_corruption", set(s.proxy_corruption) <= set(METHODS) - {"none"}, \
-        f"some of {', '.join(m for m in METHODS if m != 'none')}"
-    lo, hi = proxy_patch(cfg)
-    yield "score.proxy_patch_min", 0 < lo <= 1, "a fraction of the image side in (0, 1], or None"
-    yield "score.proxy_patch_max", 0 < hi <= 1 and lo <= hi, \
-        f"a fraction of the image side in (0, 1], at least the proxy's smallest patch {lo}, or None"
     yield "score.threshold_quantile", fraction(s.threshold_quantile), "a quantile in [0, 1]"
     yield "score.metric_size", optional(s.metric_size, 1), "a number of pixels >= 1, or None"
+    yield "calibration.diff", set(cal.diff) <= set(DIFFS), f"some of {', '.join(DIFFS)}"
+    yield "calibration.t", all(v >= 0 for v in cal.t), "exponents >= 0"
+    yield "calibration.reduce", set(cal.reduce) <= set(REDUCTIONS), f"some of {', '.join(REDUCTIONS)}"
+    yield "calibration.proxy", set(cal.proxy) <= set(METHODS) - {"none"}, \
+        f"some of {', '.join(m for m in METHODS if m != 'none')}"
+    lo, hi = proxy_patch(cfg)
+    yield "calibration.proxy_patch_min", 0 < lo <= 1, "a fraction of the image side in (0, 1], or None"
+    yield "calibration.proxy_patch_max", 0 < hi <= 1 and lo <= hi, \
+        f"a fraction of the image side in (0, 1], at least the proxy's smallest patch {lo}, or None"
 
 
 def check(cfg: Config) -> Config:
@@ -339,5 +368,5 @@ def check(cfg: Config) -> Config:
             raise SsaeError(f"setting {name} must be {want}, got {getattr(getattr(cfg, section), field_name)!r}")
     check_objective(cfg.train)
     check_settings(cfg.corruption)
-    nk_pairs(cfg.score.nk_candidates)
+    nk_pairs(cfg.calibration.nk)
     return cfg

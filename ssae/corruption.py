@@ -264,7 +264,7 @@ def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: 
     (default: another image of the batch). ``occluders``: optional N x C x H' x W' images of
     another data source for ``occlusion``: a random region of a random one (default: colour
     noise).
-    ``mask``: B x 1 x H x W in [0, 1], 0 outside the patches and for clean images; with
+    ``mask``: B x 1 x H x W in [0, 1], 0 outside the patches; with
     several patches it is ``1 - prod_k (1 - M_k)``. ``boxes``: B x n_patches x 4 long
     tensor ``(y0, x0, y1, x1)``, ends exclusive. Pixels where the mask is 0 are returned
     unchanged, bit for bit.
@@ -277,8 +277,6 @@ def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: 
     dev = _gen_device(generator)
     methods = (cfg.method, *cfg.alternate)
     choice = torch.randint(len(methods), (b,), generator=generator, device=dev).to(x.device)
-    clean = (torch.rand(b, generator=generator, device=dev) < cfg.p_clean).to(x.device)
-    active = (~clean).to(x.dtype)[:, None, None, None]
 
     x_hat = x.clone()
     keep = torch.ones(b, 1, h, w, device=x.device, dtype=x.dtype)   # prod_k (1 - M_k)
@@ -316,7 +314,6 @@ def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: 
             x3 = torch.where(sel, t, x3)
             m = torch.where(sel, x2, m)
         x3 = (x3 * gain[:, None, None, None]).clamp(0, 1)
-        m = m * active
         x4 = m * x3 + (1 - m) * x1                                 # Figure 5: X4 = X2 X3 + (1 - X2) X1
         for i, (y, xx) in enumerate(origins):
             x_hat[i, :, y:y + size, xx:xx + size] = x4[i]

@@ -5,8 +5,9 @@ A packed model folder is a run folder without the training checkpoint. It holds 
 pickle, a few MB) instead of ``checkpoint.pt``:
 
 - ``model.safetensors``: the network's weights in float16 (read back as float32);
-- ``config.json``, ``history.json`` (the training log), ``train_summary.json``, ``curve.jsonl``
-  (the learning curve, when the run had one), ``done``: copied from the run;
+- ``config.json`` (in the current run format), ``history.json`` (the training log),
+  ``train_summary.json``, ``curve.jsonl`` (the learning curve, when the run had one), ``done``:
+  copied from the run;
 - ``calibration.json``, ``avgmap.npy``, ``stdmap.npy``: the scoring chosen on validation data
   again, for the float16 weights;
 - ``metrics.json``: the test metrics of these weights, recorded when the folder was packed
@@ -43,7 +44,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     from .calibration import calibrate, calibrate_model
     from .evaluation import evaluate, evaluate_model
     from .references import BlurReference
-    from .runs import DONE, build_model, load_model, read_run_config, write_json
+    from .runs import CONFIG, DONE, build_model, load_model, read_run_config, write_json
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if not (run_dir / DONE).is_file():
@@ -57,6 +58,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     for name in COPIED:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, tmp / name)
+    write_json(tmp / CONFIG, {"config": cfg.to_dict(), "meta": meta})  # a run of an older format, read as today's
     save_weights(model, tmp / WEIGHTS)
     half = build_model(cfg)
     half.load_state_dict(load_weights(tmp / WEIGHTS))

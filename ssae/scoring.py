@@ -117,13 +117,13 @@ def smooth(d: torch.Tensor, n: int, k: int) -> torch.Tensor:
 
 
 def nk_pairs(pairs) -> tuple[tuple[int, int], ...]:
-    """``pairs`` (``score.nk_candidates``) as a tuple of (n, k) pairs of G_k^n (eq. 3), each
+    """``pairs`` (``calibration.nk``) as a tuple of (n, k) pairs of G_k^n (eq. 3), each
     checked: a pair with n >= 0 and k >= 1, else a one-line :class:`SsaeError`. Empty stays
     empty (the calibration then uses its own grid)."""
     pairs = tuple(tuple(p) if isinstance(p, (tuple, list)) else (p,) for p in pairs)
     for p in pairs:
         if len(p) != 2 or p[0] < 0 or p[1] < 1:
-            raise SsaeError(f"score.nk_candidates must hold (n, k) pairs with n >= 0 and k >= 1, got {p!r}")
+            raise SsaeError(f"calibration.nk must hold (n, k) pairs with n >= 0 and k >= 1, got {p!r}")
     return pairs
 
 

@@ -203,17 +203,17 @@ def test_bad_setting_is_one_line(tmp_path):
 
 
 def test_bad_smoothing_grid_fails_before_training(tmp_path):
-    """score.nk_candidates is used only at calibration, after training; a bad pair must fail
+    """calibration.nk is used only at calibration, after training; a bad pair must fail
     before the run folder is written, not 20 minutes later."""
     data = fixtures.make_mvtec(tmp_path)
     run = tmp_path / "r"
     rc, _, err = run_cli("train", "--data", data, "--out", run, "--profile", "smoke",
-                         "--set", "score.nk_candidates=((1,0),)")
-    assert_one_line_error(rc, err, "nk_candidates")
+                         "--set", "calibration.nk=((1,0),)")
+    assert_one_line_error(rc, err, "calibration.nk")
     assert not run.exists()
 
 
-@pytest.mark.parametrize("bad", ["score.proxy_patch_min=0", "score.proxy_patch_max=0.01"])
+@pytest.mark.parametrize("bad", ["calibration.proxy_patch_min=0", "calibration.proxy_patch_max=0.01"])
 def test_bad_proxy_patch_sizes_fail_before_training(tmp_path, bad):
     """The proxy's patch sizes, too, are used only at calibration after training."""
     data = fixtures.make_mvtec(tmp_path)
@@ -278,11 +278,11 @@ def test_a_settings_file_applies_before_set(tmp_path):
 
     path = tmp_path / "mine.txt"
     path.write_text("# my data\n\nmodel.width=0.5\ntrain.lam=0.1\t# a comment\n"
-                    "score.nk_candidates=((0,1),(1,3))\n")
+                    "calibration.nk=((0,1),(1,3))\n")
     args = make_parser().parse_args(["train", "--data", "d", "--out", "o", "--settings", str(path),
                                      "--set", "train.lam=0.2"])
     cfg = build_config(args)
-    assert cfg.model.width == 0.5 and cfg.train.lam == 0.2 and cfg.score.nk_candidates == ((0, 1), (1, 3))
+    assert cfg.model.width == 0.5 and cfg.train.lam == 0.2 and cfg.calibration.nk == ((0, 1), (1, 3))
     assert build_config(make_parser().parse_args(["train", "--data", "d", "--out", "o",
                                                   "--settings", str(path)])).train.lam == 0.1
     # a named flag wins over the file too: the plain autoencoder of a shipped setting

@@ -1,5 +1,4 @@
 """Learning curves: a run evaluates itself at fixed steps, resumes, and continues its curve."""
-import json
 
 import pytest
 

@@ -48,7 +48,7 @@ def test_two_sided_maps_find_a_region_the_model_reconstructs_better_than_usual()
 
 
 def test_two_sided_setting_is_stored_only_with_standardised_maps(mvtec_dir):
-    cfg = override(profile("smoke"), score={"select_nk": False, "standardize": True, "two_sided": True})
+    cfg = override(profile("smoke"), score={"standardize": True, "two_sided": True}, calibration={"search": False})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
@@ -61,7 +61,7 @@ def test_two_sided_setting_is_stored_only_with_standardised_maps(mvtec_dir):
 
 def test_standardized_maps_are_chosen_and_stored(mvtec_dir, tmp_path):
     """With both candidates the calibration records its choice; the stored stats reproduce it."""
-    cfg = override(profile("smoke"), score={"select_nk": True, "standardize_candidates": (False, True)})
+    cfg = override(profile("smoke"), calibration={"search": True, "standardize": (False, True)})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
@@ -69,7 +69,7 @@ def test_standardized_maps_are_chosen_and_stored(mvtec_dir, tmp_path):
     assert all(s["t"] == 0 for s in cal["selection"] if s["standardize"])
     assert isinstance(cal["standardize"], bool)
     assert stats.avg.shape == stats.std.shape == (64, 64) and (stats.std >= 0).all()
-    forced = override(cfg, score={"select_nk": False, "standardize": True, "standardize_candidates": ()})
+    forced = override(cfg, score={"standardize": True}, calibration={"search": False, "standardize": ()})
     cal2, stats2 = calibrate_model(BlurReference(2.0), forced, split)
     assert cal2["standardize"] is True and cal2["selection"] == []
     res = evaluate_model(BlurReference(2.0), forced, split, cal2, stats2, progress=False)
@@ -79,7 +79,7 @@ def test_standardized_maps_are_chosen_and_stored(mvtec_dir, tmp_path):
 
 
 def test_calibration_and_evaluation_of_a_reference(mvtec_dir):
-    cfg = override(profile("smoke"), score={"select_nk": True, "t": 1})
+    cfg = override(profile("smoke"), score={"t": 1}, calibration={"search": True})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
@@ -104,7 +104,7 @@ def test_calibration_and_evaluation_of_a_reference(mvtec_dir):
 
 
 def test_plain_autoencoder_is_calibrated_on_the_papers_corruption(mvtec_dir):
-    cfg = override(profile("smoke"), score={"select_nk": True}, corruption={"method": "none"})
+    cfg = override(profile("smoke"), calibration={"search": True}, corruption={"method": "none"})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     cal, _ = calibrate_model(BlurReference(2.0), cfg, split)
@@ -125,7 +125,7 @@ class _Constant(torch.nn.Module):
 def test_restoration_check_tells_a_restoring_model_from_one_that_copies(mvtec_dir):
     from ssae.calibration import RESTORATION_MIN, restoration_warning
 
-    cfg = override(profile("smoke"), corruption={"method": "cutout"}, score={"select_nk": False})
+    cfg = override(profile("smoke"), corruption={"method": "cutout"}, calibration={"search": False})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     # the identity copies its input, corruption included: Diff is 0 everywhere, chance level
@@ -142,7 +142,7 @@ def test_restoration_check_tells_a_restoring_model_from_one_that_copies(mvtec_di
 def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mvtec_dir):
     from ssae.calibration import proxy_corruption
 
-    cfg = override(profile("smoke"), corruption={"method": "elastic", "p_clean": 0.5}, score={"select_nk": False})
+    cfg = override(profile("smoke"), corruption={"method": "elastic", "elastic_alpha": 0.2}, calibration={"search": False})
     assert proxy_corruption(cfg) == cfg.corruption  # default: as in training
     plain = override(cfg, corruption={"method": "none"})
     assert proxy_corruption(plain).method == "elastic"  # a plain autoencoder: the paper's corruption
@@ -152,35 +152,35 @@ def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mv
     assert proxy_corruption(plain_sized) == dataclasses.replace(plain_sized.corruption, method="elastic")
     assert proxy_corruption(plain) == dataclasses.replace(cfg.corruption, method="elastic")
     # held-out corruptions are a fixed task: the same proxy whatever each model trained on
-    both = {"proxy_corruption": ("cutout", "swap", "occlusion")}
-    method = override(cfg, corruption={"method": "swap", **sizes}, score=both)
+    both = {"proxy": ("cutout", "swap", "occlusion")}
+    method = override(cfg, corruption={"method": "swap", **sizes}, calibration=both)
     fixed = proxy_corruption(method)
-    assert fixed == proxy_corruption(override(plain_sized, score=both)) == proxy_corruption(override(plain, score=both))
+    assert fixed == proxy_corruption(override(plain_sized, calibration=both)) == proxy_corruption(override(plain, calibration=both))
     assert (fixed.patch_min, fixed.patch_max, fixed.brightness) == (0.05, 0.35, 0.1)  # the defaults
     assert method.corruption.patch_max == 0.7  # training keeps its own
     # the proxy's patch sizes are set on their own, with or without held-out corruptions
-    own = proxy_corruption(override(method, score={"proxy_patch_min": 0.2, "proxy_patch_max": 0.7}))
+    own = proxy_corruption(override(method, calibration={"proxy_patch_min": 0.2, "proxy_patch_max": 0.7}))
     assert (own.patch_min, own.patch_max, own.method) == (0.2, 0.7, "cutout")
-    assert proxy_corruption(override(plain_sized, score={"proxy_patch_max": 0.9})).patch_min == 0.2
+    assert proxy_corruption(override(plain_sized, calibration={"proxy_patch_max": 0.9})).patch_min == 0.2
     cpu = profile("cpu")
     assert proxy_corruption(override(cpu, corruption={"method": "swap", **sizes})) == proxy_corruption(cpu)
     with pytest.raises(SsaeError, match="proxy_patch"):
-        proxy_corruption(override(method, score={"proxy_patch_min": 0.8}))
-    held_out = override(cfg, score={"proxy_corruption": ("cutout", "swap")})
+        proxy_corruption(override(method, calibration={"proxy_patch_min": 0.8}))
+    held_out = override(cfg, calibration={"proxy": ("cutout", "swap")})
     pc = proxy_corruption(held_out)
-    assert (pc.method, pc.alternate, pc.p_clean) == ("cutout", ("swap",), 0.0)
+    assert (pc.method, pc.alternate, pc.brightness) == ("cutout", ("swap",), 0.1)
     assert pc.patch_max == cfg.corruption.patch_max
-    one = override(cfg, score={"proxy_corruption": "cutout"})  # `--set score.proxy_corruption=cutout`
-    assert one.score.proxy_corruption == ("cutout",) and proxy_corruption(one).method == "cutout"
+    one = override(cfg, calibration={"proxy": "cutout"})  # `--set calibration.proxy=cutout`
+    assert one.calibration.proxy == ("cutout",) and proxy_corruption(one).method == "cutout"
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = held_out.model.in_channels = split.channels
     val = np.stack([read_image(p, 64, split.channels) for p in split.val])
     constant = _Constant(float(val.mean()))
     # a constant "restores" cut-outs, not elastic deformations: the proxy decides what the
     # selection sees, while the restoration check stays on the training corruption
-    choose = {"select_nk": True}
-    cal, _ = calibrate_model(constant, override(held_out, score={**choose, "proxy_corruption": ("cutout",)}), split)
-    cal_el, _ = calibrate_model(constant, override(cfg, score=choose), split)
+    choose = {"search": True}
+    cal, _ = calibrate_model(constant, override(held_out, calibration={**choose, "proxy": ("cutout",)}), split)
+    cal_el, _ = calibrate_model(constant, override(cfg, calibration=choose), split)
     assert cal["proxy_corruption"] == ["cutout"] and cal_el["proxy_corruption"] == ["elastic"]
     assert min(r["pixel_auroc"] for r in cal["selection"]) > 0.9
     assert max(r["pixel_auroc"] for r in cal_el["selection"]) < 0.9
@@ -189,7 +189,7 @@ def test_proxy_corruption_replaces_the_training_corruption_in_the_calibration(mv
         next(r["pixel_auroc"] for r in cal_el["selection"]
              if (r["n"], r["k"], r["standardize"]) == (cal["n"], cal["k"], cal["standardize"])))
     with pytest.raises(SsaeError, match="unknown corruption method 'blur'"):
-        calibrate_model(constant, override(cfg, score={"proxy_corruption": ("blur",)}), split)
+        calibrate_model(constant, override(cfg, calibration={"proxy": ("blur",)}), split)
 
 
 def test_selection_weights_each_validation_map_with_the_others_avgmap():
@@ -213,8 +213,8 @@ def test_selection_weights_each_validation_map_with_the_others_avgmap():
 
 
 def test_selection_compares_diffs_and_exponents(mvtec_dir):
-    cfg = override(profile("smoke"), score={"select_nk": True, "diff_candidates": ("l2", "ssim"),
-                                             "t_candidates": (0, 1)})
+    cfg = override(profile("smoke"), calibration={"search": True, "diff": ("l2", "ssim"),
+                                                   "t": (0, 1)})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     cal, _ = calibrate_model(BlurReference(2.0), cfg, split)
@@ -231,7 +231,7 @@ def test_metric_size_scores_pixels_at_a_stated_size(mvtec_dir):
     assert at_metric_size([m], 8)[0].shape == (8, 8)
     with pytest.raises(SsaeError, match="metric_size"):
         at_metric_size([m], 0)
-    cfg = override(profile("smoke"), score={"select_nk": False, "n": 0, "k": 1})
+    cfg = override(profile("smoke"), score={"n": 0, "k": 1}, calibration={"search": False})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     cal, stats = calibrate_model(BlurReference(2.0), cfg, split)
@@ -268,15 +268,15 @@ def test_ensemble_of_runs_is_the_pixelwise_max_on_shared_pixels(smoke_run, tmp_p
 
 
 def test_selection_compares_the_given_smoothings(mvtec_dir):
-    cfg = override(profile("smoke"), score={"select_nk": True, "nk_candidates": ((0, 1), (1, 3), (2, 5))})
+    cfg = override(profile("smoke"), calibration={"search": True, "nk": ((0, 1), (1, 3), (2, 5))})
     split = load_split(str(mvtec_dir), cfg.data)
     cfg.model.in_channels = split.channels
     cal, _ = calibrate_model(BlurReference(2.0), cfg, split)
     assert {(s["n"], s["k"]) for s in cal["selection"]} == {(0, 1), (1, 3), (2, 5)}
     assert (cal["n"], cal["k"]) in {(0, 1), (1, 3), (2, 5)}
     for bad in (((1, 0),), ((-1, 3),), ((1, 3, 5),)):
-        with pytest.raises(SsaeError, match="nk_candidates"):
-            calibrate_model(BlurReference(2.0), override(cfg, score={"nk_candidates": bad}), split)
-    cfg.score.nk_candidates = (1, 3)  # set directly, not through override: one pair unpacked
-    with pytest.raises(SsaeError, match="nk_candidates"):
+        with pytest.raises(SsaeError, match="calibration.nk"):
+            calibrate_model(BlurReference(2.0), override(cfg, calibration={"nk": bad}), split)
+    cfg.calibration.nk = (1, 3)  # set directly, not through override: one pair unpacked
+    with pytest.raises(SsaeError, match="calibration.nk"):
         calibrate_model(BlurReference(2.0), cfg, split)

@@ -5,7 +5,6 @@ curve that ends at its last training step, and, when its data set is on this mac
 reproduce the test metrics recorded when it was packed. CI trains none of them.
 """
 import json
-from pathlib import Path
 
 import pytest
 from safetensors import safe_open

@@ -141,7 +141,7 @@ def test_an_interrupted_resumption_leaves_no_old_scoring_behind(mvtec_dir, tmp_p
     """Resumed for more steps and interrupted after its first new checkpoint, a finished run
     no longer looks finished: its old scoring does not sit beside the new weights. (Interrupted
     before it, the run is left as it was: tests/test_misuse.py.)"""
-    from ssae.runs import read_calibration, load_model
+    from ssae.runs import read_calibration
 
     split = load_split(str(mvtec_dir), smoke().data)
     run = tmp_path / "run"
@@ -213,14 +213,34 @@ def test_init_seed_sets_the_initial_weights_alone(mvtec_grey_dir, tmp_path, monk
     assert not all(torch.equal(w["s0"][k], w["s1"][k]) for k in w["s0"])
 
 
-def test_a_run_folder_from_before_the_reduction_and_eq14_fields_keeps_its_scoring():
-    """A stored config without score.reduce_candidates / score.avgmap_rescale was calibrated by
-    comparing every reduction and rescaling the avgmap; read back, it still is."""
+def version_1(cfg) -> dict:
+    """``cfg`` stored as a run folder of format version 1 did: the search space as paired
+    fields of the score section."""
+    doc = cfg.to_dict()
+    cal = doc.pop("calibration")
+    old = {"search": "select_nk", "nk": "nk_candidates", "diff": "diff_candidates", "t": "t_candidates",
+           "standardize": "standardize_candidates", "reduce": "reduce_candidates", "proxy": "proxy_corruption"}
+    doc["score"].update({old.get(k, k): v for k, v in cal.items()})
+    doc["corruption"]["p_clean"] = 0.0
+    doc["format_version"] = 1
+    return doc
+
+
+def test_a_version_1_run_folder_keeps_its_scoring():
+    """A version-1 config reads back with the same search space; one written before
+    score.reduce_candidates / score.avgmap_rescale existed was calibrated by comparing every
+    reduction and rescaling the avgmap, and still is."""
     from ssae.config import Config
 
-    doc = profile("cpu").to_dict()
+    for name in ("cpu", "paper"):
+        assert Config.from_dict(version_1(profile(name))) == profile(name)
+    doc = version_1(profile("cpu"))
     for key in ("reduce_candidates", "avgmap_rescale"):
         doc["score"].pop(key)
     old = Config.from_dict(doc)
-    assert old.score.reduce_candidates == ("sum", "mean", "max", "contrast") and old.score.avgmap_rescale
-    assert Config.from_dict(profile("paper").to_dict()).score.reduce_candidates == ()
+    assert old.calibration.reduce == ("sum", "mean", "max", "contrast") and old.score.avgmap_rescale
+    assert old.calibration.proxy == ("cutout", "swap", "occlusion") and old.calibration.standardize == (False, True)
+    doc = version_1(profile("paper"))
+    doc["corruption"]["p_clean"] = 0.5
+    with pytest.raises(ValueError, match="p_clean"):
+        Config.from_dict(doc)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, override, profile as make_profile
+from ..config import SECTIONS, Config, override, profile as make_profile
 from ..errors import SsaeError
 from .tables import Table, classify, size_text
 
@@ -65,7 +65,7 @@ def settings_table(profiles: tuple[str, ...] = ("paper", "cpu", "smoke")) -> Tab
     comments = config_comments()
     cfgs = {p: make_profile(p).to_dict() for p in profiles}
     rows = []
-    for section in ("data", "corruption", "model", "train", "score"):
+    for section in SECTIONS:
         for name in cfgs[profiles[0]][section]:
             comment = comments.get((section, name), "")
             source = source_of(comment)

@@ -38,7 +38,7 @@ DEFECTS = ("Blowhole", "Crack", "Break", "Fray", "Uneven")
 #: the machine behind a row's ``hardware`` string, where the rows do not name the CPU model
 MACHINES = {"CPU x86_64, 2 cores, torch 2.13.0+cpu": "a 2-core AMD EPYC"}
 #: the smaller boxes of eq. (3) (the tags ending in ``_fine``), as offered to the calibration
-FINE = "score.nk_candidates"
+FINE = "calibration.nk"
 
 
 # =========================================================================== rows
@@ -660,7 +660,7 @@ def proxy(R: Results) -> Part:
                    "5–35 % minus 20–70 % (image / pixel / AUPRO)"], rows,
                   notes=["Five draws of each model (the `mtd-64px` training, one model at a time on two threads), "
                          "each recalibrated on both proxies (cut-outs, swaps and occlusions; "
-                         "`score.proxy_patch_min`, `score.proxy_patch_max`) with the default boxes."])
+                         "`calibration.proxy_patch_min`, `calibration.proxy_patch_max`) with the default boxes."])
     text = (f"The small proxy patches give the plain autoencoder {diffs['plain'][0].text()} image AUROC over the "
             f"large ones, the blur reference {diffs['blur'][0].text()} and the method {diffs['ssae'][0].text()}: "
             f"the method's maps depend least on the validation task.")

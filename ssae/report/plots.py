@@ -509,7 +509,7 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
     for size in sizes:
         row = []
         for m in methods:
-            c = dataclasses.replace(cfg, method=m, alternate=(), patch_min=size, patch_max=size, p_clean=0.0)
+            c = dataclasses.replace(cfg, method=m, alternate=(), patch_min=size, patch_max=size)
             xh, mask = corrupt(x, c, torch.Generator().manual_seed(seed))
             row.append((xh[0].numpy().transpose(1, 2, 0), mask[0, 0].numpy()))
         frames.append(row)

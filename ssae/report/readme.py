@@ -7,7 +7,6 @@ they are current (exit 1 when not), which the test suite runs.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from . import models as R
 
