@@ -80,3 +80,17 @@ def test_the_corruption_explorer_is_self_contained():
     assert not re.search(r"(https?:)?//[\w.-]+\.(com|org|net)", html)  # nothing loaded from the network
     assert "<i class=\"fa" not in html                                    # no icon font either
     assert len(still.axes) == 2 * 3                            # the static fallback: every frame
+
+
+def test_figure_10_colours_hits_false_alarms_and_misses_over_the_image():
+    import numpy as np
+    from ssae.report.plots import evaluation_map
+
+    image = np.full((2, 2, 1), 0.5)
+    pred = np.array([[True, True], [False, False]])
+    truth = np.array([[True, False], [True, False]])
+    over = evaluation_map(pred, truth, image)
+    assert np.allclose(over[1, 1], 0.5)  # true negative: the image itself
+    hit, alarm, miss = over[0, 0], over[0, 1], over[1, 0]
+    assert hit.argmax() == 1 and alarm.argmax() == 2 and miss.argmax() == 0  # green, blue, red
+    assert np.allclose(evaluation_map(pred, truth)[1, 1], 0)  # without an image: on black

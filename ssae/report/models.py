@@ -206,7 +206,7 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
     from .. import scoring as S
     from ..evaluation import anomaly_maps
     from ..runs import load_model
-    from .plots import _grid, _rgb, _show_image, evaluation_map, heat_overlay
+    from .plots import _grid, _show_image, evaluation_map, heat_overlay
 
     d = ref.models[kind]
     split, items, images, maps, cal = anomaly_maps(d, str(ref.data_path()), device, progress=False)
@@ -230,9 +230,7 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
         _show_image(row[1], truth.astype(float), "ground truth")
         _show_image(row[2], recon, "reconstruction")
         _show_image(row[3], heat_overlay(images[i], maps[i], scale), "anomaly map")
-        colours = evaluation_map(maps[i] > cal["threshold"], truth)
-        marked = colours.any(axis=2, keepdims=True)
-        _show_image(row[4], np.where(marked, 0.35 * _rgb(images[i]) + 0.65 * colours, _rgb(images[i])),
+        _show_image(row[4], evaluation_map(maps[i] > cal["threshold"], truth, images[i]),
                     "mask: hit, false alarm, miss")
     fig.suptitle(f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type "
                  f"(by image score)", fontsize=10)

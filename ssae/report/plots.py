@@ -243,17 +243,21 @@ def heat_overlay(img, amap, scale: float, alpha: float = 0.5):
     return np.clip((1 - alpha) * _rgb(img) + alpha * heat, 0, 1)
 
 
-def evaluation_map(pred, truth):
-    """Figure 10's colouring: true positives green, false positives blue, false negatives red,
-    true negatives black (``pred`` and ``truth`` H x W bool)."""
+def evaluation_map(pred, truth, image=None):
+    """Figure 10's colouring: true positives green, false positives blue, false negatives red
+    (``pred`` and ``truth`` H x W bool), drawn over ``image`` (true negatives show the image),
+    or on black without one."""
     import numpy as np
 
     pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    out = np.zeros(pred.shape + (3,))
-    out[pred & truth] = (0.0, 0.8, 0.0)
-    out[pred & ~truth] = (0.1, 0.3, 1.0)
-    out[~pred & truth] = (1.0, 0.0, 0.0)
-    return out
+    colours = np.zeros(pred.shape + (3,))
+    colours[pred & truth] = (0.0, 0.8, 0.0)
+    colours[pred & ~truth] = (0.1, 0.3, 1.0)
+    colours[~pred & truth] = (1.0, 0.0, 0.0)
+    if image is None:
+        return colours
+    under = _rgb(image)
+    return np.where((pred | truth)[..., None], 0.35 * under + 0.65 * colours, under)
 
 
 def loss_curve(history, label: str, title: str = "Training loss"):
@@ -377,7 +381,7 @@ def detection_examples(images, maps, threshold: float, titles, label: str):
 
 def evaluation_maps(images, maps, masks, threshold: float, titles, label: str):
     """Figure 10: per row the input, the predicted mask, and the evaluation map against the
-    ground truth (TP green, FP blue, FN red). Rows without a mask show 'no ground truth'."""
+    ground truth over the input (TP green, FP blue, FN red). Rows without a mask show 'no ground truth'."""
     import numpy as np
 
     n = len(images)
@@ -391,7 +395,7 @@ def evaluation_maps(images, maps, masks, threshold: float, titles, label: str):
             r[2].text(0.5, 0.5, "no ground truth", ha="center", va="center", fontsize=8,
                       transform=r[2].transAxes)
         else:
-            _show_image(r[2], evaluation_map(pred, gt), "TP green / FP blue / FN red")
+            _show_image(r[2], evaluation_map(pred, gt, img), "hit green / false alarm blue / miss red")
     fig.suptitle(f"Figure 10: evaluation maps - {label}", fontsize=9)
     return fig
 
