@@ -635,6 +635,32 @@ def prop2_table(images, fractions=(0.05, 0.1, 0.25, 0.5, 0.75), n_pairs: int = 2
                                f"{g.shape[1]}×{g.shape[2]}, S a centred square.")
 
 
+def fig6_slider_note(ts, sbar_dists=(1.0, 1.3), height: float = 0.7) -> str:
+    """Markdown: Proposition 1 along the path of :func:`ssae.report.plots.fig6_slider`,
+    counted from :func:`ssae.theory.fig6_path`."""
+    from ..theory import fig6_conclusion_limit, fig6_path
+
+    frames = fig6_path([(t, height) for t in ts], sbar_dists)
+    cond = [f for f in frames if f.condition6]
+    parts = [f"**Proposition 1** says: where the premise of (5) and condition (6) hold, the conclusion holds. "
+             f"**Along this path** (6) holds at {len(cond)} of {len(frames)} positions."]
+    for i, d in enumerate(sbar_dists):
+        holds = [f for f in frames if f.conclusions[i]]
+        extra = [f"{f.t:+.1f}" for f in holds if not f.condition6]
+        broken = [f"{f.t:+.1f}" for f in cond if not f.conclusions[i]]
+        where = (f"wherever (6) holds and also at t = {', '.join(extra)}, where (6) fails" if extra and not broken
+                 else "exactly where (6) holds" if not broken
+                 else f"but not at t = {', '.join(broken)}, where (6) holds: a counterexample")
+        parts.append(f"With ‖x_S̄ − y_S̄‖ = {d:g} the conclusion holds at {len(holds)} positions, {where} "
+                     f"(its limit is t = {fig6_conclusion_limit(d):.3f}).")
+    parts.append("**This is why**: by Lemma 3 the conclusion reads (2t − 1)‖x_S − y_S‖² ≤ ‖x_S̄ − y_S̄‖², so only "
+                 "the position t of the projection matters and the height of x̂_S above the line cancels "
+                 "(Lemma 1). Condition (6) is t ≤ 1: what the inequality needs in the worst case that the premise "
+                 "allows, ‖x_S̄ − y_S̄‖ = ‖x_S − y_S‖. With an equal premise (6) is therefore exactly the region "
+                 "of the conclusion; with slack it is sufficient and leaves room beyond y_S.")
+    return " ".join(parts)
+
+
 def prop1_trials(n_trials: int = 2000, dim: int = 12, s_size: int = 4, seed: int = 0) -> Table:
     """Proposition 1 on random vectors: how often premise, condition (6) and conclusion hold,
     and that (premise and (6)) never occurs without the conclusion."""
