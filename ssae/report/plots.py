@@ -317,7 +317,7 @@ def theorem2_sweep(sweeps, label: str = ""):
     names = list(sweeps)
     n_frames = len(sweeps[names[0]].fractions)
     lims = {nm: 1.05 * max(d.inside.max(), d.outside.max()) for nm, d in sweeps.items()}
-    fig = Figure(figsize=(9.5, 3.1 * len(names)), dpi=60, layout="constrained")
+    fig = Figure(figsize=(9.5, 3.1 * len(names)), dpi=55, layout="constrained")
     axes = fig.subplots(len(names), 3, squeeze=False, gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
 
     def draw(k):
