@@ -588,6 +588,14 @@ def grey_stack(images, size: int | None = None):
     return stack_grey(images, size)
 
 
+def theory_sizes_note(profile: str) -> str:
+    """Markdown: the sizes of the theory chapters' computations in ``profile`` (:data:`THEORY`)."""
+    st = theory_settings(profile)
+    return (f"Sizes in the {profile} profile: {st['n_images']} training images per data set, resized to "
+            f"{st['size']}×{st['size']} px, with sliding windows of {st['window']}×{st['window']} px; "
+            f"{st['fields']} random fields; {st['n_pairs']} pairs of images for eq. (9).")
+
+
 def pixel_stats(categories=EMBEDDED, profile: str = "cpu", seed: int = 0) -> dict[str, Any]:
     """Figure 8's sliding-window statistics for embedded look-alikes: {category: PixelStats}."""
     from ..theory import sliding_window_pixel_stats
@@ -617,28 +625,78 @@ def _share(v: float) -> str:
     return f"{100 * v:.0f} %"
 
 
-def prop2_table(images, fractions=(0.05, 0.1, 0.25, 0.5, 0.75), n_pairs: int = 200, seed: int = 0,
-                sigma2: float | None = None, label: str = "") -> Table:
-    """Eq. (9) on pairs of independent images: observed mean of
-    ``||x_S - y_S||^2 - ||x_S' - y_S'||^2`` against ``(|S| - |S'|) 2 sigma^2``."""
+def object_pixel_note(textures: dict[str, Any], obj: Any, name: str) -> str:
+    """Markdown: Figure 8's object panel against the textures, along the middle row of the
+    window for both (what :func:`ssae.theory.pixel_stats_spread` measures with ``kind="object"``)."""
+    from ..theory import pixel_stats_spread
+
+    tex = {k: pixel_stats_spread(v, "object")["mean_rel_spread"] for k, v in textures.items()}
+    worst = max(tex, key=tex.get)
+    o = pixel_stats_spread(obj, "object")
+    ratio = o["mean_rel_spread"] / max(tex[worst], 1e-12)
+    return (f"**The paper** assumes identically distributed pixels for textures and shows in Figure 8 that "
+            f"objects break this assumption. **Here**, along the middle row of the window the per-pixel mean "
+            f"of the {name} images runs from {o['mean_min']:.3f} to {o['mean_max']:.3f}, a relative spread of "
+            f"{_share(o['mean_rel_spread'])}; on the same row the texture look-alikes spread by at most "
+            f"{_share(tex[worst])} ({worst}), {ratio:.0f} times less. **This is why**: every training image shows "
+            f"the object at about the same place, so the mean at a pixel follows the object's outline "
+            f"and so does the per-pixel standard deviation ({o['std_min']:.3f} to {o['std_max']:.3f}). The pixels "
+            f"are not identically distributed, so Proposition 2 and Theorem 2 do not apply to this object.")
+
+
+def prop2_results(images, fractions=(0.05, 0.1, 0.25, 0.5, 0.75), n_pairs: int = 200, seed: int = 0,
+                  sigma2: float | None = None) -> list:
+    """Eq. (9) on pairs of independent images, one :class:`ssae.theory.Prop2Result` per
+    fraction ``|S|/N`` (``S`` a centred square); ``sigma2`` defaults to the pooled variance."""
     import numpy as np
     from ..theory import centred_square, distinct_pairs, pooled_variance, proposition2_check
 
     g = np.asarray(images, dtype=np.float64)
     s2 = pooled_variance(g) if sigma2 is None else float(sigma2)
-    rng = np.random.default_rng(seed)
-    pairs = distinct_pairs(g.shape[0], n_pairs, rng)
-    rows = []
-    for f in fractions:
-        r = proposition2_check(g[pairs[:, 0]], g[pairs[:, 1]], centred_square(g.shape[1:], f), s2)
-        rows.append([f"{r.fraction:.3f}", f"{r.predicted:.1f}", f"{r.observed:.1f} ± {r.stderr:.1f}",
-                     f"{r.z:+.1f}", "consistent" if abs(r.z) < 3 else "differs"])
+    pairs = distinct_pairs(g.shape[0], n_pairs, np.random.default_rng(seed))
+    return [proposition2_check(g[pairs[:, 0]], g[pairs[:, 1]], centred_square(g.shape[1:], f), s2)
+            for f in fractions]
+
+
+def prop2_table(results, label: str = "") -> Table:
+    """The observed mean of ``||x_S - y_S||^2 - ||x_S' - y_S'||^2`` against
+    ``(|S| - |S'|) 2 sigma^2`` of eq. (9), per fraction (:func:`prop2_results`)."""
+    rows = [[f"{r.fraction:.3f}", f"{r.predicted:.1f}", f"{r.observed:.1f} ± {r.stderr:.1f}", f"{r.z:+.1f}",
+             "consistent" if abs(r.z) < 3 else "differs"] for r in results]
     # z, not a relative deviation: near |S|/N = 0.5 the prediction is near 0 and a ratio explodes
+    r = results[0]
+    side = int(round(r.n ** 0.5))
     return Table(f"Proposition 2, eq. (9): {label}".strip(),
                  ["|S|/N", "predicted (|S|−|S̄|)·2σ²", "observed mean ± s.e.", "z = (observed − predicted) / s.e.",
                   "at |z| < 3"],
-                 rows, caption=f"σ² = {s2:.4g}, {len(pairs)} pairs of distinct images, N = "
-                               f"{g.shape[1]}×{g.shape[2]}, S a centred square.")
+                 rows, caption=f"σ² = {r.sigma2:.4g}, {r.n_pairs} pairs of distinct images, N = "
+                               f"{side}×{side}, S a centred square.")
+
+
+def prop2_note(results: dict[str, list], n_images: dict[str, int]) -> str:
+    """Markdown: what the tables of eq. (9) show, per data set ``{label: prop2_results}``;
+    ``n_images`` gives the number of images the pairs of each data set were drawn from."""
+    found, caveat = [], []
+    for label, res in results.items():
+        ok = sum(abs(r.z) < 3 for r in res)
+        worst = max(res, key=lambda r: abs(r.z))
+        inside = worst.term_s / worst.s_size
+        outside = worst.term_sbar / (worst.n - worst.s_size)
+        found.append(f"on the {label}, |z| < 3 at {ok} of {len(res)} sizes; the largest gap, z = {worst.z:+.1f} "
+                     f"at |S|/N = {worst.fraction:.2f}, comes from a mean squared difference per pixel of "
+                     f"{inside:.4f} inside S and {outside:.4f} outside, against 2σ² = {2 * worst.sigma2:.4f}")
+        n = n_images.get(label)
+        if n and 2 * worst.n_pairs > n:
+            caveat.append(f"the {worst.n_pairs} pairs of the {label} are drawn from {n} images, each image in about "
+                          f"{2 * worst.n_pairs / n:.0f} pairs")
+    return ("**Eq. (9)** predicts the mean exactly when all pixels share one variance σ² and the two images are "
+            "independent; sampling noise alone keeps |z| below 3. **Here**, " + "; ".join(found) + ". "
+            "**This is why**: a per-pixel value that departs from 2σ² inside or outside S beyond sampling noise "
+            "means that the pixels there do not have the variance σ² of the whole image, or that two images are "
+            "more (or less) alike than independent draws: an assumption of Proposition 2 fails by that much."
+            + (" A caveat: " + "; ".join(caveat) + ". Pairs that share an image are not independent, and the "
+               "standard error, which treats them as independent, is then too small, so |z| overstates the "
+               "evidence somewhat." if caveat else ""))
 
 
 def fig6_slider_note(ts, sbar_dists=(1.0, 1.3), height: float = 0.7) -> str:
