@@ -9,12 +9,14 @@ Contents, in the order of the paper:
 
 * Lemmas 1-3 (supplement, eqs. (15)-(17)) and Proposition 1 (eqs. (5), (6)):
   :func:`lemma1`, :func:`lemma2`, :func:`lemma3`, :func:`proposition1`,
-  :func:`project_onto_line`, :func:`fig6_grid` (the two cases of Figure 6).
+  :func:`project_onto_line`, :func:`fig6_grid` (the two cases of Figure 6),
+  :func:`fig6_path` and :func:`fig6_conclusion_limit` (Figure 6 along a path).
 * Figure 8 and Proposition 2 (eq. (9)): :func:`sliding_window_pixel_stats`,
   :func:`pixel_stats_spread`, :func:`proposition2_check`, :func:`pooled_variance`.
-* Theorem 2 (eqs. (11), (12)): :func:`theorem2_bound_fraction`, :func:`violating_pairs`.
+* Theorem 2 (eqs. (11), (12), (25)): :func:`theorem2_bound_fraction`, :func:`pair_distances`,
+  :func:`violating_pairs`.
 * Theorem 3 / Corollary 1 (eqs. (19), (23)): :func:`gaussian_field`, :func:`uniform_field`,
-  :func:`field_correlation`, :func:`corollary1_convergence`.
+  :func:`field_correlation`, :func:`corollary1_convergence`, :func:`proof_bound_crossing`.
 * Figure 9 (orthogonality of a mapping F): :func:`patch_swap`, :func:`nearest_index`,
   :class:`NearestNeighbourProjection`, :func:`orthogonality_curve`.
 
@@ -277,6 +279,53 @@ def fig6_grid(extent: float = 2.5, resolution: int = 201, sbar_dist: float = 1.0
         r = proposition1(x, x_hat, y, [0, 1])
         t[idx], case[idx], cond[idx], concl[idx] = r.t, codes[r.case], r.condition6, r.conclusion
     return Fig6Grid(xx, yy, t, case, cond, concl, float(sbar_dist))
+
+
+def fig6_conclusion_limit(sbar_dist: float) -> float:
+    """Largest projection parameter ``t`` at which the conclusion of (5) still holds in the
+    plane of Figure 6 (``x_S = (0, 0)``, ``y_S = (1, 0)``): by Lemma 3 the conclusion is
+    ``(2t - 1) ||x_S - y_S||^2 <= ||x_S' - y_S'||^2``, i.e. ``t <= (1 + sbar_dist^2) / 2``.
+    With the premise of (5) an equality (``sbar_dist = 1``) this is ``t <= 1``, condition (6)."""
+    return (1.0 + float(sbar_dist) ** 2) / 2.0
+
+
+@dataclass(frozen=True)
+class Fig6Frame:
+    """Proposition 1 for one corrupted region ``x^_S`` in the plane of Figure 6.
+
+    ``x_hat`` and its projection ``x_tilde`` are 2-D points (``x_S = (0, 0)``,
+    ``y_S = (1, 0)``); ``t``, ``case`` and ``condition6`` as in :class:`Prop1Check`. Per
+    entry of ``sbar_dists`` (``||x_S' - y_S'||``): the premise of (5), its conclusion, and
+    the two distances ``||x^ - x||`` (``dist_x``, the same for all) and ``||x^ - y||``.
+    """
+    x_hat: np.ndarray
+    x_tilde: np.ndarray
+    t: float
+    case: str
+    condition6: bool
+    sbar_dists: tuple[float, ...]
+    premises: tuple[bool, ...]
+    conclusions: tuple[bool, ...]
+    dist_x: float
+    dist_y: tuple[float, ...]
+
+
+def fig6_path(points, sbar_dists: Sequence[float] = (1.0, 1.3)) -> list[Fig6Frame]:
+    """Evaluate :func:`proposition1` along a path of corrupted regions ``x^_S`` (an iterable
+    of 2-D points) in the plane of Figure 6, once per distance ``||x_S' - y_S'||`` in
+    ``sbar_dists`` (``N = 3``: ``S = {0, 1}``, ``S' = {2}``, as in :func:`fig6_grid`)."""
+    frames = []
+    for p in points:
+        p = _vec(p)
+        x_hat = np.array([p[0], p[1], 0.0])
+        checks = [proposition1(np.zeros(3), x_hat, np.array([1.0, 0.0, d]), [0, 1]) for d in sbar_dists]
+        x_tilde, t = project_onto_line(p, [0.0, 0.0], [1.0, 0.0])
+        frames.append(Fig6Frame(
+            x_hat=p.copy(), x_tilde=x_tilde, t=t, case=checks[0].case, condition6=checks[0].condition6,
+            sbar_dists=tuple(float(d) for d in sbar_dists), premises=tuple(c.premise for c in checks),
+            conclusions=tuple(c.conclusion for c in checks), dist_x=float(np.linalg.norm(p)),
+            dist_y=tuple(float(np.sqrt(np.sum((p - [1.0, 0.0]) ** 2) + d * d)) for d in sbar_dists)))
+    return frames
 
 
 # ---------------------------------------------------------------------------------------
@@ -552,18 +601,51 @@ class ViolationCounts:
         }
 
 
-def violating_pairs(images, fractions: Sequence[float], n_pairs: int, rng: np.random.Generator,
-                    sigma2: float | None = None, pairs: np.ndarray | None = None) -> ViolationCounts:
+@dataclass
+class PairDistances:
+    """Both sides of the premise of (7), pair by pair, per patch fraction (Theorem 2).
+
+    ``inside[k, p] = ||x_S - y_S||^2`` and ``outside[k, p] = ||x_S' - y_S'||^2`` for pair
+    ``p`` with the square ``S`` of side ``sides[k]`` at ``(tops[k, p], lefts[k, p])``.
+    ``example`` is the first image ``x`` of pair 0 (for drawing its ``S``).
+    """
+    fractions: np.ndarray          # actual |S|/N of each grid point
+    sides: np.ndarray              # int, per fraction
+    inside: np.ndarray             # fractions x pairs
+    outside: np.ndarray            # fractions x pairs
+    tops: np.ndarray               # int, fractions x pairs
+    lefts: np.ndarray              # int, fractions x pairs
+    pairs: np.ndarray              # pairs x 2 image indices
+    sigma2: float
+    image_shape: tuple[int, int]
+    example: np.ndarray            # H x W
+
+    @property
+    def bound_fraction(self) -> float:
+        return theorem2_bound_fraction(self.sigma2)
+
+    def counts(self) -> ViolationCounts:
+        """The pairs violating the premise (``inside > outside``) and those in the proof's
+        event (25) (``outside < |S|``), counted per fraction."""
+        violations = (self.inside > self.outside).sum(1)
+        superset = (self.outside < (self.sides ** 2)[:, None]).sum(1)
+        return ViolationCounts(self.fractions.copy(), violations, superset, len(self.pairs), self.sigma2,
+                               self.image_shape)
+
+
+def pair_distances(images, fractions: Sequence[float], n_pairs: int, rng: np.random.Generator,
+                   sigma2: float | None = None, pairs: np.ndarray | None = None) -> PairDistances:
     """Theorem 2 on data: for random pairs of distinct images ``(x, y)`` and square patches
-    ``S`` at random positions with ``|S|/N`` on the grid ``fractions``, count the pairs with
-    ``||x_S - y_S|| > ||x_S' - y_S'||`` (the premise of (7) violated).
+    ``S`` at random positions with ``|S|/N`` on the grid ``fractions``, the two sides
+    ``||x_S - y_S||^2`` and ``||x_S' - y_S'||^2`` of the premise of (7) (squared, footnote 6).
 
     ``images``: ``n x H x W`` grey stack. ``sigma2`` defaults to :func:`pooled_variance`.
-    The same pairs are used at every grid point (new patch positions at each).
+    The same pairs are used at every grid point (new patch positions at each). Box sums
+    over the squared difference images (integral images) keep this cheap.
     """
     imgs = np.asarray(images, dtype=np.float64)
     if imgs.ndim != 3:
-        raise SsaeError(f"violating_pairs expects an n x H x W stack, got shape {imgs.shape}")
+        raise SsaeError(f"pair_distances expects an n x H x W stack, got shape {imgs.shape}")
     _, h, w = imgs.shape
     if pairs is None:
         pairs = distinct_pairs(imgs.shape[0], n_pairs, rng)
@@ -573,19 +655,30 @@ def violating_pairs(images, fractions: Sequence[float], n_pairs: int, rng: np.ra
     total = sq.reshape(n_pairs, -1).sum(1)
     integral = np.zeros((n_pairs, h + 1, w + 1))
     integral[:, 1:, 1:] = sq.cumsum(1).cumsum(2)
-    actual, viol, sup = [], [], []
+    sides, inside, tops, lefts = [], [], [], []
     rows = np.arange(n_pairs)
     for f in fractions:
         side = side_for_fraction((h, w), f)
         top = rng.integers(0, h - side + 1, n_pairs)
         left = rng.integers(0, w - side + 1, n_pairs)
-        inner = (integral[rows, top + side, left + side] - integral[rows, top, left + side]
-                 - integral[rows, top + side, left] + integral[rows, top, left])
-        outer = total - inner
-        actual.append(side * side / (h * w))
-        viol.append(int(np.sum(inner > outer)))
-        sup.append(int(np.sum(outer < side * side)))
-    return ViolationCounts(np.array(actual), np.array(viol), np.array(sup), n_pairs, sigma2, (h, w))
+        inside.append(integral[rows, top + side, left + side] - integral[rows, top, left + side]
+                      - integral[rows, top + side, left] + integral[rows, top, left])
+        sides.append(side)
+        tops.append(top)
+        lefts.append(left)
+    sides_arr, inside_arr = np.array(sides), np.array(inside).reshape(len(sides), n_pairs)
+    return PairDistances(
+        fractions=sides_arr ** 2 / (h * w), sides=sides_arr, inside=inside_arr, outside=total[None, :] - inside_arr,
+        tops=np.array(tops).reshape(len(sides), n_pairs), lefts=np.array(lefts).reshape(len(sides), n_pairs),
+        pairs=np.asarray(pairs), sigma2=sigma2, image_shape=(h, w), example=imgs[pairs[0, 0]].copy())
+
+
+def violating_pairs(images, fractions: Sequence[float], n_pairs: int, rng: np.random.Generator,
+                    sigma2: float | None = None, pairs: np.ndarray | None = None) -> ViolationCounts:
+    """Theorem 2 on data: count the pairs with ``||x_S - y_S|| > ||x_S' - y_S'||`` (the
+    premise of (7) violated) per patch fraction; :func:`pair_distances` gives the pairs,
+    patches and arguments."""
+    return pair_distances(images, fractions, n_pairs, rng, sigma2, pairs).counts()
 
 
 # ---------------------------------------------------------------------------------------
@@ -671,20 +764,48 @@ def _patch_sum_c2(c2: np.ndarray, side: int) -> float:
     return float(weight @ sub @ weight)
 
 
-def _proof_variance_bound(c2: np.ndarray, var_w: float, n: int) -> float:
-    """The proof of Theorem 3: ``Var[sum w]/n^2 < Var[w]/n + 2 L(L+1) Var[w]/n + 2 eps_L``
-    where ``L(L+1)`` bounds the number of later nodes within graph distance ``L`` on a 2-D
-    grid and ``eps_L`` is the largest covariance beyond it; minimised over ``L``."""
+def _proof_eps(c2: np.ndarray, var_w: float) -> np.ndarray:
+    """``eps_L`` of the proof of Theorem 3 for ``L = 0, 1, ...``: the largest covariance
+    ``var_w * c2`` between nodes more than ``L`` edges apart on the (periodic) 2-D grid."""
     size = c2.shape[0]
     d = np.minimum(np.arange(size), size - np.arange(size))
     manhattan = d[:, None] + d[None, :]
     cov = var_w * c2
-    best = math.inf
-    for L in range(0, int(manhattan.max()) + 1):
-        beyond = cov[manhattan > L]
-        eps_l = float(beyond.max()) if beyond.size else 0.0
-        best = min(best, var_w / n + 2 * L * (L + 1) * var_w / n + 2 * eps_l)
-    return best
+    top = int(manhattan.max())
+    at = np.full(top + 2, 0.0)                           # largest covariance at each distance
+    np.maximum.at(at, manhattan.ravel(), cov.ravel())
+    beyond = np.maximum.accumulate(at[::-1])[::-1]       # largest at distance >= index
+    return beyond[1:]                                    # eps_L: distance > L, L = 0..top
+
+
+def _proof_variance_bound(c2: np.ndarray, var_w: float, n: int) -> float:
+    """The proof of Theorem 3: ``Var[sum w]/n^2 < Var[w]/n + 2 L(L+1) Var[w]/n + 2 eps_L``
+    where ``L(L+1)`` bounds the number of later nodes within graph distance ``L`` on a 2-D
+    grid and ``eps_L`` is the largest covariance beyond it; minimised over ``L``."""
+    eps_l = _proof_eps(c2, var_w)
+    L = np.arange(eps_l.size)
+    return float(np.min(var_w / n + 2 * L * (L + 1) * var_w / n + 2 * eps_l))
+
+
+def proof_bound_crossing(corr_length: float, eps: float = 0.5, sigma2: float = 1.0,
+                         field_size: int = 256) -> int:
+    """Smallest ``|S|`` at which the Chebyshev bound with the proof's variance estimate
+    (:func:`_proof_variance_bound`, Theorem 3's proof) falls below 1, for the Gaussian fields
+    of :func:`corollary1_convergence` (``Var[w] = 8 sigma^4``). Below this size that bound
+    says only ``P <= 1``. ``field_size`` only has to exceed the correlation length by far.
+
+    For each ``L`` with ``2 eps_L < eps^2`` the bound is below 1 once
+    ``|S| > (1 + 2 L (L+1)) Var[w] / (eps^2 - 2 eps_L)``; the answer is the least such size.
+    """
+    var_w = 8.0 * sigma2 ** 2
+    eps_l = _proof_eps(field_correlation(field_size, corr_length) ** 2, var_w)
+    L = np.arange(eps_l.size)
+    room = eps ** 2 - 2 * eps_l
+    ok = room > 0
+    if not ok.any():
+        raise SsaeError("the proof's bound never falls below 1 on this field: enlarge field_size")
+    need = (1 + 2 * L[ok] * (L[ok] + 1)) * var_w / room[ok]
+    return int(np.min(np.floor(need))) + 1
 
 
 def corollary1_convergence(rng: np.random.Generator, sides: Sequence[int], n_trials: int,

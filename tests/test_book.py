@@ -260,6 +260,27 @@ def test_notebook_without_outputs_fails_the_build(tmp_path, monkeypatch):
     assert any("notebooks/06_theorems.ipynb (no outputs)" in ln for ln in lines), lines
 
 
+def test_the_bottle_copy_goes_to_figure_8(tmp_path, monkeypatch):
+    import fixtures
+
+    shared = tmp_path / "shared"
+    fixtures.make_mvtec(shared / "mvtec_ad", name="bottle", masks=False, n_train=2)
+    seen: dict[str, dict] = {}
+    fake = fake_executor(set())
+
+    def run(template, output, parameters, cwd, log_file=None):
+        seen[Path(output).stem] = dict(parameters)
+        return fake(template, output, parameters, cwd, log_file)
+
+    monkeypatch.setattr(bookbuild, "execute_notebook", run)
+    bookbuild.build_book("smoke", categories=["carpet"], shared=shared, out=tmp_path / "a", build=False,
+                         log=lambda line: None)
+    assert Path(seen["05_proposition2"]["object_data"]) == shared / "mvtec_ad" / "bottle"
+    bookbuild.build_book("smoke", categories=["carpet"], shared=False, out=tmp_path / "b", build=False,
+                         log=lambda line: None)
+    assert seen["05_proposition2"]["object_data"] == ""
+
+
 def test_plan_of_data_sets(tmp_path):
     import fixtures
 

@@ -121,6 +121,21 @@ def test_fig6_grid_condition_is_tight_when_premise_is_an_equality():
     assert np.all(loose.conclusion[loose.condition6])
 
 
+def test_fig6_path_follows_the_projection_and_the_conclusion_limit():
+    ts = [-1.0, -0.4, 0.0, 0.5, 1.0, 1.2, 1.4, 2.0]
+    frames = T.fig6_path([(t, 0.7) for t in ts], sbar_dists=(1.0, 1.3))
+    assert [f.case for f in frames] == ["case2", "case2", "both", "case1", "case1", "none", "none", "none"]
+    for t, f in zip(ts, frames):
+        assert math.isclose(f.t, t, abs_tol=1e-12) and np.allclose(f.x_tilde, [t, 0.0])
+        assert all(f.premises)
+        assert f.conclusions[0] == f.condition6                     # premise an equality: (6) is tight
+        assert f.conclusions == tuple(f.dist_x <= dy + 1e-12 for dy in f.dist_y)
+        assert f.conclusions[1] == (t <= T.fig6_conclusion_limit(1.3))
+    # with slack the conclusion holds a little beyond y_S, where (6) already fails
+    assert not frames[5].condition6 and frames[5].conclusions == (False, True)
+    assert frames[6].conclusions == (False, False)
+
+
 # Lemma 1 ------------------------------------------------------------------------------
 
 @st.composite
@@ -277,6 +292,20 @@ def test_violating_pairs_edge_cases():
     assert T.violating_pairs(same, [0.5, 1.0], 20, rng).violations.sum() == 0   # x == y
 
 
+def test_pair_distances_are_the_two_sides_of_the_premise():
+    imgs = np.random.default_rng(9).random((6, 16, 16))
+    d = T.pair_distances(imgs, [0.1, 0.5, 0.9], 25, np.random.default_rng(3))
+    c = T.violating_pairs(imgs, [0.1, 0.5, 0.9], 25, np.random.default_rng(3))
+    assert np.array_equal(d.counts().violations, c.violations) and np.array_equal(d.counts().superset, c.superset)
+    k, p = 1, 7
+    (i, j), side, top, left = d.pairs[p], d.sides[k], d.tops[k, p], d.lefts[k, p]
+    S = T.square_mask((16, 16), side, top, left)
+    sq = (imgs[i] - imgs[j]) ** 2
+    assert math.isclose(d.inside[k, p], sq[S].sum()) and math.isclose(d.outside[k, p], sq[~S].sum())
+    assert np.all(d.inside <= (d.sides ** 2)[:, None])         # values in [0, 1]: why (25) holds
+    assert np.array_equal(d.example, imgs[d.pairs[0, 0]])
+
+
 # --------------------------------------------------------------------------------------
 # Theorem 3 / Corollary 1
 # --------------------------------------------------------------------------------------
@@ -300,6 +329,15 @@ def test_corollary1_converges_within_chebyshev_bound():
     assert np.all(r.exceed <= r.chebyshev + slack)
     assert r.mean_abs_dev[-1] < r.mean_abs_dev[0] / 4
     assert np.all(r.proof_bound >= r.chebyshev - 1e-12)             # the proof's estimate is looser
+
+
+def test_proof_bound_crossing_is_where_the_proofs_chebyshev_bound_drops_below_one():
+    eps = 0.5
+    n = T.proof_bound_crossing(2.0, eps=eps, field_size=128)
+    c2 = T.field_correlation(128, 2.0) ** 2
+    assert T._proof_variance_bound(c2, 8.0, n) < eps ** 2 <= T._proof_variance_bound(c2, 8.0, n - 1)
+    assert T.proof_bound_crossing(1.0, eps=eps, field_size=128) < n        # shorter correlation: sooner
+    assert T.proof_bound_crossing(2.0, eps=1.0, field_size=128) < n        # looser eps: sooner
 
 
 def test_corollary1_fails_without_vanishing_covariance():

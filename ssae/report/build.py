@@ -486,7 +486,8 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     ref = next((ds for ds in ok_sets if ds.spec == "embedded:carpet"), ok_sets[0] if ok_sets else None)
     ref_run, ref_data = (str(plan.runs_dir / ref.slug), ref.spec) if ref else ("", "")
     run("method", "01_method", dict(common, run_dir=ref_run, data=ref_data or "embedded:carpet"))
-    run("proposition2", "05_proposition2", dict(common))
+    run("proposition2", "05_proposition2", dict(common, object_data=next(
+        (d.spec for d in plan_datasets([], data, shared) if Path(d.spec).name == "bottle"), "")))
     run("theorems", "06_theorems", dict(common))
     # Figure 9 with a trained model: a kept model of a real fabric when its data is here
     fabric = next((r for r in references if r.name.startswith("aitex") and "ssae" in r.models

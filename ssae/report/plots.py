@@ -89,6 +89,124 @@ def fig6_cases(label: str = "Proposition 1, 2-D illustration", resolution: int =
     return fig
 
 
+_FIG6_CASES = {"case1": "case 1: $\\tilde x_S$ between $x_S$ and $y_S$",
+               "case2": "case 2: $x_S$ between $\\tilde x_S$ and $y_S$",
+               "both": "both cases: $\\tilde x_S = x_S$",
+               "none": "neither case: $\\tilde x_S$ beyond $y_S$, (6) fails"}
+
+
+def _premise_name(sbar_dist: float, short: bool = False) -> str:
+    """How the premise of (5) holds in the plane of Figure 6 (``||x_S - y_S|| = 1``)."""
+    if sbar_dist == 1.0:
+        return "equality" if short else "premise of (5) an equality"
+    if short:
+        return f"slack {sbar_dist:g}"
+    return f"premise with slack ($\\|x_{{\\bar S}}-y_{{\\bar S}}\\|$={sbar_dist:g})"
+
+
+def _fig6_plane(ax, frame, limits, small: bool = False):
+    """One frame of :func:`fig6_slider` in the plane of ``x_S = (0, 0)``, ``y_S = (1, 0)``:
+    the feasible regions of (6), the limits of the conclusion, ``x^_S`` and its projection."""
+    from ssae.theory import fig6_conclusion_limit
+
+    (x0, x1), (y0, y1) = limits
+    ax.axvspan(x0, 0.0, color="#deebf7", lw=0)
+    ax.axvspan(0.0, 1.0, color="#9ecae1", lw=0)
+    for d, style in zip(frame.sbar_dists, ("-", "--", ":")):
+        ax.axvline(fig6_conclusion_limit(d), color="tab:green", ls=style, lw=1.2,
+                   label=None if small else f"conclusion holds left of this line: {_premise_name(d)}")
+    ax.axhline(0.0, color="grey", lw=0.8)
+    ax.plot([0, 1], [0, 0], "k-", lw=1.5)
+    ax.plot(0, 0, "ko")
+    ax.plot(1, 0, "ks")
+    (hx, hy), (tx, ty) = frame.x_hat, frame.x_tilde
+    ax.plot([hx, tx], [hy, ty], "r--", lw=1)
+    ax.plot(hx, hy, "r^", ms=7)
+    ax.plot(tx, ty, "rx", ms=7)
+    if not small:
+        ax.annotate("$x_S$", (0, 0), textcoords="offset points", xytext=(-14, -14))
+        ax.annotate("$y_S$", (1, 0), textcoords="offset points", xytext=(4, -14))
+        ax.annotate("$\\hat x_S$", (hx, hy), textcoords="offset points", xytext=(5, 4), color="r")
+        ax.annotate("$\\tilde x_S$", (tx, ty), textcoords="offset points", xytext=(5, -14), color="r")
+        ax.text(-0.5, y1 - 0.15, "case 2", ha="center", fontsize=8)
+        ax.text(0.5, y1 - 0.15, "case 1", ha="center", fontsize=8)
+        ax.text(min(x1 - 0.5, 1.9), y1 - 0.15, "(6) fails", ha="center", fontsize=8)
+        ax.legend(loc="lower left", fontsize=7)
+        ax.set_xlabel("coordinate 1 of $S$")
+        ax.set_ylabel("coordinate 2 of $S$")
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+
+
+def _player(fig, draw, n_frames: int, interval: int = 900) -> str:
+    """matplotlib's JavaScript player for ``draw(k)``, ``k < n_frames``, with no network resource."""
+    from matplotlib import animation
+
+    anim = animation.FuncAnimation(fig, draw, frames=n_frames, interval=interval, blit=False)
+    return _offline_player(anim.to_jshtml(default_mode="once"))
+
+
+def fig6_slider(ts=None, height: float = 0.7, sbar_dists=(1.0, 1.3),
+                label: str = "Proposition 1, 2-D illustration"):
+    """Figure 6 / Proposition 1 with a slider that works offline (no kernel): the corrupted
+    region ``x^_S`` moves parallel to the line through ``x_S`` and ``y_S`` at ``height``,
+    its projection ``x~_S`` at ``t`` (``x~_S = x_S + t (y_S - x_S)``, default 16 steps
+    from -1 to 2). Each frame: the plane with the cases of condition (6) shaded and the
+    limit ``t = (1 + ||x_S' - y_S'||^2) / 2`` of the conclusion of (5) for every entry of
+    ``sbar_dists`` (1: the premise of (5) is an equality, > 1: slack); beside it the
+    distances ``||x^ - x||`` and ``||x^ - y||`` that the conclusion compares.
+    Returns ``(html, still)``: the player and a static figure of every frame."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from ssae.theory import fig6_path
+
+    ts = np.round(np.linspace(-1.0, 2.0, 16), 6) if ts is None else np.asarray(ts, float)
+    frames = fig6_path([(t, height) for t in ts], sbar_dists)
+    limits = ((min(-1.2, ts.min() - 0.3), max(2.3, ts.max() + 0.3)), (-0.8, max(1.3, height + 0.5)))
+    top = 1.1 * max(max(f.dist_x, *f.dist_y) for f in frames)
+    fig = Figure(figsize=(9.0, 3.8), dpi=70, layout="constrained")
+    plane, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+
+    def draw(k):
+        f = frames[k]
+        plane.clear()
+        bars.clear()
+        _fig6_plane(plane, f, limits)
+        plane.set_title(f"t = {f.t:+.2f}: {_FIG6_CASES[f.case]}", fontsize=9)
+        x = np.arange(len(f.sbar_dists))
+        bars.bar(x - 0.2, [f.dist_x] * len(x), 0.4, color="tab:blue", label="$\\|\\hat x - x\\|$")
+        bars.bar(x + 0.2, f.dist_y, 0.4, color="tab:orange", label="$\\|\\hat x - y\\|$")
+        bars.set_xticks(x, [f"{_premise_name(d, short=True)}:\n{'holds' if ok else 'fails'}"
+                            for d, ok in zip(f.sbar_dists, f.conclusions)], fontsize=8)
+        bars.set_ylim(0, top)
+        bars.legend(fontsize=7, loc="upper left")
+        bars.set_title("conclusion: blue $\\leq$ orange?", fontsize=9)
+        fig.suptitle(f"Figure 6 with a slider - {label}", fontsize=10)
+        return []
+
+    draw(0)
+    html = _player(fig, draw, len(frames))
+    cols = 4
+    rows = -(-len(frames) // cols)
+    still = Figure(figsize=(2.6 * cols, 1.45 * rows + 0.5), layout="constrained")
+    axes = still.subplots(rows, cols, squeeze=False)
+    for ax, f in zip(axes.ravel(), frames):
+        _fig6_plane(ax, f, limits, small=True)
+        ax.set_title(f"t = {f.t:+.2f}, {f.case}\n" + ", ".join(
+            f"{_premise_name(d, short=True)}: {'holds' if ok else 'fails'}"
+            for d, ok in zip(f.sbar_dists, f.conclusions)), fontsize=7)
+    for ax in axes.ravel()[len(frames):]:
+        ax.set_axis_off()
+    still.suptitle(f"The same frames, for print (shaded: cases 2 and 1 of (6); green: where the conclusion "
+                   f"of (5) stops holding) - {label}", fontsize=8)
+    return html, still
+
+
 def fig8_pixel_stats(stats, label: str, kind: str = "texture"):
     """Figure 8: per-pixel mean and standard deviation over all sliding windows
     (:func:`ssae.theory.sliding_window_pixel_stats`), against the pixel's position in the
@@ -143,6 +261,103 @@ def theorem2_violations(counts, label: str):
     ax.legend(fontsize=7)
     ax.set_title(f"Theorem 2: violating pairs - {label}", fontsize=9)
     return fig
+
+
+def _t2_image(ax, d, k, title: str = ""):
+    """Theorem 2 sweep: the example image of ``d`` (a :class:`ssae.theory.PairDistances`) with
+    its region ``S`` at grid point ``k`` outlined."""
+    from matplotlib.patches import Rectangle
+
+    _show_image(ax, d.example, title)
+    side, top, left = int(d.sides[k]), int(d.tops[k, 0]), int(d.lefts[k, 0])
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, ec="red", lw=1.5))
+
+
+def _t2_scatter(ax, d, k, lim: float, small: bool = False):
+    """Theorem 2 sweep: ``||x_S - y_S||^2`` against ``||x_S' - y_S'||^2`` for every pair at grid
+    point ``k``, violators (above the diagonal) in red; the event (25) ``||x_S' - y_S'||^2 < |S|``
+    shaded; + the expectation ``(2 sigma^2 |S'|, 2 sigma^2 |S|)`` of (9)."""
+    inside, outside = d.inside[k], d.outside[k]
+    bad = inside > outside
+    s_size = int(d.sides[k]) ** 2
+    n = d.image_shape[0] * d.image_shape[1]
+    ax.scatter(outside[~bad], inside[~bad], s=6, c="tab:blue", label="premise holds")
+    ax.scatter(outside[bad], inside[bad], s=6, c="tab:red", label="premise violated")
+    ax.plot([0, lim], [0, lim], "k-", lw=0.8)
+    ax.axvspan(0, min(s_size, lim), color="tab:orange", alpha=0.15, lw=0, label="event (25): $<|S|$")
+    ax.plot(2 * d.sigma2 * (n - s_size), 2 * d.sigma2 * s_size, "k+", ms=10, mew=2, label="mean, eq. (9)")
+    ax.set_xlim(0, lim)
+    ax.set_ylim(0, lim)
+    if small:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    else:
+        ax.set_xlabel("$\\|x_{\\bar S}-y_{\\bar S}\\|^2$")
+        ax.set_ylabel("$\\|x_S-y_S\\|^2$")
+        ax.legend(fontsize=6, loc="upper right")
+
+
+def _t2_title(name: str, d, k) -> str:
+    v = int((d.inside[k] > d.outside[k]).sum())
+    where = "inside" if d.fractions[k] <= d.bound_fraction else "outside"
+    return (f"{name}: |S|/N = {d.fractions[k]:.2f}, {v} of {len(d.pairs)} pairs violate the premise "
+            f"({v / len(d.pairs):.0%}), {where} bound (11)")
+
+
+def theorem2_sweep(sweeps, label: str = ""):
+    """Theorem 2 with a slider over ``|S|/N`` that works offline (no kernel). ``sweeps``:
+    ``{name: ssae.theory.PairDistances}`` (one row each, same fraction grid). Each frame
+    shows per data set the example image with its square ``S`` outlined, the scatter of
+    ``||x_S - y_S||^2`` against ``||x_S' - y_S'||^2`` over the pairs (above the diagonal: the
+    premise of Theorem 1 violated) and the violation rate against ``|S|/N`` with the bound
+    (11) ``|S|/N <= 2 sigma^2 / (1 + 2 sigma^2)`` (dashed) and the current ``|S|/N``.
+    Returns ``(html, still)``: the player and a static figure of every frame."""
+    from matplotlib.figure import Figure
+
+    names = list(sweeps)
+    n_frames = len(sweeps[names[0]].fractions)
+    lims = {nm: 1.05 * max(d.inside.max(), d.outside.max()) for nm, d in sweeps.items()}
+    fig = Figure(figsize=(9.5, 3.1 * len(names)), dpi=55, layout="constrained")
+    axes = fig.subplots(len(names), 3, squeeze=False, gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
+
+    def draw(k):
+        for row, nm in zip(axes, names):
+            d = sweeps[nm]
+            for ax in row:
+                ax.clear()
+            _t2_image(row[0], d, k, "example $x$ with $S$")
+            _t2_scatter(row[1], d, k, lims[nm])
+            row[1].set_title(_t2_title(nm, d, k), fontsize=8, loc="left")
+            c = d.counts()
+            row[2].plot(c.fractions, c.rates, "o-", ms=3, label="premise violated")
+            row[2].plot(c.fractions, c.superset / c.n_pairs, "-.", lw=0.8, label="event (25)")
+            row[2].axvline(c.bound_fraction, color="k", ls="--", lw=0.8,
+                           label=f"bound (11): {c.bound_fraction:.3f}")
+            row[2].axvline(0.5, color="red", ls=":", lw=1)
+            row[2].axvline(c.fractions[k], color="tab:green", lw=2, alpha=0.6, label="this frame")
+            row[2].set_ylim(-0.02, 1.02)
+            row[2].set_xlabel("|S| / N")
+            row[2].set_ylabel("fraction of pairs")
+            row[2].legend(fontsize=6, loc="center right")
+        fig.suptitle("Theorem 2: the premise of Theorem 1 as |S|/N grows" + (f" - {label}" if label else ""),
+                     fontsize=10)
+        return []
+
+    draw(0)
+    html = _player(fig, draw, n_frames)
+    still = Figure(figsize=(1.55 * n_frames, 3.3 * len(names) + 0.5), layout="constrained")
+    grid = still.subplots(2 * len(names), n_frames, squeeze=False)
+    for r, nm in enumerate(names):
+        d = sweeps[nm]
+        for k in range(n_frames):
+            v = int((d.inside[k] > d.outside[k]).sum())
+            _t2_image(grid[2 * r, k], d, k, f"{nm}\n|S|/N = {d.fractions[k]:.2f}" if k == 0
+                      else f"|S|/N = {d.fractions[k]:.2f}")
+            _t2_scatter(grid[2 * r + 1, k], d, k, lims[nm], small=True)
+            grid[2 * r + 1, k].set_title(f"{v}/{len(d.pairs)} violate", fontsize=7)
+    still.suptitle("The same frames, for print: per data set the region S, then the pairs "
+                   "(red: premise violated, shaded: event (25))" + (f" - {label}" if label else ""), fontsize=8)
+    return html, still
 
 
 def theorem3_convergence(result, label: str):
