@@ -6,14 +6,14 @@ under bf16 autocast, in one process, at each crop side; prints the median ms per
 steps/s and their ratio. On a CPU without native bf16 (see :mod:`ssae.precision`) the bf16 rows
 run emulated and say so.
 
-Part 2 (quality, ``--quality``): two models of the same seed and data stream trained for
-``--steps`` steps, one in float32 and one in bf16, and a second float32 model with another
-seed (the noise of a draw); each evaluated (restoration check, test image AUROC, pixel AUROC,
-AUPRO) in float32. bf16 costs nothing measurable when |bf16 - fp32| is within the
-seed-to-seed difference. Example::
+Part 2 (quality, ``--quality``): for each of ``--seeds``, a float32 and a bf16 model of the
+same seed and data stream trained for ``--steps`` steps on fixed ``--crop`` px crops; each
+evaluated (restoration check, test image AUROC, pixel AUROC, AUPRO) in float32. bf16 costs
+nothing measurable when the mean paired difference is within the noise of a draw (the float32
+models' spread over the seeds; :func:`paired`). Example::
 
     python benchmarks/precision.py                     # speed only, a minute
-    python benchmarks/precision.py --quality --data ../shared/data/aitex/fabric01 --steps 1000
+    python benchmarks/precision.py --quality --data ../shared/data/aitex/fabric01 --json out.json
 """
 from __future__ import annotations
 
@@ -66,7 +66,10 @@ def speed(sides, batch: int, repeats: int) -> list[dict]:
     return rows
 
 
-def quality(data: str, steps: int, seeds=(0, 1)) -> list[dict]:
+def quality(data: str, steps: int, seeds=(0, 1, 2), crop: int = 64) -> list[dict]:
+    """For each seed, a float32 and a bf16 model of the same seed and data stream, trained for
+    ``steps`` steps on ``crop`` px crops (fixed, so that every step costs the same) and
+    evaluated in float32. Rows are written to ``runs/precision/``."""
     from ssae.cli import build_config
     from ssae.data import load_split
     from ssae.evaluation import evaluate
@@ -74,25 +77,50 @@ def quality(data: str, steps: int, seeds=(0, 1)) -> list[dict]:
 
     rows = []
     out = ROOT / "runs" / "precision"
-    for name, seed, prec in (("fp32", seeds[0], "fp32"), ("bf16", seeds[0], "bf16"),
-                             ("fp32, other seed", seeds[1], "fp32")):
-        ns = argparse.Namespace(profile="cpu", objective=None, seed=seed, steps=steps, minutes=None,
-                                image_size=None, corruption=None, set=["train.max_minutes=None"], settings=None)
-        cfg = build_config(ns)
-        cfg.train.amp = prec == "bf16"
-        split = load_split(data, cfg.data, seed=seed)
-        run = out / f"{Path(data).name}-{prec}-seed{seed}-{steps}"
-        t0 = time.time()
-        res = train(cfg, split, run, progress=False)
-        os.environ["SSAE_PRECISION"] = "fp32"  # every model is evaluated the same way
-        try:
-            m = evaluate(run, data, progress=False)
-        finally:
-            os.environ.pop("SSAE_PRECISION", None)
-        rows.append({"model": name, "seed": seed, "precision": res["precision"], "steps": res["steps"],
-                     "train_seconds": res["seconds"], "wall_seconds": time.time() - t0,
-                     **{k: m[k] for k in ("restoration_pixel_auroc", "image_auroc", "pixel_auroc", "aupro")}})
+    for seed in seeds:
+        for prec in ("fp32", "bf16"):
+            ns = argparse.Namespace(profile="cpu", objective=None, seed=seed, steps=steps, minutes=None,
+                                    image_size=None, corruption=None, settings=None,
+                                    set=["train.max_minutes=None", f"train.crop_start={crop}",
+                                         f"train.crop_end={crop}"])
+            cfg = build_config(ns)
+            cfg.train.amp = prec == "bf16"
+            split = load_split(data, cfg.data, seed=seed)
+            run = out / f"{Path(data).name}-{prec}-seed{seed}-{steps}-crop{crop}"
+            t0 = time.time()
+            res = train(cfg, split, run, progress=False)
+            os.environ["SSAE_PRECISION"] = "fp32"  # every model is evaluated the same way
+            try:
+                m = evaluate(run, data, progress=False)
+            finally:
+                os.environ.pop("SSAE_PRECISION", None)
+            rows.append({"model": prec, "seed": seed, "precision": res["precision"], "steps": res["steps"],
+                         "crop": crop, "train_seconds": res["seconds"], "wall_seconds": time.time() - t0,
+                         **{k: m[k] for k in QUALITY}})
     return rows
+
+
+#: the metrics of the quality check
+QUALITY = ("restoration_pixel_auroc", "image_auroc", "pixel_auroc", "aupro")
+
+
+def paired(rows: list[dict]) -> dict:
+    """Per metric: the mean and spread of bf16 - fp32 over the seeds (paired by seed), and the
+    spread of the float32 models over the seeds (the noise of a draw). bf16 costs nothing
+    measurable on a metric when the mean paired difference is at most that spread (or 0.01):
+    on average a bf16 model differs from its float32 twin less than float32 draws differ."""
+    import numpy as np
+
+    by = {(r["seed"], r["model"]): r for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
+    out = {}
+    for k in QUALITY:
+        d = np.array([by[s, "bf16"][k] - by[s, "fp32"][k] for s in seeds])
+        fp = np.array([by[s, "fp32"][k] for s in seeds])
+        noise = float(fp.std(ddof=1)) if len(seeds) > 1 else 0.0
+        out[k] = {"mean_diff": float(d.mean()), "sd_diff": float(d.std(ddof=1)) if len(seeds) > 1 else 0.0,
+                  "seed_sd": noise, "within": bool(abs(d.mean()) <= max(noise, 0.01))}
+    return out
 
 
 def main(argv=None) -> int:
@@ -103,7 +131,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quality", action="store_true", help="also train and evaluate the paired models")
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "aitex" / "fabric01"))
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--seeds", default="0,1,2", help="seeds of the paired models, comma-separated")
+    p.add_argument("--crop", type=int, default=64, help="crop side of the quality models (fixed)")
     p.add_argument("--json", help="write the rows to this file")
     args = p.parse_args(argv)
 
@@ -121,21 +151,23 @@ def main(argv=None) -> int:
               + ("" if r["native_bf16"] else "  (bf16 emulated: no native bf16 on this CPU)"))
     doc = {"hardware": hardware("cpu"), "threads": args.threads, "speed": rows}
     if args.quality:
-        q = quality(args.data, args.steps)
-        print(f"\nquality at {args.steps} steps on {args.data} (evaluated in float32):")
-        print("model               steps  train s  restoration  image AUROC  pixel AUROC  AUPRO")
+        seeds = tuple(int(v) for v in args.seeds.split(","))
+        q = quality(args.data, args.steps, seeds, args.crop)
+        print(f"\nquality at {args.steps} steps on {args.crop} px crops of {args.data} (evaluated in float32):")
+        print("model  seed  steps  train s  restoration  image AUROC  pixel AUROC  AUPRO")
         for r in q:
-            print(f"{r['model']:18s}  {r['steps']:5d}  {r['train_seconds']:7.0f}  {r['restoration_pixel_auroc']:11.3f}"
-                  f"  {r['image_auroc']:11.3f}  {r['pixel_auroc']:11.3f}  {r['aupro']:.3f}")
-        keys = ("restoration_pixel_auroc", "image_auroc", "pixel_auroc", "aupro")
-        d_prec = {k: q[1][k] - q[0][k] for k in keys}
-        d_seed = {k: q[2][k] - q[0][k] for k in keys}
-        print("bf16 - fp32:        " + "  ".join(f"{k} {v:+.3f}" for k, v in d_prec.items()))
-        print("other seed - fp32:  " + "  ".join(f"{k} {v:+.3f}" for k, v in d_seed.items()))
-        within = all(abs(d_prec[k]) <= max(abs(d_seed[k]), 0.01) for k in keys)
-        print("bf16 is within the seed-to-seed difference on every metric" if within else
-              "bf16 differs from fp32 by more than the seed-to-seed difference on some metric")
-        doc.update({"quality": q, "bf16_minus_fp32": d_prec, "seed_minus_fp32": d_seed, "within_noise": within})
+            print(f"{r['model']:5s}  {r['seed']:4d}  {r['steps']:5d}  {r['train_seconds']:7.0f}"
+                  f"  {r['restoration_pixel_auroc']:11.3f}  {r['image_auroc']:11.3f}  {r['pixel_auroc']:11.3f}"
+                  f"  {r['aupro']:.3f}")
+        summary = paired(q)
+        print("metric                   bf16 - fp32 (mean ± sd over seeds)  fp32 seed-to-seed sd  within noise")
+        for k, v in summary.items():
+            print(f"{k:24s} {v['mean_diff']:+.3f} ± {v['sd_diff']:.3f}{'':20s} {v['seed_sd']:.3f}"
+                  f"{'':16s} {'yes' if v['within'] else 'no'}")
+        within = all(v["within"] for v in summary.values())
+        print("bf16 is within the noise of a draw on every metric" if within else
+              "bf16 differs from fp32 by more than the noise of a draw on some metric")
+        doc.update({"quality": q, "paired": summary, "within_noise": within})
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .tables import Table
+from .tables import NAMED_HARDWARE, Table
 
 REPO = Path(__file__).resolve().parents[2]
 #: the committed result rows
@@ -35,8 +35,7 @@ METRICS = ("image_auroc", "pixel_auroc", "aupro")
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
 #: the MTD defect types in the order of the tables
 DEFECTS = ("Blowhole", "Crack", "Break", "Fray", "Uneven")
-#: the machine behind a row's ``hardware`` string, where the rows do not name the CPU model
-MACHINES = {"CPU x86_64, 2 cores, torch 2.13.0+cpu": "a 2-core AMD EPYC"}
+
 #: the smaller boxes of eq. (3) (the tags ending in ``_fine``), as offered to the calibration
 FINE = "calibration.nk"
 
@@ -227,7 +226,7 @@ def provenance(R: Results) -> str:
     prof = sorted({r.get("profile") for r in rows if r.get("profile")})
     dates = sorted(str(r.get("date", ""))[:10] for r in rows if r.get("date"))
     width = sorted({r.get("width") for r in rows if r.get("width")})
-    named = [f"{h} ({MACHINES[h]})" if h in MACHINES else h for h in hw]
+    named = sorted({NAMED_HARDWARE.get(h, h) for h in hw})
     return (f"The tables of this chapter read {len(rows)} result rows from {len(R.files_read)} files in "
             f"`benchmarks/results/`. Hardware recorded in the rows: {'; '.join(named)}; profile "
             f"`{', '.join(prof)}`, Table 1 at width {' or '.join(_frac(w) for w in width)}; runs dated "

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..release import BLUR, METRICS
-from .tables import Table
+from .tables import NAMED_HARDWARE, Table
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
@@ -106,8 +106,9 @@ def training(model_dir: Path) -> dict:
     s = _read(Path(model_dir) / "train_summary.json") or {}
     rows = curve(model_dir)
     last = rows[-1] if rows else {}
+    hardware = last.get("hardware") or recorded(model_dir).get("hardware")
     return {"steps": s.get("steps"), "hours": (s.get("seconds") or 0) / 3600, "precision": s.get("precision"),
-            "hardware": last.get("hardware") or recorded(model_dir).get("hardware"),
+            "hardware": NAMED_HARDWARE.get(hardware, hardware),
             "date": str(last.get("date") or recorded(model_dir).get("date", ""))[:10]}
 
 
