@@ -83,6 +83,10 @@ def test_templates_are_stripped_and_parameterised():
         assert len(tagged) == 1, f"{path.name} needs exactly one parameters cell"
         assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), path.name
         assert "profile" in tagged[0].source or path.name in READ_ONLY, path.name
+        # the set-up lines (imports, warnings, matplotlib magics) are never shown on a page
+        for c in code:
+            if "import warnings" in c.source or "%matplotlib" in c.source:
+                assert {"remove-cell", "remove-input"} & set(c.metadata.get("tags", [])), path.name
     assert sorted(p.name for p in NB.glob("*.ipynb")) == sorted(bookbuild.NOTEBOOKS.values())
 
 

@@ -179,3 +179,11 @@ def test_load_results_reads_folders(tmp_path):
     (tmp_path / "broken.json").write_text("{")
     rs = T.load_results(tmp_path, tmp_path / "missing", None)
     assert len(rs) == 1 and rs[0]["_source"].endswith("a.json")
+
+
+def test_a_data_set_outside_the_paper_is_named_never_by_its_path():
+    from ssae.report.tables import classify
+
+    assert classify({"data_spec": "/home/me/data/aitex/fabric01"}).label == "AITEX fabric01 (not part of the paper)"
+    label = classify({"data_spec": "/home/me/tiles"}).label
+    assert label == "tiles (not part of the paper)" and "/" not in label

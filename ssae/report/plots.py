@@ -756,9 +756,10 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
     return html, still
 
 
-#: the player's Font Awesome icons as plain characters (the book loads nothing from the network)
-_ICONS = {"fa-minus": "−", "fa-fast-backward": "⏮", "fa-step-backward": "◀|", "fa-play fa-flip-horizontal": "◀",
-          "fa-pause": "⏸", "fa-play": "▶", "fa-step-forward": "|▶", "fa-fast-forward": "⏭", "fa-plus": "+"}
+#: the player's Font Awesome icons as plain characters that common fonts have (the book loads nothing
+#: from the network)
+_ICONS = {"fa-minus": "−", "fa-fast-backward": "«", "fa-step-backward": "◀|", "fa-play fa-flip-horizontal": "◀",
+          "fa-pause": "||", "fa-play": "▶", "fa-step-forward": "|▶", "fa-fast-forward": "»", "fa-plus": "+"}
 
 
 def _offline_player(html: str) -> str:

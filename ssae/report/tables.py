@@ -265,7 +265,8 @@ def classify(result: dict[str, Any]) -> DataKind:
             return DataKind("mvtec", cat, f"MVTec AD {cat}")
         return DataKind("mvtec-copy", cat,
                         f"MVTec AD {cat} images, resized copy without masks ({size_text(size)})")
-    return DataKind("other", dataset or name or spec, f"{dataset or spec} (not part of the paper)")
+    title = f"AITEX {name}" if path.parent.name.lower() == "aitex" else (dataset or name or spec)
+    return DataKind("other", dataset or name or spec, f"{title} (not part of the paper)")  # never the path
 
 
 def _pct(v: Any) -> float | None:
