@@ -349,3 +349,15 @@ def test_kept_gpu_results_are_shown_with_hardware_and_date(tmp_path):
     assert "NVIDIA H200" in tables.gpu_status(results)
     assert tables.runs_table(results).rows[0][-1] == "kept GPU result"
     assert tables.substitute_table(results).rows[0][0].startswith("Magnetic Tile Defects")
+
+
+def test_a_category_page_never_shows_a_path_of_the_machine(tmp_path):
+    repo = tmp_path / "repo"
+    assert bookbuild.public_path(tmp_path / "shared" / "data" / "mtd", repo) == "../shared/data/mtd"
+    assert bookbuild.public_path(repo / "runs" / "x", repo) == "runs/x"
+    assert bookbuild.public_path("/elsewhere/out", repo) == ".../out"
+    ds = book.DataSet(str(tmp_path / "shared" / "data" / "mtd"), "mtd", "Magnetic Tile Defects")
+    result = {"status": "ok", "data_spec": ds.spec, "image_auroc": 0.5, "pixel_auroc": 0.5, "aupro": 0.1,
+              "image_size": 256, "profile": "cpu", "hardware": "CPU", "date": "2026-01-01"}
+    for page in (bookbuild.category_page(ds, result, repo=repo), bookbuild.category_page(ds, None, "boom", repo)):
+        assert str(tmp_path) not in page and "`../shared/data/mtd`" in page

@@ -300,16 +300,18 @@ def staged_toc(repo: Path, pages: list[tuple[DataSet, bool]],
     return toc
 
 
-def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "") -> str:
-    """Markdown of a data set's page (a summary of its result, or the failure)."""
+def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "", repo: Path = REPO) -> str:
+    """Markdown of a data set's page (a summary of its result, or the failure); the data folder
+    as :func:`public_path` shows it."""
     lines = [f"# {ds.title}", ""]
+    spec = ds.spec if ds.spec.startswith("embedded:") else public_path(ds.spec, repo)
     if error or not result or result.get("status") != "ok":
         lines += [":::{admonition} This run failed", ":class: error", "",
-                  f"The run on `{ds.spec}` failed: {error or (result or {}).get('error', 'unknown error')}",
+                  f"The run on `{spec}` failed: {error or (result or {}).get('error', 'unknown error')}",
                   "", "Its notebooks are not part of the book; the other data sets are.", ":::", ""]
         return "\n".join(lines)
     kind = classify(result)
-    lines += [f"Data: **{kind.label}** (`{ds.spec}`).", ""]
+    lines += [f"Data: **{kind.label}** (`{spec}`).", ""]
     if kind.kind != "mvtec":
         lines += ["These numbers are not MVTec AD numbers and do not enter the MVTec AD rows "
                   "of the tables.", ""]
@@ -332,19 +334,22 @@ def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "") -
     return "\n".join(lines)
 
 
+def public_path(path: str | Path, repo: Path = REPO) -> str:
+    """A path as the book may show it, never a path of the machine: inside the repository
+    relative to it, beside it (``../shared/data/mtd``) relative to it too, else by its last
+    part (``.../out``)."""
+    p = Path(path).resolve()
+    for base, prefix in ((repo.resolve(), ""), (repo.resolve().parent, "../")):
+        try:
+            return prefix + str(p.relative_to(base))
+        except ValueError:
+            continue
+    return f".../{p.name}"
+
+
 def public_args(args: list[str], repo: Path) -> list[str]:
-    """Command-line arguments as the book may show them: a path inside the repository relative
-    to it, any other absolute path by its last part (``.../out``), never a path of the machine."""
-    out = []
-    for a in args:
-        if os.path.isabs(a):
-            p = Path(a).resolve()
-            try:
-                a = str(p.relative_to(repo.resolve()))
-            except ValueError:
-                a = f".../{p.name}"
-        out.append(a)
-    return out
+    """Command-line arguments as the book may show them: absolute paths by :func:`public_path`."""
+    return [public_path(a, repo) if os.path.isabs(a) else a for a in args]
 
 
 #: the line of book/intro.md that the runner replaces by :func:`glance`
@@ -520,7 +525,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         if p.is_file():
             res = json.loads(p.read_text(encoding="utf-8"))
         (plan.book_dir / "book" / "categories" / f"{ds.slug}.md").write_text(
-            category_page(ds, res, errors.get(ds.slug, "")), encoding="utf-8")
+            category_page(ds, res, errors.get(ds.slug, ""), repo), encoding="utf-8")
     toc = staged_toc(repo, pages, reference_pages)
     (plan.book_dir / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False), encoding="utf-8")
     subs = {
