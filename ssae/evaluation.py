@@ -176,6 +176,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "proxy_patch": cal.get("proxy_patch"),
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
+        "restoration_gain": cal.get("restoration_gain"),
         "per_defect": per_defect,
         # each type's share of all defect pixels, its weight in the pooled pixel AUROC
         "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
@@ -191,7 +192,7 @@ def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu") -> dict
     cal, stats = calibrate_model(model, cfg, split, device)
     res = evaluate_model(model, cfg, split, cal, stats, device, progress=False)
     keys = ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc", "restoration_image_auroc",
-            "per_defect", "score", "n_test_images", "hardware")
+            "restoration_gain", "per_defect", "score", "n_test_images", "hardware")
     row = {k: res.get(k) for k in keys}
     row.update({"eval_seconds": round(time.time() - began, 1),
                 "date": _dt.datetime.now().isoformat(timespec="seconds")})

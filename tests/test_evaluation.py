@@ -280,3 +280,31 @@ def test_selection_compares_the_given_smoothings(mvtec_dir):
     cfg.calibration.nk = (1, 3)  # set directly, not through override: one pair unpacked
     with pytest.raises(SsaeError, match="calibration.nk"):
         calibrate_model(BlurReference(2.0), cfg, split)
+
+
+def test_restoration_gain_is_the_share_of_the_corruption_undone():
+    from ssae.calibration import restoration_gain
+
+    rng = np.random.default_rng(0)
+    clean = [rng.random((16, 16, 1), dtype=np.float32)]
+    corrupted = [clean[0].copy()]
+    corrupted[0][4:8, 4:8] = 0.0
+    masks = [np.zeros((16, 16), bool)]
+    masks[0][4:8, 4:8] = True
+
+    class Restores(torch.nn.Module):  # gives back the original, whatever its input
+        def forward(self, x):
+            return torch.from_numpy(clean[0].transpose(2, 0, 1).copy())[None].expand_as(x).to(x.dtype)
+
+    assert restoration_gain(Restores(), clean, corrupted, masks) == pytest.approx(1.0)
+    assert restoration_gain(torch.nn.Identity(), clean, corrupted, masks) == pytest.approx(0.0, abs=1e-6)
+    assert restoration_gain(_Constant(1.0), clean, corrupted, masks) < 0  # farther from the original
+
+
+def test_the_verdict_says_what_the_check_and_the_gain_measure():
+    from ssae.report.models import restoration_text
+
+    assert "find the corruptions" in restoration_text({"restoration_pixel_auroc": 0.8})
+    learned = restoration_text({"restoration_pixel_auroc": 0.44, "restoration_gain": 0.4})
+    assert "not** single out" in learned and "undoes 40%" in learned and "learned the task" in learned
+    assert "does not undo" in restoration_text({"restoration_pixel_auroc": 0.6, "restoration_gain": -0.1})

@@ -34,7 +34,8 @@ def test_tables_figures_and_verdict_come_from_the_recorded_numbers(models_dir):
     ref = R.find(models_dir)[0]
     rec = R.recorded(ref.models["ssae"])
     table = R.summary_table([ref])
-    assert table.rows[0][6] == f"{rec['image_auroc']:.3f}"
+    assert table.rows[0][7] == f"{rec['image_auroc']:.3f}"
+    assert table.rows[0][6] == f"{rec['restoration_gain']:.2f}"  # the share of its corruptions undone
     assert table.rows[-1][1].startswith("blur reference")
     text = R.verdict(ref)
     assert f"image AUROC {rec['image_auroc']:.3f}" in text and "restoration check" in text

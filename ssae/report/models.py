@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..calibration import RESTORATION_MIN
 from ..release import BLUR, METRICS
 from .tables import NAMED_HARDWARE, Table
 
@@ -112,6 +113,29 @@ def training(model_dir: Path) -> dict:
             "date": str(last.get("date") or recorded(model_dir).get("date", ""))[:10]}
 
 
+def restoration_text(m: dict) -> str:
+    """What the restoration check (and, where recorded, the restoration gain) of a model's
+    metrics say, in words: whether its maps single out the corruptions it was trained on, and
+    how much of them it undoes."""
+    check, gain = m.get("restoration_pixel_auroc"), m.get("restoration_gain")
+    undo = "" if gain is None else f"it undoes {gain:.0%} of their squared error (restoration gain {gain:.2f})"
+    if check >= RESTORATION_MIN:
+        return f"restoration check {check:.2f}: its maps find the corruptions it was trained on" + (
+            f"; {undo}" if undo else "")
+    text = f"restoration check {check:.2f}: its maps do **not** single out the corruptions it was trained on"
+    if check < 0.5:
+        text += " (they are even *lower* there than elsewhere)"
+    if gain is None:
+        return text
+    if gain > 0.1:
+        return text + f", although {undo}: it learned the task, but not by enough to stand out from its " \
+                      "reconstruction error on normal texture"
+    if gain >= 0:
+        return text + f", and it undoes only {gain:.0%} of their squared error (restoration gain {gain:.2f})"
+    return text + f", and it does not undo them (restoration gain {gain:.2f}: its output is farther from the " \
+                  "original than its input)"
+
+
 def _f(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{float(v):.{digits}f}"
 
@@ -124,20 +148,23 @@ def summary_table(refs: list[Reference]) -> Table:
         for kind, d in ref.models.items():
             m, t = recorded(d), training(d)
             rows.append([ref.title, KINDS[kind], f"{t['steps']:,}", f"{t['hours']:.1f}", t["precision"] or "fp32",
-                         _f(m.get("restoration_pixel_auroc"), 2), _f(m.get("image_auroc")),
-                         _f(m.get("pixel_auroc")), _f(m.get("aupro"))])
+                         _f(m.get("restoration_pixel_auroc"), 2), _f(m.get("restoration_gain"), 2),
+                         _f(m.get("image_auroc")), _f(m.get("pixel_auroc")), _f(m.get("aupro"))])
         b = blur(ref)
         if b:
             rows.append([ref.title, "blur reference (no training)", "–", "–", "–",
-                         _f(b.get("restoration_pixel_auroc"), 2), _f(b.get("image_auroc")),
+                         _f(b.get("restoration_pixel_auroc"), 2), _f(b.get("restoration_gain"), 2),
+                         _f(b.get("image_auroc")),
                          _f(b.get("pixel_auroc")), _f(b.get("aupro"))])
     hw = sorted({training(d)["hardware"] for ref in refs for d in ref.models.values()} - {None})
     return Table("Reference models: test metrics recorded when each model was packed",
-                 ["data set", "model", "steps", "hours", "precision", "restoration check", "image AUROC",
-                  "pixel AUROC", "AUPRO"], rows,
+                 ["data set", "model", "steps", "hours", "precision", "restoration check", "restoration gain",
+                  "image AUROC", "pixel AUROC", "AUPRO"], rows,
                  notes=["Trained on one CPU core each; hardware: " + "; ".join(hw) + ". "
                         "Restoration check: pixel AUROC of the maps on validation images corrupted as in "
-                        "training (below 0.75 the model does not restore such corruptions)."] if hw else [])
+                        f"training (below {RESTORATION_MIN:g} the maps do not single such corruptions out); "
+                        "restoration gain: the share of those corruptions' squared error the model undoes "
+                        "(1: restored, 0: copied, below 0: made worse)."] if hw else [])
 
 
 def curve_figure(ref: Reference, label: str = ""):
@@ -291,14 +318,8 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
             lines.append(f"- against {other}: " + ", ".join(
                 f"{name(k)} {(m.get(k) or 0) - (o.get(k) or 0):+.3f}" for k in keys
                 if m.get(k) is not None and o.get(k) is not None) + ";")
-    check = m.get("restoration_pixel_auroc")
-    if check is not None:
-        lines.append(f"- restoration check {check:.2f}: " + (
-            "it restores the corruptions it was trained on;" if check >= 0.75 else
-            "it does **not** restore the corruptions it was trained on, so its maps show reconstruction "
-            "error rather than learned restoration" + (
-                " (below 0.5 its maps are even *lower* on the corrupted regions than elsewhere: it "
-                "reproduces them more easily than the normal texture);" if check < 0.5 else ";")))
+    if m.get("restoration_pixel_auroc") is not None:
+        lines.append(f"- {restoration_text(m)};")
     target = TARGETS.get(ref.name.split("-", 1)[0])
     if target and m.get("pixel_auroc") is not None:
         img_ok, pix_ok = (m.get("image_auroc") or 0) >= target[0], m["pixel_auroc"] >= target[1]
