@@ -123,8 +123,10 @@ def restoration_text(m: dict) -> str:
         return f"restoration check {check:.2f}: its maps find the corruptions it was trained on" + (
             f"; {undo}" if undo else "")
     text = f"restoration check {check:.2f}: its maps do **not** single out the corruptions it was trained on"
-    if check < 0.5:
+    if check < 0.45:
         text += " (they are even *lower* there than elsewhere)"
+    elif check <= 0.55:
+        text += " (no better than chance)"
     if gain is None:
         return text
     if gain > 0.1:
