@@ -716,7 +716,6 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
     Returns ``(html, fallback)``: the player's HTML and a static figure of the same frames."""
     import numpy as np
     import torch
-    from matplotlib import animation
     from matplotlib.figure import Figure
 
     from ..corruption import corrupt
@@ -746,8 +745,7 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
         fig.suptitle(f"patch side {sizes[k]:.0%} of the image" + (f" · {label}" if label else ""), fontsize=9)
         return shown
 
-    anim = animation.FuncAnimation(fig, draw, frames=len(sizes), interval=900, blit=False)
-    html = _offline_player(anim.to_jshtml(default_mode="once"))
+    html = _player(fig, draw, len(sizes))
     still, axes = _grid(len(sizes), len(methods), cell=1.6)
     for r, (size, row) in enumerate(zip(sizes, frames)):
         for ax, m, (img, _) in zip(axes[r], methods, row):
