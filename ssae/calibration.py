@@ -59,8 +59,9 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     reduction) is scored by how well it separates the validation images from corrupted
     copies (:func:`proxy_corruption`: as in training unless ``calibration.proxy`` names a
     fixed task of other corruptions, or ``calibration.proxy_patch_*`` other sizes): pixel
-    AUROC on the corrupted copies plus image AUROC of clean against corrupted. The avgmap (and stdmap) that weights image i is computed
-    without image i (leave-one-out), as a test image is never part of it. The same
+    AUROC on the corrupted copies plus image AUROC of clean against corrupted. The avgmap (and
+    stdmap) that weights image i is computed without image i (leave-one-out), as a test image is
+    never part of it. The same
     separation at the chosen settings, on copies corrupted *as in training*, is the
     restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
     ``score.two_sided`` applies to every standardised candidate; it is not itself chosen.

@@ -5,9 +5,9 @@ A packed model folder is a run folder without the training checkpoint. It holds 
 pickle, a few MB) instead of ``checkpoint.pt``:
 
 - ``model.safetensors``: the network's weights in float16 (read back as float32);
-- ``config.json`` (in the current run format), ``history.json`` (the training log),
-  ``train_summary.json``, ``curve.jsonl`` (the learning curve, when the run had one), ``done``:
-  copied from the run;
+- ``config.json``: the run's config and metadata, written in the current run format;
+- ``history.json`` (the training log), ``train_summary.json``, ``curve.jsonl`` (the learning
+  curve, when the run had one), ``done``: copied from the run;
 - ``calibration.json``, ``avgmap.npy``, ``stdmap.npy``: the scoring chosen on validation data
   again, for the float16 weights;
 - ``metrics.json``: the test metrics of these weights, recorded when the folder was packed
@@ -29,7 +29,7 @@ from .runs import WEIGHTS, load_weights, save_weights
 METRICS = "metrics.json"
 BLUR = "blur.json"
 #: files copied as they are from a run folder (those that exist)
-COPIED = ("config.json", "history.json", "train_summary.json", "curve.jsonl")
+COPIED = ("history.json", "train_summary.json", "curve.jsonl")
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
@@ -58,7 +58,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     for name in COPIED:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, tmp / name)
-    write_json(tmp / CONFIG, {"config": cfg.to_dict(), "meta": meta})  # a run of an older format, read as today's
+    write_json(tmp / CONFIG, {"config": cfg.to_dict(), "meta": meta})  # an older run format, written as today's
     save_weights(model, tmp / WEIGHTS)
     half = build_model(cfg)
     half.load_state_dict(load_weights(tmp / WEIGHTS))
