@@ -1,4 +1,4 @@
-"""The cpu-profile benchmark of issue 2: the method against two references, side by side.
+"""The cpu-profile benchmark: the method against two references, side by side.
 
 For each data set it trains and evaluates, each in its own process (so peak memory is its own):
 
@@ -10,7 +10,7 @@ For each data set it trains and evaluates, each in its own process (so peak memo
 and prints image AUROC, pixel AUROC, AUPRO, training images/s, inference images/s, peak
 memory and the restoration check ("restore": pixel AUROC of the maps on validation images
 corrupted as in training; below 0.75 the model does not yet restore its own corruptions).
-Example (the issue's targets: MTD image >= 0.75, pixel >= 0.80; bottle image >= 0.95)::
+Example (targets of ours: MTD image >= 0.75, pixel >= 0.80; bottle image >= 0.95)::
 
     python benchmarks/cpu.py --minutes 20
     python benchmarks/cpu.py --data mtd=../shared/data/mtd --methods ssae --minutes 5 \\

@@ -3,7 +3,7 @@
     python benchmarks/gpu.py [--device cuda] [--size 512] [--batch 16] [--steps N] [--compile]
                              [--quick] [--json PATH] [--peak-tflops T]
 
-What is measured (benchmarks/README.md has the details and the targets of issue 6):
+What is measured (benchmarks/README.md has the details and the targets):
 
 - training: one optimiser step of the SSAE of Table 1 (width 1) on a batch of ``--batch``
   images of ``--size`` pixels: crops from a training set that lives on the device, 90-degree
@@ -74,7 +74,7 @@ PEAKS = (
     ("L4", 121.0, "NVIDIA L4 datasheet: 242 TFLOP/s bf16 with sparsity = 121 dense"),
 )
 
-#: issue 6's targets on one H200 at 512 px
+#: the GPU targets (ours) on one H200 at 512 px
 TARGETS = {"train_images_per_s": 430.0, "inference_images_per_s": 1000.0, "pixel_ratio": 3.0}
 
 
@@ -244,7 +244,7 @@ def measured_matmul_tflops(device: torch.device, n: int = 8192) -> float | None:
     a = torch.randn(n, n, device=device, dtype=torch.bfloat16, generator=gen)
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16, generator=gen)
     r = timed(lambda: a @ b, device, warmup=3, iters=10, repeats=3)
-    del a, b
+    a = b = None  # free the device memory
     return 2 * n ** 3 / r["seconds"] / 1e12
 
 
@@ -483,7 +483,7 @@ def run(args) -> dict:
         mm = meta["matmul_tflops_measured"]
         tr["fraction_of_measured_matmul"] = tr["tflops_achieved"] / mm if mm else None
         result["training"][pipeline] = tr
-    del images
+    images = None
 
     model = make_model(args, device).eval()
     if args.compile:
@@ -493,7 +493,7 @@ def run(args) -> dict:
         r = attempt(f"inference {size}", lambda: bench_ssae_inference(args, device, model, size, batch_for(args, size)))
         if r is not None:
             result["inference"][str(size)] = r
-    del model
+    model = None
 
     if not args.no_patchcore:
         backbone, source = wide_resnet.build()
@@ -532,7 +532,7 @@ def batch_for(args, size: int) -> int:
 
 
 def targets(result: dict, args, name: str) -> dict:
-    """Issue 6's targets, judged only where they apply (an H200 at 512 px, Table 1 width)."""
+    """The GPU targets, judged only where they apply (an H200 at 512 px, Table 1 width)."""
     applies = "h200" in name.lower() and args.size == 512 and args.width == 1.0 and not args.quick
     out = {"applies": applies, "note": "targets are for one H200 at 512 px, Table 1 width 1"}
     best = max((t["images_per_s"] for t in result["training"].values()), default=None)
@@ -605,10 +605,10 @@ def report(res: dict) -> str:
         def verdict(key, unit):
             e = t[key]
             return f"{key} {_opt(e['value'], '.1f')}{unit} (target >= {e['target']:g}): {'met' if e['met'] else 'NOT met'}"
-        lines.append("targets (issue 6): " + "; ".join(
+        lines.append("targets: " + "; ".join(
             [verdict("train_images_per_s", ""), verdict("inference_images_per_s", ""), verdict("pixel_ratio", "x")]))
     else:
-        lines.append("targets (issue 6): not judged here (" + t["note"] + ")")
+        lines.append("targets: not judged here (" + t["note"] + ")")
     lines.append(f"benchmark took {m['seconds']:.1f} s")
     return "\n".join(lines)
 

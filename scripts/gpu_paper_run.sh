@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one prepared GPU job of issue 6: benchmark, then paper-profile training and evaluation of
+# The one prepared GPU job: benchmark, then paper-profile training and evaluation of
 # each compact data set, results into book/gpu_results/ and $OUT. benchmarks/README.md has the
 # exact device-tool call.
 #
