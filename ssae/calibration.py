@@ -69,7 +69,8 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     sc, search = cfg.score, cfg.calibration.search
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
     proxy = proxy_corruption(cfg)
-    corrupted, masks = _corrupted(val, proxy, seed)
+    draws = cfg.calibration.proxy_draws
+    corrupted, masks = _corrupted(val, proxy, seed, draws)
     space = search_space(cfg)
     kinds = space["diff"] if search else (sc.diff,)
     rescale = bool(sc.avgmap_rescale)
@@ -106,7 +107,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     if proxy == training_corruption(cfg):
         like_training, restore_raw, restore_masks = corrupted, raw[diff_kind][1], masks
     else:  # the restoration check is about the training corruption, whatever the proxy
-        like_training, restore_masks = _corrupted(val, training_corruption(cfg), seed)
+        like_training, restore_masks = _corrupted(val, training_corruption(cfg), seed, draws)
         restore_raw = S.diff_maps(model, like_training, diff_kind, device)
     restore_pix, restore_img = _separation(clean_maps, S.finish_maps(restore_raw, n, k, None, 0),
                                            restore_masks, t if one_size else 0, seed, standardize=z,
@@ -121,12 +122,12 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
            "n_val_images": len(val), "selected_on": "corrupted validation images" if search else "config",
            "proxy_corruption": [proxy.method, *proxy.alternate],
-           "proxy_patch": [proxy.patch_min, proxy.patch_max],
+           "proxy_patch": [proxy.patch_min, proxy.patch_max], "proxy_draws": draws,
            "selection": selection,
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce],
            # and how much of them the model undoes (Section 3's task measured directly)
-           "restoration_gain": restoration_gain(model, val, like_training, restore_masks, device)}
+           "restoration_gain": restoration_gain(model, val * draws, like_training, restore_masks, device)}
     return doc, stats
 
 
@@ -191,11 +192,12 @@ def proxy_corruption(cfg: Config) -> CorruptionConfig:
     return dataclasses.replace(ccfg, patch_min=lo, patch_max=hi)
 
 
-def _corrupted(images: list[np.ndarray], ccfg: CorruptionConfig, seed: int):
-    """Validation images corrupted by ``ccfg``: ``(corrupted, masks)``."""
+def _corrupted(images: list[np.ndarray], ccfg: CorruptionConfig, seed: int, draws: int = 1):
+    """Validation images corrupted by ``ccfg``, ``draws`` copies of each, drawn anew:
+    ``(corrupted, masks)``, copy j of image i at index ``j * len(images) + i``."""
     gen = torch.Generator().manual_seed(seed)
     out, masks = [], []
-    for a in images:
+    for a in images * draws:
         x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None]
         xh, m = corrupt(x, ccfg, gen)
         out.append(xh[0].numpy().transpose(1, 2, 0))
@@ -221,7 +223,9 @@ def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, s
 
     With ``t > 0`` both maps of image i are weighted by eq. (14) with the avgmap (eq. 13) of the
     *other* clean validation maps (leave-one-out); with ``standardize`` they are standardised by
-    the mean and spread of the other clean validation maps (by ``|z|`` when ``two_sided``)."""
+    the mean and spread of the other clean validation maps (by ``|z|`` when ``two_sided``).
+    ``bad`` may hold several corrupted copies of each clean image (:func:`_corrupted`), copy j
+    of image i at index ``j * len(clean) + i``."""
     if (t or standardize) and len(clean) > 1:
         n = len(clean)
         total, total_sq = np.sum(clean, axis=0), np.sum(np.square(clean), axis=0)
@@ -235,7 +239,7 @@ def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, s
             weigh = lambda m, a, s: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t,  # noqa: E731
                                                       rescale).numpy()
         clean, bad = ([weigh(c, a, s) for c, a, s in zip(clean, loo, loo_std)],
-                      [weigh(b, a, s) for b, a, s in zip(bad, loo, loo_std)])
+                      [weigh(b, loo[j % n], loo_std[j % n]) for j, b in enumerate(bad)])
     labels = [0] * len(clean) + [1] * len(bad)
     img = {r: M.image_auroc(labels, s) for r, s in S.image_scores(clean + bad).items()}
     return _pixel_auroc_subsampled(bad, masks, seed), img

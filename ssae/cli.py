@@ -205,8 +205,10 @@ def cmd_predict(args) -> int:
 def cmd_pack(args) -> int:
     from .release import pack
 
+    if args.draws < 0:
+        raise SsaeError(f"--draws must be a number of calibrations >= 0, got {args.draws}")
     res = pack(args.run_dir, args.out, args.data, device=check_device(args.device), blur=args.blur,
-               progress=_tty())
+               progress=_tty(), draws=args.draws)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"packed {args.run_dir} into {args.out}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC "
           f"{fmt(res['pixel_auroc'])}, AUPRO {fmt(res['aupro'])} with its float16 weights")
@@ -286,6 +288,8 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True, help="model folder to write (replaced when it exists)")
     k.add_argument("--data", help="defaults to the data the run was trained on")
     k.add_argument("--blur", action="store_true", help="also record the blur reference's metrics (blur.json)")
+    k.add_argument("--draws", type=int, default=8, help="other calibrations (draws of the validation proxy) "
+                   "evaluated beside the recorded one, to show the spread chance gives (default 8; 0: none)")
     k.add_argument("--device", default="cpu")
     k.set_defaults(func=cmd_pack)
 

@@ -122,6 +122,7 @@ class CalibrationConfig:
     proxy: tuple[str, ...] = ()      # ours: corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"), at the default corruption settings whatever the model trained on; () = the training corruption
     proxy_patch_min: float | None = None  # ours: smallest patch side of the proxy corruptions, fraction of the image side; None = that of the proxy's corruption
     proxy_patch_max: float | None = None  # ours: largest patch side of the proxy corruptions; None = as above
+    proxy_draws: int = 1             # ours: corrupted copies of each validation image in the proxy and the restoration check, each drawn anew; more copies, less chance in the choice
 
 
 @dataclass
@@ -339,6 +340,7 @@ def _ranges(cfg: Config):
     yield "calibration.reduce", set(cal.reduce) <= set(REDUCTIONS), f"some of {', '.join(REDUCTIONS)}"
     yield "calibration.proxy", set(cal.proxy) <= set(METHODS) - {"none"}, \
         f"some of {', '.join(m for m in METHODS if m != 'none')}"
+    yield "calibration.proxy_draws", cal.proxy_draws >= 1, "a number of copies >= 1"
     lo, hi = proxy_patch(cfg)
     yield "calibration.proxy_patch_min", 0 < lo <= 1, "a fraction of the image side in (0, 1], or None"
     yield "calibration.proxy_patch_max", 0 < hi <= 1 and lo <= hi, \

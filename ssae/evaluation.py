@@ -199,6 +199,30 @@ def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu") -> dict
     return row
 
 
+def calibration_draws(model, cfg: Config, split: D.Split, seeds=range(1, 9), device: str = "cpu") -> list[dict]:
+    """What chance in the calibration does to the test metrics (ours): ``model`` calibrated again
+    with each of ``seeds`` (other draws of the validation proxy's corruptions, :func:`calibrate_model`),
+    each calibration evaluated on the test split. A row per seed: the scoring it chose, the
+    restoration check and gain, image AUROC, pixel AUROC and AUPRO. The spread says how much of
+    a difference between models the proxy's draw alone can make; it uses test labels, so it is
+    reported, never used to choose."""
+    items = split.test
+    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    labels = [it.label for it in items]
+    raw, rows = {}, []
+    for seed in seeds:
+        cal, stats = calibrate_model(model, cfg, split, device, seed=seed)
+        if cal["diff"] not in raw:
+            raw[cal["diff"]] = S.diff_maps(model, images, cal["diff"], device, progress=False)
+        maps = S.calibrated_maps(raw[cal["diff"]], cal, stats)
+        pix = at_metric_size(maps, cfg.score.metric_size)
+        out = map_metrics(labels, S.image_scores(maps), ground_truth(split, items, pix), pix, cal["reduce"])
+        rows.append({"seed": int(seed), "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "reduce")},
+                     **{k: cal[k] for k in ("restoration_pixel_auroc", "restoration_gain")},
+                     **{k: (None if out[k] is None else float(out[k])) for k in ("image_auroc", "pixel_auroc", "aupro")}})
+    return rows
+
+
 def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
                       progress: bool = True) -> dict:
     """Table 4 across runs: the pixel-wise maximum (:func:`scoring.ensemble`) of the calibrated

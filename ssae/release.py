@@ -11,7 +11,10 @@ pickle, a few MB) instead of ``checkpoint.pt``:
 - ``calibration.json``, ``avgmap.npy``, ``stdmap.npy``: the scoring chosen on validation data
   again, for the float16 weights;
 - ``metrics.json``: the test metrics of these weights, recorded when the folder was packed
-  (with the hardware, the date and the data it was evaluated on);
+  (with the hardware, the date and the data it was evaluated on), and under
+  ``calibration_draws`` the same metrics after calibrations on other draws of the validation
+  proxy (:func:`ssae.evaluation.calibration_draws`), the spread that chance in the
+  calibration alone gives;
 - ``blur.json`` (optional): the blur reference's test metrics with the same settings, the flat
   line beside the model's learning curve.
 
@@ -33,16 +36,17 @@ COPIED = ("history.json", "train_summary.json", "curve.jsonl")
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
-         progress: bool = False) -> dict:
+         progress: bool = False, draws: int = 8) -> dict:
     """Pack the finished run ``run_dir`` into ``out_dir`` (see the module docstring).
 
     The float16 weights are calibrated on the run's validation data and evaluated on the test
     split of ``data_spec`` (default: the data the run was trained on); ``blur`` also records the
-    blur reference (:class:`ssae.references.BlurReference`, sigma 4) with the same settings.
+    blur reference (:class:`ssae.references.BlurReference`, sigma 4) with the same settings;
+    ``draws`` other calibrations (seeds 1 to ``draws``) are evaluated beside the recorded one.
     Returns the metrics."""
     from .data import load_split
     from .calibration import calibrate, calibrate_model
-    from .evaluation import evaluate, evaluate_model
+    from .evaluation import calibration_draws, evaluate, evaluate_model
     from .references import BlurReference
     from .runs import CONFIG, DONE, build_model, load_model, read_run_config, write_json
 
@@ -67,6 +71,8 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     calibrate(tmp, split, device=device, model=half.to(device).eval(), progress=progress)
     res = evaluate(tmp, data_spec, device=device, progress=progress)
     res["run_dir"] = str(out_dir)
+    if draws:
+        res["calibration_draws"] = calibration_draws(half, cfg, split, range(1, draws + 1), device)
     write_json(tmp / METRICS, res)
     if blur:
         ref = BlurReference(4.0).to(device).eval()

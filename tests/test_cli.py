@@ -213,13 +213,14 @@ def test_bad_smoothing_grid_fails_before_training(tmp_path):
     assert not run.exists()
 
 
-@pytest.mark.parametrize("bad", ["calibration.proxy_patch_min=0", "calibration.proxy_patch_max=0.01"])
-def test_bad_proxy_patch_sizes_fail_before_training(tmp_path, bad):
-    """The proxy's patch sizes, too, are used only at calibration after training."""
+@pytest.mark.parametrize("bad", ["calibration.proxy_patch_min=0", "calibration.proxy_patch_max=0.01",
+                                 "calibration.proxy_draws=0"])
+def test_bad_proxy_settings_fail_before_training(tmp_path, bad):
+    """The proxy's patch sizes and draws, too, are used only at calibration after training."""
     data = fixtures.make_mvtec(tmp_path)
     run = tmp_path / "r"
     rc, _, err = run_cli("train", "--data", data, "--out", run, "--profile", "smoke", "--set", bad)
-    assert_one_line_error(rc, err, "proxy_patch")
+    assert_one_line_error(rc, err, bad.split("=")[0].rsplit("_", 1)[0])
     assert not run.exists()
 
 

@@ -308,3 +308,22 @@ def test_the_verdict_says_what_the_check_and_the_gain_measure():
     learned = restoration_text({"restoration_pixel_auroc": 0.44, "restoration_gain": 0.4})
     assert "not** single out" in learned and "undoes 40%" in learned and "learned the task" in learned
     assert "does not undo" in restoration_text({"restoration_pixel_auroc": 0.6, "restoration_gain": -0.1})
+
+
+def test_more_proxy_draws_add_copies_and_keep_the_first_draw(mvtec_dir):
+    import numpy as np
+
+    from ssae.calibration import _corrupted, calibrate_model
+    from ssae.runs import build_model
+
+    cfg = override(profile("smoke"), corruption={"method": "cutout"})
+    split = load_split(str(mvtec_dir), cfg.data)
+    images = [np.random.default_rng(i).random((32, 32, 3), dtype=np.float32) for i in range(3)]
+    one, m1 = _corrupted(images, cfg.corruption, seed=5)
+    three, m3 = _corrupted(images, cfg.corruption, seed=5, draws=3)
+    assert len(three) == len(m3) == 9
+    assert all(np.array_equal(a, b) for a, b in zip(one, three[:3]))
+    assert not np.array_equal(three[0], three[3])  # each copy drawn anew
+    model = build_model(cfg).eval()
+    doc, _ = calibrate_model(model, override(cfg, calibration={"proxy_draws": 3}), split)
+    assert doc["proxy_draws"] == 3 and 0 <= doc["restoration_pixel_auroc"] <= 1

@@ -25,6 +25,8 @@ def test_pack_writes_a_small_folder_that_evaluates_like_a_run(smoke_run, tmp_pat
     recorded = json.loads((out / "metrics.json").read_text())
     assert recorded["image_auroc"] == res["image_auroc"]
     assert json.loads((out / "blur.json").read_text())["model"].startswith("BlurReference")
+    # beside the recorded calibration, eight others on other draws of the proxy
+    assert [r["seed"] for r in recorded["calibration_draws"]] == list(range(1, 9))
     # ssae evaluate on the packed folder reproduces the recorded metrics
     assert main(["evaluate", str(out), "--data", str(data), "--json", str(tmp_path / "m.json")]) == 0
     again = json.loads((tmp_path / "m.json").read_text())
@@ -62,3 +64,19 @@ def test_damaged_weights_are_a_one_line_error(smoke_run, tmp_path):
     (out / WEIGHTS).write_bytes(b"not a safetensors file")
     with pytest.raises(SsaeError, match="cannot read weights"):
         load_model(out)
+
+
+def test_calibration_draws_evaluate_like_the_recorded_calibration(smoke_run, tmp_path):
+    from ssae.data import load_split
+    from ssae.evaluation import calibration_draws
+
+    data, run = smoke_run
+    out = tmp_path / "ssae"
+    res = pack(run, out, str(data), draws=0)
+    assert "calibration_draws" not in res
+    model, cfg = load_model(out, "cpu")
+    split = load_split(str(data), cfg.data, seed=cfg.train.seed)
+    (row,) = calibration_draws(model, cfg, split, seeds=[12345])  # the seed of the recorded calibration
+    for key in ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc"):
+        assert row[key] == pytest.approx(res[key], abs=1e-6), key
+    assert row["score"] == {k: res["score"][k] for k in row["score"]}

@@ -142,6 +142,51 @@ def _f(v, digits: int = 3) -> str:
     return "n/a" if v is None else f"{float(v):.{digits}f}"
 
 
+def draws(model_dir: Path) -> list[dict]:
+    """The test metrics of the model's other calibrations (other draws of the validation proxy),
+    recorded when it was packed (:func:`ssae.evaluation.calibration_draws`); [] if none were."""
+    return recorded(model_dir).get("calibration_draws") or []
+
+
+def draws_range(rows: list[dict], key: str) -> str:
+    """``min–max`` of ``key`` over the other calibrations, or an en dash."""
+    v = [r[key] for r in rows if r.get(key) is not None]
+    return f"{min(v):.3f}–{max(v):.3f}" if v else "–"
+
+
+def draws_text(model_dir: Path) -> str | None:
+    """A sentence on the spread of the model's test metrics over its other calibrations."""
+    rows = draws(model_dir)
+    if not rows:
+        return None
+    keys = [k for k in ("image_auroc", "pixel_auroc", "aupro") if any(r.get(k) is not None for r in rows)]
+    names = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
+    return (f"calibrated on {len(rows)} other draws of its validation proxy, the same weights reach "
+            + ", ".join(f"{names[k]} {draws_range(rows, k)}" for k in keys)
+            + ": differences within these ranges are chance in the calibration, not the model")
+
+
+def draws_table(ref: Reference) -> Table:
+    """Per model kind: the recorded metrics and their range over the other calibrations, and
+    how often each image-score reduction was chosen."""
+    from collections import Counter
+
+    rows = []
+    for kind, d in ref.models.items():
+        rr, m = draws(d), recorded(d)
+        if not rr:
+            continue
+        chosen = Counter(r["score"]["reduce"] for r in rr)
+        rows.append([KINDS[kind], str(len(rr))]
+                    + [f"{_f(m.get(k))} ({draws_range(rr, k)})" for k in ("image_auroc", "pixel_auroc", "aupro")]
+                    + [f"{m['score']['reduce']} ({', '.join(f'{r} {c}×' for r, c in chosen.most_common())})"])
+    return Table("Chance in the calibration: recorded metrics (range over other draws of the validation proxy)",
+                 ["model", "other draws", "image AUROC", "pixel AUROC", "AUPRO", "image score (chosen in the draws)"],
+                 rows, notes=["The scoring is chosen on validation images with synthetic defects drawn at "
+                              "random; each other draw recalibrates the same weights and is evaluated on the "
+                              "same test images. Recorded when the model was packed."])
+
+
 def summary_table(refs: list[Reference]) -> Table:
     """One row per data set and model: training (steps, hours, hardware), the restoration
     check and the recorded test metrics; the blur reference beside them."""
@@ -331,6 +376,9 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
             lines.append(f"- against {other}: " + ", ".join(
                 f"{name(k)} {(m.get(k) or 0) - (o.get(k) or 0):+.3f}" for k in keys
                 if m.get(k) is not None and o.get(k) is not None) + ";")
+    spread = draws_text(ref.models["ssae"])
+    if spread:
+        lines.append(f"- {spread};")
     if m.get("restoration_pixel_auroc") is not None:
         lines.append(f"- {restoration_text(m)};")
     target = TARGETS.get(ref.name.split("-", 1)[0])
