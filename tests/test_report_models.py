@@ -108,3 +108,23 @@ def test_figure_10_colours_hits_false_alarms_and_misses_over_the_image():
     hit, alarm, miss = over[0, 0], over[0, 1], over[1, 0]
     assert hit.argmax() == 1 and alarm.argmax() == 2 and miss.argmax() == 0  # green, blue, red
     assert np.allclose(evaluation_map(pred, truth)[1, 1], 0)  # without an image: on black
+
+
+def test_a_data_set_without_masks_gets_its_page_with_image_metrics_only(tmp_path):
+    """The bottle copy has image labels only: its page shows image AUROC, no pixel metric, and
+    the gallery says there is no mask instead of calling every marked pixel a false alarm."""
+    import fixtures
+
+    data = fixtures.make_mvtec(tmp_path, masks=False)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--profile", "smoke",
+                 "--set", "train.curve=(2,)"]) == 0
+    root = tmp_path / "models"
+    assert main(["pack", str(run), "--out", str(root / "mvtec-nomask" / "ssae"), "--blur", "--draws", "2"]) == 0
+    (ref,) = R.find(root)
+    text = R.verdict(ref)
+    assert "image AUROC" in text and "pixel AUROC" not in text and "n/a" not in text
+    assert "pixel AUROC" not in R.draws_text(ref.models["ssae"])
+    R.summary_table([ref]), R.draws_table(ref), R.curve_figure(ref, R.curve_label(ref))
+    titles = [ax.get_title() for ax in R.gallery(ref).axes]
+    assert "no mask in this data" in titles and not any("miss" in t for t in titles)

@@ -285,6 +285,7 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
 
     d = ref.models[kind]
     split, items, images, maps, cal = anomaly_maps(d, str(ref.data_path()), device, progress=False)
+    masks = split.has_masks
     scores = S.image_scores(maps)[cal["reduce"]]
     good = sorted(scores[i] for i, it in enumerate(items) if it.label == 0)
     picks = []
@@ -302,11 +303,12 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
                  else np.zeros(maps[i].shape, bool))
         share = float(np.mean([g < scores[i] for g in good])) if good else float("nan")
         _show_image(row[0], images[i], f"{defect}, {which}\nscore above {100 * share:.0f}% of good")
-        _show_image(row[1], truth.astype(float), "ground truth")
+        _show_image(row[1], truth.astype(float), "ground truth" if masks else "no mask in this data")
         _show_image(row[2], recon, "reconstruction")
         _show_image(row[3], heat_overlay(images[i], maps[i], scale), "anomaly map")
-        _show_image(row[4], evaluation_map(maps[i] > cal["threshold"], truth, images[i]),
-                    "mask: hit, false alarm, miss")
+        marked = maps[i] > cal["threshold"]
+        _show_image(row[4], evaluation_map(marked, truth, images[i]) if masks else marked.astype(float),
+                    "mask: hit, false alarm, miss" if masks else "binary mask")
     fig.suptitle(f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type "
                  f"(by image score)", fontsize=10)
     return fig
@@ -369,6 +371,7 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
     others = [("the plain autoencoder", results.get("plain")), ("the blur reference", blur(ref))]
     count = (f" on {m['n_test_images']} test images ({m['n_defective']} defective)"
              if m.get("n_test_images") and m.get("n_defective") is not None else "")
+    keys = tuple(k for k in keys if m.get(k) is not None)  # no pixel metrics without masks
     lines = [f"**{ref.title}**, the method after {t['steps']:,} steps ({t['hours']:.1f} h on one CPU core){count}: "
              + ", ".join(f"{name(k)} {_f(m.get(k))}" for k in keys) + "."]
     for other, o in others:
@@ -393,13 +396,14 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
     early = _at_seconds(rows, SHORT_RUN_S)
     if early is not None and early["step"] < rows[-1]["step"]:
         lines.append(f"- {SHORT_RUN_S // 60} minutes into its run (step {early['step']:,}) it stood at "
-                     + ", ".join(f"{name(k)} {_f(early.get(k))}" for k in keys)
+                     + ", ".join(f"{name(k)} {_f(early.get(k))}" for k in keys if early.get(k) is not None)
                      + f"; by its last point (step {rows[-1]['step']:,}) these moved "
                      + ", ".join(f"{rows[-1][k] - early[k]:+.3f}" for k in keys
                                  if early.get(k) is not None and rows[-1].get(k) is not None) + ";")
-    moved = {k: _moved(curve(ref.models["ssae"]), k) for k in ("pixel_auroc", "image_auroc")}
-    if moved["pixel_auroc"] and (early is None or moved["pixel_auroc"][0] != early["step"]):
-        a, z, _ = moved["pixel_auroc"]
+    moved = {k: v for k in ("pixel_auroc", "image_auroc") if (v := _moved(rows, k))}
+    first = next(iter(moved.values()), None)
+    if first and (early is None or first[0] != early["step"]):
+        a, z, _ = first
         lines.append(f"- from step {a:,} to step {z:,}: " + ", ".join(
             f"{name(k)} {v[2]:+.3f}" for k, v in moved.items() if v) + ".")
     if lines[-1].endswith(";"):
