@@ -218,6 +218,7 @@ def version_1(cfg) -> dict:
     fields of the score section."""
     doc = cfg.to_dict()
     cal = doc.pop("calibration")
+    assert cal.pop("proxy_draws") == 1  # newer than version 1, whose runs drew the proxy once
     old = {"search": "select_nk", "nk": "nk_candidates", "diff": "diff_candidates", "t": "t_candidates",
            "standardize": "standardize_candidates", "reduce": "reduce_candidates", "proxy": "proxy_corruption"}
     doc["score"].update({old.get(k, k): v for k, v in cal.items()})
