@@ -128,3 +128,26 @@ def test_a_data_set_without_masks_gets_its_page_with_image_metrics_only(tmp_path
     R.summary_table([ref]), R.draws_table(ref), R.curve_figure(ref, R.curve_label(ref))
     titles = [ax.get_title() for ax in R.gallery(ref).axes]
     assert "no mask in this data" in titles and not any("miss" in t for t in titles)
+
+
+def test_the_overview_counts_where_the_method_is_ahead(models_dir, tmp_path):
+    root = tmp_path / "models"
+    shutil.copytree(models_dir / "smoke-a", root / "aitex-x")
+    shutil.copytree(root / "aitex-x" / "ssae", root / "aitex-x" / "plain")
+
+    def set_metrics(kind, image, pixel, images_over_draws):
+        path = root / "aitex-x" / kind / "metrics.json"
+        doc = json.loads(path.read_text())
+        doc.update(image_auroc=image, pixel_auroc=pixel, aupro=0.5,
+                   calibration_draws=[{"seed": i, "image_auroc": v, "pixel_auroc": pixel, "aupro": 0.5,
+                                       "score": {"reduce": "max"}} for i, v in enumerate(images_over_draws)])
+        path.write_text(json.dumps(doc))
+
+    set_metrics("ssae", 0.92, 0.96, [0.70, 0.91])
+    set_metrics("plain", 0.80, 0.97, [0.75, 0.85])
+    text = R.overview(R.find(root))
+    assert "ahead of the plain autoencoder on image AUROC in 1 of 1, pixel AUROC in 0 of 1, AUPRO in 0 of 1" in text
+    assert "On 1 of 1, the image AUROC ranges" in text  # 0.70-0.92 and 0.75-0.85 overlap
+    assert "image AUROC ≥ 0.90 on 1 of 1, pixel AUROC ≥ 0.95 on 1 of 1" in text
+    set_metrics("plain", 0.60, 0.97, [0.55, 0.65])
+    assert "On 0 of 1" in R.overview(R.find(root))

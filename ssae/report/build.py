@@ -359,12 +359,12 @@ GLANCE = "<!-- results at a glance: filled in by ssae book from models/ -->"
 def glance(references) -> str:
     """The intro's verdict: a generated paragraph per kept model's data set and the results
     table, from the numbers recorded in ``models/``."""
-    from .models import glance_markdown, verdict
+    from .models import glance_markdown, overview, verdict
 
     if not references:
         return ("No trained reference model is kept in `models/`, so this build shows early-training "
                 "numbers only (the Categories pages).")
-    return "\n\n".join([*(verdict(r) for r in references), glance_markdown(references)])
+    return "\n\n".join([overview(references), *(verdict(r) for r in references), glance_markdown(references)])
 
 
 def staged_config(repo: Path, subs: dict[str, str]) -> str:
