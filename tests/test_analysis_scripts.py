@@ -1,6 +1,7 @@
 """The benchmark scripts behind the book's result rows run on fixtures: benchmarks/cpu.py (train and
-evaluate the method and its references) and benchmarks/recalibrate.py (redo a trained run's
-calibration with other scoring settings); their real-data rows are in benchmarks/results/."""
+evaluate the method and its references), benchmarks/recalibrate.py (redo a trained run's
+calibration with other scoring settings) and benchmarks/precision.py (bf16 against float32);
+their real-data rows are in benchmarks/results/."""
 import json
 import subprocess
 import sys
@@ -65,3 +66,18 @@ def test_cpu_benchmark_exits_non_zero_when_a_method_fails(tmp_path):
                         "blur", "--profile", "smoke", "--steps", "1", "--threads", "1", "--out", str(tmp_path / "runs")],
                        capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 1 and "failed: fx/blur" in p.stderr, (p.returncode, p.stderr)
+
+
+def test_precision_pairs_float32_and_bf16_models_over_calibrations(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    doc = tmp_path / "precision.json"
+    out = _run("benchmarks/precision.py", "--sides", "32", "--repeats", "1", "--quality", "--data", data,
+               "--steps", "2", "--seeds", "0,1", "--crop", "32", "--draws", "2", "--out", tmp_path / "runs",
+               "--json", doc)
+    got = json.loads(doc.read_text())
+    assert [(r["model"], r["seed"], r["draws"]) for r in got["quality"]] == [
+        ("fp32", 0, 2), ("bf16", 0, 2), ("fp32", 1, 2), ("bf16", 1, 2)]
+    assert all(0 <= r["image_auroc"] <= 1 and 0 <= r["image_auroc_recorded"] <= 1 for r in got["quality"])
+    assert set(got["paired"]) == {"restoration_pixel_auroc", "image_auroc", "pixel_auroc", "aupro"}
+    assert "mean over 2 calibrations" in out and ("within the noise" in out or "differs from fp32" in out)
+    assert (tmp_path / "runs" / "widget-bf16-seed1-2-crop32").is_dir()  # the runs go where --out says
