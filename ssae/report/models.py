@@ -220,7 +220,8 @@ def summary_table(refs: list[Reference]) -> Table:
 
 def curve_figure(ref: Reference, label: str = ""):
     """Image AUROC, pixel AUROC and AUPRO (and the restoration check) against training steps on
-    a log axis, one line per model kind, the blur reference as a dashed horizontal line."""
+    a log axis, one line per model kind, the blur reference as a dashed horizontal line; beside
+    each last point, a bar over the packed weights' calibrations (:func:`draws`), where recorded."""
     from matplotlib.figure import Figure
 
     panels = [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"),
@@ -234,6 +235,10 @@ def curve_figure(ref: Reference, label: str = ""):
             if rows:
                 ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=f"C{i}",
                         label=KINDS[kind])
+            spread = [r[key] for r in draws(d) if r.get(key) is not None]
+            if rows and spread:  # the packed weights over draws of the validation proxy, at the last step
+                ax.vlines(rows[-1]["step"] * (1.08 + 0.08 * i), min(spread), max(spread), color=f"C{i}", lw=3,
+                          alpha=0.45, label="over calibrations" if i == 0 and key == "image_auroc" else None)
         if b and b.get(key) is not None and key != "restoration_pixel_auroc":
             ax.axhline(b[key], ls="--", color="0.4", lw=1, label="blur reference")
         ax.set_xscale("log")
