@@ -451,8 +451,10 @@ def overview(refs: list[Reference]) -> str:
                 f"{name} in {sum((m.get(k) or 0) > (o.get(k) or 0) for m, o in got if m.get(k) is not None)}"
                 f" of {sum(1 for m, o in got if m.get(k) is not None and o.get(k) is not None)}"
                 for k, name in keys.items() if any(m.get(k) is not None and o.get(k) is not None for m, o in got)))
+    hours = sorted(training(r.models["ssae"])["hours"] for r in refs if "ssae" in r.models)
+    span = f"{hours[0]:.1f} h" if f"{hours[0]:.1f}" == f"{hours[-1]:.1f}" else f"{hours[0]:.1f}–{hours[-1]:.1f} h"
     text = (f"**Over the {n} data set{'s' if n > 1 else ''} with a kept model**, the method (objective (1), "
-            f"trained for hours on one CPU core) is " + "; ".join(parts) + ".")
+            f"trained for {span} on one CPU core) is " + "; ".join(parts) + ".")
     if unclear:
         text += (f" On {within} of {unclear}, the image AUROC ranges of the method and the plain autoencoder "
                  "over draws of the validation proxy overlap: there the calibration's chance alone can "
