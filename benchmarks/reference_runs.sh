@@ -9,7 +9,8 @@
 # ../shared/data/aitex/fabric01), MINUTES the training budget of each model (default 120), and
 # SETTINGS extra `ssae train` options for both models (e.g. --settings mtd-64px). The method
 # (`ssae`) and the plain autoencoder (`plain`: the same settings, --corruption none) train in
-# the background into runs/ref/NAME/, one thread each, logs beside them; rerunning the same
+# the background into runs/ref/NAME/, one thread each, logs beside them (the time budget ends
+# each run; the step cap is out of reach even at 64 px); rerunning the same
 # command resumes them, also with a larger MINUTES. --pack writes models/NAME/ssae (with the
 # blur reference's metrics) and models/NAME/plain from the finished runs and updates README.md.
 set -euo pipefail
@@ -29,7 +30,7 @@ for model in ssae plain; do
   extra=()
   [ "$model" = plain ] && extra=(--corruption none)
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup $PY -m ssae.cli train --data "$data" --out "runs/ref/$name/$model" \
-    --profile cpu --minutes "$minutes" --steps 100000 --curve "$@" "${extra[@]}" \
+    --profile cpu --minutes "$minutes" --steps 1000000 --curve "$@" "${extra[@]}" \
     >> "runs/ref/$name/$model.log" 2>&1 &
   echo "training runs/ref/$name/$model in the background (log runs/ref/$name/$model.log)"
 done
