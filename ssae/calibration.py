@@ -126,8 +126,9 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "selection": selection,
            # the restoration check: how well the chosen maps find the training corruptions
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce],
-           # and how much of them the model undoes (Section 3's task measured directly)
-           "restoration_gain": restoration_gain(model, val * draws, like_training, restore_masks, device)}
+           # and how much of them the model undoes (Section 3's task measured directly), with the
+           # errors inside the regions and on clean images that the check compares
+           **restoration_errors(model, val * draws, like_training, restore_masks, device)}
     return doc, stats
 
 
@@ -136,14 +137,33 @@ def restoration_gain(model, clean: list[np.ndarray], corrupted: list[np.ndarray]
     removes (ours): ``1 - sum_S |F(x^) - x|^2 / sum_S |x^ - x|^2`` over validation images. 1: it
     restores the original, 0: it copies its input, < 0: it makes the region worse. This is the
     task of Section 3 measured on its own; the restoration check (pixel AUROC) asks whether the
-    maps then single the regions out, which also needs the model's error elsewhere to be small."""
-    removed = left = 0.0
+    maps then single the regions out, which also needs the model's error elsewhere to be small
+    (:func:`restoration_errors` gives both errors)."""
+    return restoration_errors(model, clean, corrupted, masks, device)["restoration_gain"]
+
+
+def restoration_errors(model, clean: list[np.ndarray], corrupted: list[np.ndarray], masks,
+                       device: str = "cpu") -> dict[str, float]:
+    """:func:`restoration_gain`, and the two errors whose contrast the restoration check sees
+    (ours; mean squared error per pixel and channel): ``restoration_error``, of ``F(x^)``
+    against the original inside the corrupted regions, and ``normal_error``, of ``F(x)``
+    against ``x`` on the clean images. Where the first is not clearly above the second, the maps
+    cannot single the regions out, however much of the corruption the model undoes."""
+    removed = left = inside = normal = count = 0.0
     for x, xh, m in zip(clean, corrupted, masks):
         out = S.reconstruct(model, torch.from_numpy(xh.transpose(2, 0, 1).copy())[None].to(device))
         out = out[0].cpu().numpy().transpose(1, 2, 0)
         left += float(np.square(out - x)[m].sum())
         removed += float(np.square(xh - x)[m].sum())
-    return 1.0 - left / removed if removed > 0 else float("nan")
+        inside += float(m.sum()) * x.shape[-1]
+    seen = {id(x): x for x in clean}.values()  # each clean image once, however many corrupted copies
+    for x in seen:
+        out = S.reconstruct(model, torch.from_numpy(x.transpose(2, 0, 1).copy())[None].to(device))
+        normal += float(np.square(out[0].cpu().numpy().transpose(1, 2, 0) - x).sum())
+        count += x.size
+    return {"restoration_gain": 1.0 - left / removed if removed > 0 else float("nan"),
+            "restoration_error": left / inside if inside else float("nan"),
+            "normal_error": normal / count if count else float("nan")}
 
 
 def search_space(cfg: Config) -> dict[str, tuple]:

@@ -177,6 +177,8 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
         "restoration_image_auroc": cal.get("restoration_image_auroc"),
         "restoration_gain": cal.get("restoration_gain"),
+        "restoration_error": cal.get("restoration_error"),
+        "normal_error": cal.get("normal_error"),
         "per_defect": per_defect,
         # each type's share of all defect pixels, its weight in the pooled pixel AUROC
         "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
@@ -192,7 +194,8 @@ def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu") -> dict
     cal, stats = calibrate_model(model, cfg, split, device)
     res = evaluate_model(model, cfg, split, cal, stats, device, progress=False)
     keys = ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc", "restoration_image_auroc",
-            "restoration_gain", "per_defect", "score", "n_test_images", "hardware")
+            "restoration_gain", "restoration_error", "normal_error", "per_defect", "score", "n_test_images",
+            "hardware")
     row = {k: res.get(k) for k in keys}
     row.update({"eval_seconds": round(time.time() - began, 1),
                 "date": _dt.datetime.now().isoformat(timespec="seconds")})
@@ -218,7 +221,8 @@ def calibration_draws(model, cfg: Config, split: D.Split, seeds=range(1, 9), dev
         pix = at_metric_size(maps, cfg.score.metric_size)
         out = map_metrics(labels, S.image_scores(maps), ground_truth(split, items, pix), pix, cal["reduce"])
         rows.append({"seed": int(seed), "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "reduce")},
-                     **{k: cal[k] for k in ("restoration_pixel_auroc", "restoration_gain")},
+                     **{k: cal.get(k) for k in ("restoration_pixel_auroc", "restoration_gain", "restoration_error",
+                                                "normal_error")},
                      **{k: (None if out[k] is None else float(out[k])) for k in ("image_auroc", "pixel_auroc", "aupro")}})
     return rows
 

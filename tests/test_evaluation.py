@@ -299,6 +299,11 @@ def test_restoration_gain_is_the_share_of_the_corruption_undone():
     assert restoration_gain(Restores(), clean, corrupted, masks) == pytest.approx(1.0)
     assert restoration_gain(torch.nn.Identity(), clean, corrupted, masks) == pytest.approx(0.0, abs=1e-6)
     assert restoration_gain(_Constant(1.0), clean, corrupted, masks) < 0  # farther from the original
+    from ssae.calibration import restoration_errors
+    errs = restoration_errors(torch.nn.Identity(), clean, corrupted, masks)
+    assert errs["normal_error"] == 0.0  # a copy is exact on clean images
+    assert errs["restoration_error"] == pytest.approx(float(np.square(clean[0][4:8, 4:8]).mean()))
+    assert restoration_errors(Restores(), clean, corrupted, masks)["restoration_error"] == 0.0
 
 
 def test_the_verdict_says_what_the_check_and_the_gain_measure():
@@ -308,6 +313,9 @@ def test_the_verdict_says_what_the_check_and_the_gain_measure():
     learned = restoration_text({"restoration_pixel_auroc": 0.44, "restoration_gain": 0.4})
     assert "not** single out" in learned and "undoes 40%" in learned and "learned the task" in learned
     assert "does not undo" in restoration_text({"restoration_pixel_auroc": 0.6, "restoration_gain": -0.1})
+    errs = restoration_text({"restoration_pixel_auroc": 0.5, "restoration_gain": 0.4, "restoration_error": 0.0025,
+                             "normal_error": 0.002})
+    assert "0.0025 left inside the corrupted regions, 0.002 on clean images, 1.2 times as much" in errs
 
 
 def test_more_proxy_draws_add_copies_and_keep_the_first_draw(mvtec_dir):

@@ -114,28 +114,32 @@ def training(model_dir: Path) -> dict:
 
 
 def restoration_text(m: dict) -> str:
-    """What the restoration check (and, where recorded, the restoration gain) of a model's
-    metrics say, in words: whether its maps single out the corruptions it was trained on, and
-    how much of them it undoes."""
+    """What the restoration check (and, where recorded, the restoration gain and the two errors
+    it compares) of a model's metrics say, in words: whether its maps single out the corruptions
+    it was trained on, how much of them it undoes, and how its error left inside them compares
+    with its error on clean images."""
     check, gain = m.get("restoration_pixel_auroc"), m.get("restoration_gain")
+    left, normal = m.get("restoration_error"), m.get("normal_error")
+    errors = (f" (mean squared error per pixel: {left:.2g} left inside the corrupted regions, {normal:.2g} "
+              f"on clean images, {left / normal:.1f} times as much)") if left is not None and normal else ""
     undo = "" if gain is None else f"it undoes {gain:.0%} of their squared error (restoration gain {gain:.2f})"
     if check >= RESTORATION_MIN:
         return f"restoration check {check:.2f}: its maps find the corruptions it was trained on" + (
-            f"; {undo}" if undo else "")
+            f"; {undo}" if undo else "") + errors
     text = f"restoration check {check:.2f}: its maps do **not** single out the corruptions it was trained on"
     if check < 0.45:
         text += " (they are even *lower* there than elsewhere)"
     elif check <= 0.55:
         text += " (no better than chance)"
     if gain is None:
-        return text
+        return text + errors
     if gain > 0.1:
         return text + f", although {undo}: it learned the task, but not by enough to stand out from its " \
-                      "reconstruction error on normal texture"
+                      "reconstruction error on normal texture" + errors
     if gain >= 0:
-        return text + f", and it undoes only {gain:.0%} of their squared error (restoration gain {gain:.2f})"
+        return text + f", and it undoes only {gain:.0%} of their squared error (restoration gain {gain:.2f})" + errors
     return text + f", and it does not undo them (restoration gain {gain:.2f}: its output is farther from the " \
-                  "original than its input)"
+                  "original than its input)" + errors
 
 
 def _f(v, digits: int = 3) -> str:
