@@ -151,3 +151,7 @@ def test_the_overview_counts_where_the_method_is_ahead(models_dir, tmp_path):
     assert "image AUROC ≥ 0.90 on 1 of 1, pixel AUROC ≥ 0.95 on 1 of 1" in text
     set_metrics("plain", 0.60, 0.97, [0.55, 0.65])
     assert "On 0 of 1" in R.overview(R.find(root))
+    for kind, err in (("ssae", 0.006), ("plain", 0.002)):
+        path = root / "aitex-x" / kind / "metrics.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"normal_error": err}))
+    assert "err 3.0 times as much as the plain autoencoder's" in R.verdict(R.find(root)[0])

@@ -397,6 +397,11 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
         lines.append(f"- {spread};")
     if m.get("restoration_pixel_auroc") is not None:
         lines.append(f"- {restoration_text(m)};")
+    plain = results.get("plain") or {}
+    if m.get("normal_error") and plain.get("normal_error"):
+        lines.append(f"- on clean images its reconstructions err {m['normal_error'] / plain['normal_error']:.1f} "
+                     f"times as much as the plain autoencoder's (mean squared error per pixel "
+                     f"{m['normal_error']:.2g} against {plain['normal_error']:.2g});")
     target = TARGETS.get(ref.name.split("-", 1)[0])
     if target and m.get("pixel_auroc") is not None:
         img_ok, pix_ok = (m.get("image_auroc") or 0) >= target[0], m["pixel_auroc"] >= target[1]
