@@ -35,6 +35,10 @@ NK_GRID = ((0, 1), (1, 5), (1, 9), (2, 9), (1, 17), (2, 17), (3, 17), (2, 33))
 #: ours: below this pixel AUROC on its own training corruptions a model counts as not yet trained
 RESTORATION_MIN = 0.75
 
+#: what a calibration records about the restoration (check, gain, and the errors the check compares)
+RESTORATION_KEYS = ("restoration_pixel_auroc", "restoration_image_auroc", "restoration_gain",
+                    "restoration_error", "normal_error")
+
 
 def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress: bool = True,
               seed: int = 12345) -> dict:
@@ -128,7 +132,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce],
            # and how much of them the model undoes (Section 3's task measured directly), with the
            # errors inside the regions and on clean images that the check compares
-           **restoration_errors(model, val * draws, like_training, restore_masks, device)}
+           **restoration_errors(model, val, like_training, restore_masks, device)}
     return doc, stats
 
 
@@ -148,16 +152,18 @@ def restoration_errors(model, clean: list[np.ndarray], corrupted: list[np.ndarra
     (ours; mean squared error per pixel and channel): ``restoration_error``, of ``F(x^)``
     against the original inside the corrupted regions, and ``normal_error``, of ``F(x)``
     against ``x`` on the clean images. Where the first is not clearly above the second, the maps
-    cannot single the regions out, however much of the corruption the model undoes."""
+    cannot single the regions out, however much of the corruption the model undoes.
+    ``corrupted`` may hold several copies of each clean image, copy j of image i at index
+    ``j * len(clean) + i`` (:func:`_corrupted`)."""
     removed = left = inside = normal = count = 0.0
-    for x, xh, m in zip(clean, corrupted, masks):
+    for j, (xh, m) in enumerate(zip(corrupted, masks)):
+        x = clean[j % len(clean)]
         out = S.reconstruct(model, torch.from_numpy(xh.transpose(2, 0, 1).copy())[None].to(device))
         out = out[0].cpu().numpy().transpose(1, 2, 0)
         left += float(np.square(out - x)[m].sum())
         removed += float(np.square(xh - x)[m].sum())
         inside += float(m.sum()) * x.shape[-1]
-    seen = {id(x): x for x in clean}.values()  # each clean image once, however many corrupted copies
-    for x in seen:
+    for x in clean:
         out = S.reconstruct(model, torch.from_numpy(x.transpose(2, 0, 1).copy())[None].to(device))
         normal += float(np.square(out[0].cpu().numpy().transpose(1, 2, 0) - x).sum())
         count += x.size

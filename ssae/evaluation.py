@@ -23,7 +23,7 @@ from . import scoring as S
 from .config import Config
 from .errors import SsaeError
 from .precision import cpu_info, precision
-from .calibration import calibrate_model
+from .calibration import RESTORATION_KEYS, calibrate_model
 from .runs import load_model, read_calibration, read_summary
 
 def hardware(device: str) -> str:
@@ -174,11 +174,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         # the synthetic defects the scoring was chosen on (older calibrations: not recorded)
         "proxy_corruption": cal.get("proxy_corruption"),
         "proxy_patch": cal.get("proxy_patch"),
-        "restoration_pixel_auroc": cal.get("restoration_pixel_auroc"),
-        "restoration_image_auroc": cal.get("restoration_image_auroc"),
-        "restoration_gain": cal.get("restoration_gain"),
-        "restoration_error": cal.get("restoration_error"),
-        "normal_error": cal.get("normal_error"),
+        **{k: cal.get(k) for k in RESTORATION_KEYS},
         "per_defect": per_defect,
         # each type's share of all defect pixels, its weight in the pooled pixel AUROC
         "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
@@ -193,8 +189,7 @@ def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu") -> dict
     began = time.time()
     cal, stats = calibrate_model(model, cfg, split, device)
     res = evaluate_model(model, cfg, split, cal, stats, device, progress=False)
-    keys = ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc", "restoration_image_auroc",
-            "restoration_gain", "restoration_error", "normal_error", "per_defect", "score", "n_test_images",
+    keys = ("image_auroc", "pixel_auroc", "aupro", *RESTORATION_KEYS, "per_defect", "score", "n_test_images",
             "hardware")
     row = {k: res.get(k) for k in keys}
     row.update({"eval_seconds": round(time.time() - began, 1),
@@ -212,17 +207,18 @@ def calibration_draws(model, cfg: Config, split: D.Split, seeds=range(1, 9), dev
     items = split.test
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
     labels = [it.label for it in items]
-    raw, rows = {}, []
+    raw, rows, truth = {}, [], None
     for seed in seeds:
         cal, stats = calibrate_model(model, cfg, split, device, seed=seed)
         if cal["diff"] not in raw:
             raw[cal["diff"]] = S.diff_maps(model, images, cal["diff"], device, progress=False)
         maps = S.calibrated_maps(raw[cal["diff"]], cal, stats)
         pix = at_metric_size(maps, cfg.score.metric_size)
-        out = map_metrics(labels, S.image_scores(maps), ground_truth(split, items, pix), pix, cal["reduce"])
+        if not rows:  # the masks at the maps' size (every calibration's maps have it), read once
+            truth = ground_truth(split, items, pix)
+        out = map_metrics(labels, S.image_scores(maps), truth, pix, cal["reduce"])
         rows.append({"seed": int(seed), "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "reduce")},
-                     **{k: cal.get(k) for k in ("restoration_pixel_auroc", "restoration_gain", "restoration_error",
-                                                "normal_error")},
+                     **{k: cal.get(k) for k in RESTORATION_KEYS},
                      **{k: (None if out[k] is None else float(out[k])) for k in ("image_auroc", "pixel_auroc", "aupro")}})
     return rows
 
