@@ -27,6 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
 #: model kinds, in the order the book shows them, with their names in tables and legends
 KINDS = {"ssae": "the method (objective 1)", "plain": "plain autoencoder"}
+#: the test metrics, by key, as the pages name them
+METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
 #: where each data set can be had, by the first part of a reference name
 SOURCES = {
     "aitex": "the AITEX Fabric Image Database (Silvestre-Blanes et al., Autex Research Journal 2019), "
@@ -166,11 +168,10 @@ def draws_text(model_dir: Path) -> str | None:
     rows = draws(model_dir)
     if not rows:
         return None
-    keys = [k for k in ("image_auroc", "pixel_auroc", "aupro") if any(r.get(k) is not None for r in rows)]
-    names = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
+    keys = [k for k in METRIC_NAMES if any(r.get(k) is not None for r in rows)]
     return (f"calibrated on {len(rows)} draws of its validation proxy (the recorded one and "
             f"{len(rows) - 1} others), the same weights reach "
-            + ", ".join(f"{names[k]} {draws_range(rows, k)}" for k in keys)
+            + ", ".join(f"{METRIC_NAMES[k]} {draws_range(rows, k)}" for k in keys)
             + ": differences within these ranges are chance in the calibration, not the model")
 
 
@@ -181,9 +182,10 @@ def draws_table(ref: Reference) -> Table:
 
     rows = []
     for kind, d in ref.models.items():
-        rr, m = draws(d), recorded(d)
+        rr = draws(d)
         if not rr:
             continue
+        m = rr[0]  # the recorded calibration
         chosen = Counter(r["score"]["reduce"] for r in rr)
         rows.append([KINDS[kind], str(len(rr))]
                     + [f"{_f(m.get(k))} ({draws_range(rr, k)})" for k in ("image_auroc", "pixel_auroc", "aupro")]
@@ -233,13 +235,14 @@ def curve_figure(ref: Reference, label: str = ""):
     fig = Figure(figsize=(13, 3.3), layout="constrained")
     axes = fig.subplots(1, len(panels))
     b = blur(ref)
+    spreads = {kind: draws(d) for kind, d in ref.models.items()}
     for ax, (key, name) in zip(axes, panels):
         for i, (kind, d) in enumerate(ref.models.items()):
             rows = [r for r in curve(d) if r.get(key) is not None]
             if rows:
                 ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=f"C{i}",
                         label=KINDS[kind])
-            spread = [r[key] for r in draws(d) if r.get(key) is not None]
+            spread = [r[key] for r in spreads[kind] if r.get(key) is not None]
             if rows and spread:  # the packed weights over draws of the validation proxy, at the last step
                 ax.vlines(rows[-1]["step"] * (1.08 + 0.08 * i), min(spread), max(spread), color=f"C{i}", lw=3,
                           alpha=0.45, label="over calibrations" if i == 0 and key == "image_auroc" else None)
@@ -376,21 +379,17 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
     if m is None:
         return f"**{ref.title}:** no model of the method is kept for this data set."
 
-    def name(k: str) -> str:
-        return {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}[k]
-
-    keys = ("image_auroc", "pixel_auroc", "aupro")
     t = training(ref.models["ssae"])
     others = [("the plain autoencoder", results.get("plain")), ("the blur reference", blur(ref))]
     count = (f" on {m['n_test_images']} test images ({m['n_defective']} defective)"
              if m.get("n_test_images") and m.get("n_defective") is not None else "")
-    keys = tuple(k for k in keys if m.get(k) is not None)  # no pixel metrics without masks
+    keys = tuple(k for k in METRIC_NAMES if m.get(k) is not None)  # no pixel metrics without masks
     lines = [f"**{ref.title}**, the method after {t['steps']:,} steps ({t['hours']:.1f} h on one CPU core){count}: "
-             + ", ".join(f"{name(k)} {_f(m.get(k))}" for k in keys) + "."]
+             + ", ".join(f"{METRIC_NAMES[k]} {_f(m.get(k))}" for k in keys) + "."]
     for other, o in others:
         if o is not None:
             lines.append(f"- against {other}: " + ", ".join(
-                f"{name(k)} {(m.get(k) or 0) - (o.get(k) or 0):+.3f}" for k in keys
+                f"{METRIC_NAMES[k]} {(m.get(k) or 0) - (o.get(k) or 0):+.3f}" for k in keys
                 if m.get(k) is not None and o.get(k) is not None) + ";")
     spread = draws_text(ref.models["ssae"])
     if spread:
@@ -414,7 +413,7 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
     early = _at_seconds(rows, SHORT_RUN_S)
     if early is not None and early["step"] < rows[-1]["step"]:
         lines.append(f"- {SHORT_RUN_S // 60} minutes into its run (step {early['step']:,}) it stood at "
-                     + ", ".join(f"{name(k)} {_f(early.get(k))}" for k in keys if early.get(k) is not None)
+                     + ", ".join(f"{METRIC_NAMES[k]} {_f(early.get(k))}" for k in keys if early.get(k) is not None)
                      + f"; by its last point (step {rows[-1]['step']:,}) these moved "
                      + ", ".join(f"{rows[-1][k] - early[k]:+.3f}" for k in keys
                                  if early.get(k) is not None and rows[-1].get(k) is not None) + ";")
@@ -423,7 +422,7 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
     if first and (early is None or first[0] != early["step"]):
         a, z, _ = first
         lines.append(f"- from step {a:,} to step {z:,}: " + ", ".join(
-            f"{name(k)} {v[2]:+.3f}" for k, v in moved.items() if v) + ".")
+            f"{METRIC_NAMES[k]} {v[2]:+.3f}" for k, v in moved.items() if v) + ".")
     if lines[-1].endswith(";"):
         lines[-1] = lines[-1][:-1] + "."
     return "\n".join(lines[:1] + [""] + lines[1:])
@@ -433,7 +432,6 @@ def overview(refs: list[Reference]) -> str:
     """One generated paragraph over every kept data set: on how many the method is ahead of the
     plain autoencoder and of the blur on each metric, how many image AUROC differences lie
     within the calibration's spread, and the AITEX targets counted over the fabrics."""
-    keys = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
     pairs = {"the plain autoencoder": [], "the blur reference": []}
     unclear = within = 0
     for ref in refs:
@@ -459,7 +457,7 @@ def overview(refs: list[Reference]) -> str:
             parts.append(f"ahead of {other} on " + ", ".join(
                 f"{name} in {sum((m.get(k) or 0) > (o.get(k) or 0) for m, o in got if m.get(k) is not None)}"
                 f" of {sum(1 for m, o in got if m.get(k) is not None and o.get(k) is not None)}"
-                for k, name in keys.items() if any(m.get(k) is not None and o.get(k) is not None for m, o in got)))
+                for k, name in METRIC_NAMES.items() if any(m.get(k) is not None and o.get(k) is not None for m, o in got)))
     hours = sorted(training(r.models["ssae"])["hours"] for r in refs if "ssae" in r.models)
     span = f"{hours[0]:.1f} h" if f"{hours[0]:.1f}" == f"{hours[-1]:.1f}" else f"{hours[0]:.1f}–{hours[-1]:.1f} h"
     text = (f"**Over the {n} data set{'s' if n > 1 else ''} with a kept model**, the method (objective (1), "
