@@ -291,7 +291,8 @@ def per_defect_table(results: dict[str, dict]) -> Table:
 def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
     """For each defect type, its best and its worst test image by the model's image score:
     image, ground-truth mask, reconstruction, anomaly map, and the binary mask (map > the
-    validation threshold) over the image: hits green, false alarms blue, misses red."""
+    validation threshold) over the image: hits green, false alarms blue, misses red. Data
+    without masks get no mask column, and the binary mask alone."""
     import torch
 
     from .. import scoring as S
@@ -309,7 +310,7 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
         idx = sorted((i for i, it in enumerate(items) if it.defect == defect), key=lambda i: scores[i])
         picks += [(defect, "best", idx[-1])] + ([(defect, "worst", idx[0])] if len(idx) > 1 else [])
     model, _ = load_model(d, device)
-    fig, axes = _grid(len(picks), 5, cell=1.9)
+    fig, axes = _grid(len(picks), 5 if masks else 4, cell=1.9)
     scale = 2 * float(cal["threshold"])
     from ..data import read_mask
     for row, (defect, which, i) in zip(axes, picks):
@@ -318,12 +319,14 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
         truth = (read_mask(items[i].mask_path, maps[i].shape) if items[i].mask_path is not None
                  else np.zeros(maps[i].shape, bool))
         share = float(np.mean([g < scores[i] for g in good])) if good else float("nan")
-        _show_image(row[0], images[i], f"{defect}, {which}\nscore above {100 * share:.0f}% of good")
-        _show_image(row[1], truth.astype(float), "ground truth" if masks else "no mask in this data")
-        _show_image(row[2], recon, "reconstruction")
-        _show_image(row[3], heat_overlay(images[i], maps[i], scale), "anomaly map")
+        panels = iter(row)
+        _show_image(next(panels), images[i], f"{defect}, {which}\nscore above {100 * share:.0f}% of good")
+        if masks:
+            _show_image(next(panels), truth.astype(float), "ground truth")
+        _show_image(next(panels), recon, "reconstruction")
+        _show_image(next(panels), heat_overlay(images[i], maps[i], scale), "anomaly map")
         marked = maps[i] > cal["threshold"]
-        _show_image(row[4], evaluation_map(marked, truth, images[i]) if masks else marked.astype(float),
+        _show_image(next(panels), evaluation_map(marked, truth, images[i]) if masks else marked.astype(float),
                     "mask: hit, false alarm, miss" if masks else "binary mask")
     fig.suptitle(f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type "
                  f"(by image score)", fontsize=10)
