@@ -1,7 +1,8 @@
 """The benchmark scripts behind the book's result rows run on fixtures: benchmarks/cpu.py (train and
 evaluate the method and its references), benchmarks/recalibrate.py (redo a trained run's
 calibration with other scoring settings) and benchmarks/precision.py (bf16 against float32);
-their real-data rows are in benchmarks/results/."""
+their real-data rows are in benchmarks/results/. benchmarks/reference_runs.sh is checked with a
+stand-in interpreter (it starts hours of training)."""
 import json
 import subprocess
 import sys
@@ -81,3 +82,36 @@ def test_precision_pairs_float32_and_bf16_models_over_calibrations(tmp_path):
     assert set(got["paired"]) == {"restoration_pixel_auroc", "image_auroc", "pixel_auroc", "aupro"}
     assert "mean over 2 calibrations" in out and ("within the noise" in out or "differs from fp32" in out)
     assert (tmp_path / "runs" / "widget-bf16-seed1-2-crop32").is_dir()  # the runs go where --out says
+
+
+def test_reference_runs_starts_the_models_asked_for(tmp_path):
+    """benchmarks/reference_runs.sh hands `ssae train` one thread, the time budget and the extra
+    settings; MODELS=ssae starts the method alone; an unknown model is refused before anything
+    is made. A stand-in interpreter records the calls instead of training."""
+    import os
+    import shutil
+    import time
+
+    calls = tmp_path / "calls"
+    fake = tmp_path / "py"
+    fake.write_text(f'#!/bin/sh\necho "$OMP_NUM_THREADS $*" >> {calls}\n')
+    fake.chmod(0o755)
+    name = f"test-dry-{os.getpid()}"
+    env = {**os.environ, "PY": str(fake)}
+    try:
+        p = subprocess.run(["bash", "benchmarks/reference_runs.sh", name, "DATA", "7", "--settings", "mtd-64px"],
+                           capture_output=True, text=True, cwd=ROOT, env={**env, "MODELS": "ssae"})
+        assert p.returncode == 0, p.stderr
+        for _ in range(100):  # the script leaves its trainings in the background
+            if calls.exists() and calls.read_text().count("\n") >= 1:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)  # time for a second training to show itself, were one started
+        (line,) = calls.read_text().splitlines()
+        assert line.startswith("1 -m ssae.cli train --data DATA --out runs/ref/" + name + "/ssae")
+        assert "--minutes 7" in line and "--settings mtd-64px" in line and "--corruption none" not in line
+        p = subprocess.run(["bash", "benchmarks/reference_runs.sh", name + "-x", "DATA"],
+                           capture_output=True, text=True, cwd=ROOT, env={**env, "MODELS": "ssae blur"})
+        assert p.returncode == 2 and "MODELS" in p.stderr and not (ROOT / "runs" / "ref" / (name + "-x")).exists()
+    finally:
+        shutil.rmtree(ROOT / "runs" / "ref" / name, ignore_errors=True)
