@@ -29,11 +29,12 @@ if [ "${1:-}" = "--pack" ]; then
   exit 0
 fi
 name=$1; data=$2; minutes=${3:-120}; shift $(( $# < 3 ? $# : 3 ))
-for model in ${MODELS:-ssae plain}; do
+models=${MODELS:-ssae plain}
+for model in $models; do
   case $model in ssae|plain) ;; *) echo "MODELS: unknown model '$model' (ssae, plain)" >&2; exit 2;; esac
 done
 mkdir -p "runs/ref/$name"
-for model in ${MODELS:-ssae plain}; do
+for model in $models; do
   extra=()
   [ "$model" = plain ] && extra=(--corruption none)
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup $PY -m ssae.cli train --data "$data" --out "runs/ref/$name/$model" \

@@ -188,10 +188,10 @@ def draws_table(ref: Reference) -> Table:
         m = rr[0]  # the recorded calibration
         chosen = Counter(r["score"]["reduce"] for r in rr)
         rows.append([KINDS[kind], str(len(rr))]
-                    + [f"{_f(m.get(k))} ({draws_range(rr, k)})" for k in ("image_auroc", "pixel_auroc", "aupro")]
+                    + [f"{_f(m.get(k))} ({draws_range(rr, k)})" for k in METRIC_NAMES]
                     + [f"{m['score']['reduce']} ({', '.join(f'{r} {c}×' for r, c in chosen.most_common())})"])
     return Table("Chance in the calibration: recorded metrics (range over draws of the validation proxy)",
-                 ["model", "draws", "image AUROC", "pixel AUROC", "AUPRO", "image score (times chosen)"],
+                 ["model", "draws", *METRIC_NAMES.values(), "image score (times chosen)"],
                  rows, notes=["The scoring is chosen on validation images with synthetic defects drawn at "
                               "random; each draw (the recorded one and the others) calibrates the same weights "
                               "and is evaluated on the same test images. Recorded when the model was packed."])
@@ -206,17 +206,16 @@ def summary_table(refs: list[Reference]) -> Table:
             m, t = recorded(d), training(d)
             rows.append([ref.title, KINDS[kind], f"{t['steps']:,}", f"{t['hours']:.1f}", t["precision"] or "fp32",
                          _f(m.get("restoration_pixel_auroc"), 2), _f(m.get("restoration_gain"), 2),
-                         _f(m.get("image_auroc")), _f(m.get("pixel_auroc")), _f(m.get("aupro"))])
+                         *(_f(m.get(k)) for k in METRIC_NAMES)])
         b = blur(ref)
         if b:
             rows.append([ref.title, "blur reference (no training)", "–", "–", "–",
                          _f(b.get("restoration_pixel_auroc"), 2), _f(b.get("restoration_gain"), 2),
-                         _f(b.get("image_auroc")),
-                         _f(b.get("pixel_auroc")), _f(b.get("aupro"))])
+                         *(_f(b.get(k)) for k in METRIC_NAMES)])
     hw = sorted({training(d)["hardware"] for ref in refs for d in ref.models.values()} - {None})
     return Table("Reference models: test metrics recorded when each model was packed",
                  ["data set", "model", "steps", "hours", "precision", "restoration check", "restoration gain",
-                  "image AUROC", "pixel AUROC", "AUPRO"], rows,
+                  *METRIC_NAMES.values()], rows,
                  notes=["Trained on one CPU core each; hardware: " + "; ".join(hw) + ". "
                         "Restoration check: pixel AUROC of the maps on validation images corrupted as in "
                         f"training (below {RESTORATION_MIN:g} the maps do not single such corruptions out); "
