@@ -157,3 +157,15 @@ def test_the_overview_counts_where_the_method_is_ahead(models_dir, tmp_path):
         path = root / "aitex-x" / kind / "metrics.json"
         path.write_text(json.dumps(json.loads(path.read_text()) | {"normal_error": err}))
     assert "err 3.0 times as much as the plain autoencoder's" in R.verdict(R.find(root)[0])
+
+
+def test_a_copy_of_an_mvtec_category_is_set_beside_the_papers_own_numbers(models_dir, tmp_path):
+    from ssae.report.tables import paper_value
+
+    shutil.copytree(models_dir / "smoke-a", tmp_path / "mvtec-bottle")
+    (ref,) = R.find(tmp_path)
+    rec = R.recorded(ref.models["ssae"])
+    text = R.verdict(ref)
+    paper = paper_value(3, "bottle").text
+    assert f"image AUROC {paper} % (Table 3) against {100 * rec['image_auroc']:.1f} % here" in text
+    assert "for scale only" not in R.verdict(R.find(models_dir)[0])  # a data set the paper has no row for
