@@ -229,11 +229,12 @@ def curve_figure(ref: Reference, label: str = ""):
     each last point, a bar over the packed weights' calibrations (:func:`draws`), where recorded."""
     from matplotlib.figure import Figure
 
-    panels = [("image_auroc", "image AUROC"), ("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"),
-              ("restoration_pixel_auroc", "restoration check")]
-    fig = Figure(figsize=(13, 3.3), layout="constrained")
-    axes = fig.subplots(1, len(panels))
     b = blur(ref)
+    panels = [(k, n) for k, n in (*METRIC_NAMES.items(), ("restoration_pixel_auroc", "restoration check"))
+              if any(r.get(k) is not None for d in ref.models.values() for r in (*curve(d), recorded(d)))]
+    # (without masks, no pixel panels)
+    fig = Figure(figsize=(3.25 * len(panels) + 0.5, 3.3), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(1, len(panels))))
     spreads = {kind: draws(d) for kind, d in ref.models.items()}
     for ax, (key, name) in zip(axes, panels):
         for i, (kind, d) in enumerate(ref.models.items()):
