@@ -22,6 +22,7 @@ from __future__ import annotations
 import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
 
 import argparse
+import datetime as _dt
 import json
 import os
 import statistics
@@ -162,7 +163,8 @@ def main(argv=None) -> int:
         print(f"{r['crop']:4d}  {r['batch']:5d}  {r['fp32_ms']:12.1f}  {r['bf16_ms']:12.1f}  "
               f"{r['fp32_steps_per_s']:12.2f}  {r['bf16_steps_per_s']:12.2f}  {r['speedup']:14.2f}"
               + ("" if r["native_bf16"] else "  (bf16 emulated: no native bf16 on this CPU)"))
-    doc = {"hardware": hardware("cpu"), "threads": args.threads, "speed": rows}
+    doc = {"hardware": hardware("cpu"), "threads": args.threads,
+           "date": _dt.datetime.now().isoformat(timespec="seconds"), "speed": rows}
     if args.quality:
         seeds = tuple(int(v) for v in args.seeds.split(","))
         q = quality(args.data, args.steps, seeds, args.crop, args.draws, Path(args.out))
@@ -181,10 +183,13 @@ def main(argv=None) -> int:
         within = all(v["within"] for v in summary.values())
         print("bf16 is within the noise of a draw on every metric" if within else
               "bf16 differs from fp32 by more than the noise of a draw on some metric")
-        doc.update({"quality": q, "paired": summary, "within_noise": within})
+        doc.update({"data": args.data, "quality": q, "paired": summary, "within_noise": within})
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=1) + "\n")
+        tmp.replace(out)  # a half-written file never looks complete
     return 0
 
 

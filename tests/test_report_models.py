@@ -170,3 +170,17 @@ def test_a_copy_of_an_mvtec_category_is_set_beside_the_papers_own_numbers(models
     paper = paper_value(3, "bottle").text
     assert f"image AUROC {paper} % (Table 3) against {100 * rec['image_auroc']:.1f} % here" in text
     assert "for scale only" not in R.verdict(R.find(models_dir)[0])  # a data set the paper has no row for
+
+
+def test_the_bf16_check_is_told_from_its_file(tmp_path):
+    doc = json.loads(R.PRECISION.read_text())
+    tables, text = R.precision_check(R.PRECISION)
+    assert [len(t.rows) for t in tables] == [len(doc["speed"]), len(doc["quality"]) + 2]
+    assert f"{doc['paired']['aupro']['mean_diff']:+.3f} on the AUPRO" in text
+    doc["paired"]["aupro"]["within"] = False
+    (tmp_path / "p.json").write_text(json.dumps(doc))
+    assert "on the AUPRO the difference exceeds" in R.precision_check(tmp_path / "p.json")[1]
+    del doc["quality"]
+    (tmp_path / "p.json").write_text(json.dumps(doc))
+    assert len(R.precision_check(tmp_path / "p.json")[0]) == 1
+    assert R.precision_check(tmp_path / "none.json") == ([], "The bf16 check has not been run here (`none.json` is missing).")

@@ -586,3 +586,54 @@ def roc_figure(ref: Reference, scores: dict[str, tuple[list[int], list[float]]])
     ax.legend(fontsize=7, loc="lower right")
     ax.set_title(f"{ref.title}: image-level ROC", fontsize=10)
     return fig
+
+
+#: the bf16 check behind the kept models (benchmarks/precision.py --quality --json)
+PRECISION = REPO / "benchmarks" / "results" / "precision_aitex-fabric01.json"
+_PRECISION_KEYS = {"restoration_pixel_auroc": "restoration check", **METRIC_NAMES}
+
+
+def precision_check(path: str | Path = PRECISION) -> tuple[list[Table], str]:
+    """Why the kept models trained under bf16 autocast: training steps per second in float32
+    and bf16 side by side, and float32 and bf16 models of the same seeds at equal steps, with
+    their mean paired difference against the float32 models' spread over seeds (the rule of
+    ``benchmarks/precision.py``). Tables and generated text; no tables when the file is missing."""
+    doc = _read(Path(path))
+    if doc is None:
+        return [], f"The bf16 check has not been run here (`{Path(path).name}` is missing)."
+    hw = NAMED_HARDWARE.get(doc["hardware"], doc["hardware"])
+    speed = Table(f"Training steps per second on one thread ({hw})",
+                  ["crop", "batch", "float32 steps/s", "bf16 steps/s", "bf16 / float32"],
+                  [[f"{r['crop']} px", str(r["batch"]), f"{r['fp32_steps_per_s']:.2f}",
+                    f"{r['bf16_steps_per_s']:.2f}", f"{r['speedup']:.2f}"] for r in doc["speed"]],
+                  notes=["The `cpu`-profile network (Table 1 at width 1/4), float32 and bf16 steps timed "
+                         "alternately in one process: the network alone, no data loading."])
+    ratios = [r["speedup"] for r in doc["speed"]]
+    text = (f"On one thread ({hw}), bf16 autocast runs {min(ratios):.2f}–{max(ratios):.2f} times as many "
+            f"training steps per second as float32.")
+    q = doc.get("quality") or []
+    if not q:
+        return [speed], text + " The paired quality check was not run."
+    data = Path(doc.get("data", ""))
+    where = f"AITEX {data.name}" if data.parent.name == "aitex" else (data.name or "its data")
+    rows = [[str(r["seed"]), r["model"].replace("fp32", "float32"), f"{r['train_seconds']:.0f}",
+             *(_f(r.get(k)) for k in _PRECISION_KEYS)] for r in sorted(q, key=lambda r: (r["seed"], r["model"] != "fp32"))]
+    p = doc["paired"]
+    rows.append(["all", "bf16 − float32", "", *(f"{p[k]['mean_diff']:+.3f} ± {p[k]['sd_diff']:.3f}" for k in _PRECISION_KEYS)])
+    rows.append(["all", "float32 spread over seeds", "", *(f"{p[k]['seed_sd']:.3f}" for k in _PRECISION_KEYS)])
+    steps, crop, draws_n = q[0]["steps"], q[0]["crop"], q[0].get("draws")
+    quality = Table(f"float32 against bf16 at {steps:,} steps, {crop} px crops of {where}",
+                    ["seed", "precision", "training s", *_PRECISION_KEYS.values()], rows,
+                    notes=[f"Each pair shares its seed, initial weights and data stream; all models evaluated "
+                           f"in float32, each metric the mean over {draws_n} calibrations. Recorded {doc.get('date', '')[:10]}."])
+    secs = {m: sum(r["train_seconds"] for r in q if r["model"] == m) for m in ("fp32", "bf16")}
+    off = [name for k, name in _PRECISION_KEYS.items() if not p[k]["within"]]
+    text += (f" In the whole training loop, data loading and corruption included, the {len(q) // 2} pairs of "
+             f"{steps:,}-step runs took {secs['fp32'] / secs['bf16']:.2f} times as long in float32. At equal steps, "
+             "bf16 minus float32 is " + ", ".join(
+                 f"{p[k]['mean_diff']:+.3f} on the {name}" for k, name in _PRECISION_KEYS.items()) + "; "
+             + (f"each difference lies within the float32 models' spread over seeds, so training in bf16 "
+               f"costs nothing this check can see; with {len(q) // 2} seeds it cannot see a cost smaller than "
+               "that spread." if not off else
+                f"on the {', '.join(off)} the difference exceeds the float32 models' spread over seeds."))
+    return [speed, quality], text
