@@ -41,7 +41,7 @@ def test_tables_figures_and_verdict_come_from_the_recorded_numbers(models_dir):
     assert f"image AUROC {rec['image_auroc']:.3f}" in text and "restoration check" in text
     fig = R.curve_figure(ref, R.curve_label(ref))
     assert len(fig.axes) == 4
-    assert "minutes into its run" not in text  # the smoke run is shorter than a short run
+    assert "within 20 minutes of training" not in text  # the smoke run is shorter than a short run
 
 
 def test_the_verdict_says_what_the_hours_added_to_the_first_twenty_minutes(models_dir, tmp_path):
@@ -52,7 +52,7 @@ def test_the_verdict_says_what_the_hours_added_to_the_first_twenty_minutes(model
             for s, a in ((4000, 0.70), (12000, 0.75), (24000, 0.90))]
     (d / "curve.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = R.verdict(R.Reference(ref.name, ref.folder, {"ssae": d}, ref.data))
-    assert "20 minutes into its run (step 12,000)" in text and "image AUROC 0.750" in text
+    assert "within 20 minutes of training (step 12,000, 20 min)" in text and "image AUROC 0.750" in text
     assert "(step 24,000) these moved +0.150, +0.000, +0.000" in text
     assert "not on this machine" in R.data_note(R.find(models_dir)[1])
 

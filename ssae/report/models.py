@@ -439,7 +439,8 @@ def verdict(ref: Reference, results: dict[str, dict] | None = None) -> str:
     rows = curve(ref.models["ssae"])
     early = _at_seconds(rows, SHORT_RUN_S)
     if early is not None and early["step"] < rows[-1]["step"]:
-        lines.append(f"- {SHORT_RUN_S // 60} minutes into its run (step {early['step']:,}) it stood at "
+        lines.append(f"- at its last curve point within {SHORT_RUN_S // 60} minutes of training (step "
+                     f"{early['step']:,}, {early['train_seconds'] / 60:.0f} min) it stood at "
                      + ", ".join(f"{METRIC_NAMES[k]} {_f(early.get(k))}" for k in keys if early.get(k) is not None)
                      + f"; by its last point (step {rows[-1]['step']:,}) these moved "
                      + ", ".join(f"{rows[-1][k] - early[k]:+.3f}" for k in keys
