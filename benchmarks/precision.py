@@ -23,7 +23,6 @@ import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
 
 import argparse
 import datetime as _dt
-import json
 import os
 import statistics
 import sys
@@ -185,11 +184,9 @@ def main(argv=None) -> int:
               "bf16 differs from fp32 by more than the noise of a draw on some metric")
         doc.update({"data": args.data, "quality": q, "paired": summary, "within_noise": within})
     if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=1) + "\n")
-        tmp.replace(out)  # a half-written file never looks complete
+        from ssae.runs import write_json
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        write_json(Path(args.json), doc)  # under a temporary name, then renamed
     return 0
 
 

@@ -230,15 +230,16 @@ def curve_figure(ref: Reference, label: str = ""):
     from matplotlib.figure import Figure
 
     b = blur(ref)
+    curves = {kind: curve(d) for kind, d in ref.models.items()}
+    seen = [r for kind, d in ref.models.items() for r in (*curves[kind], recorded(d))]
     panels = [(k, n) for k, n in (*METRIC_NAMES.items(), ("restoration_pixel_auroc", "restoration check"))
-              if any(r.get(k) is not None for d in ref.models.values() for r in (*curve(d), recorded(d)))]
-    # (without masks, no pixel panels)
+              if any(r.get(k) is not None for r in seen)]  # without masks, no pixel panels
     fig = Figure(figsize=(3.25 * len(panels) + 0.5, 3.3), layout="constrained")
     axes = list(np.atleast_1d(fig.subplots(1, len(panels))))
     spreads = {kind: draws(d) for kind, d in ref.models.items()}
     for ax, (key, name) in zip(axes, panels):
-        for i, (kind, d) in enumerate(ref.models.items()):
-            rows = [r for r in curve(d) if r.get(key) is not None]
+        for i, kind in enumerate(ref.models):
+            rows = [r for r in curves[kind] if r.get(key) is not None]
             if rows:
                 ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=f"C{i}",
                         label=KINDS[kind])
@@ -376,6 +377,8 @@ def paper_scale(ref: Reference, m: dict) -> str | None:
     own numbers for that category (Table 3 image AUROC, Table 2 pixel AUROC where this model has
     one; its method "Ours"), as printed, beside this model's; None for any other data set."""
     kind, _, category = ref.name.partition("-")
+    if kind != "mvtec":
+        return None
     category = category.replace("_", " ")
     pairs = []
     for table, key in ((3, "image_auroc"), (2, "pixel_auroc")):
@@ -383,7 +386,7 @@ def paper_scale(ref: Reference, m: dict) -> str | None:
             cell = paper_value(table, category)
         except KeyError:
             continue
-        if kind == "mvtec" and m.get(key) is not None:
+        if m.get(key) is not None:
             pairs.append(f"{METRIC_NAMES[key]} {cell.text} % (Table {table}) against {100 * m[key]:.1f} % here")
     if not pairs:
         return None
