@@ -75,13 +75,15 @@ class ModelConfig:
 class TrainConfig:
     objective: int = 1               # paper: objective (1) (default) or (4)
     lam: float = 0.5                 # paper: lambda = 0.5 "sufficiently good in many cases"; must lie in [0, 1]. Smaller values: see the book's chapter 'What moves the numbers on real defects'
+    startup: str = "literal"         # paper: "literal", the objective from the first step as written; ours: "whole", the whole-image error until the output leaves the flat state, then the objective (objectives.py; book: 'Reading objective (1)')
+    escape_ratio: float = 0.5        # ours: with startup "whole", hand over once the error on clean pixels (running mean) falls below this share of the crops' pixel variance
     lr: float = 1e-4                 # paper: Adam, initial learning rate 1e-4
     lr_schedule: str = "constant"    # paper: "initial" lr, schedule not given; ours: "cosine" decays to 0 by the end
     lr_warmup: float = 0.0           # ours: fraction of training over which the lr rises linearly from 0 (0 = none)
     batch_size: int = 16             # ours
     steps: int = 20000               # ours: optimiser steps
     crop_start: int = 128            # ours: progressive training, first crop side (pixels at fixed resolution)
-    crop_end: int = 512              # ours: last crop side (capped by the image size)
+    crop_end: int = 512              # ours: last crop side (capped by the image size); at least the evaluation size (the image size, or the tile with score.tiled), so that every weight used there is trained (training.untrained_weights)
     crop_growth: float = 0.5         # ours: fraction of training (steps or time budget) over which the crop grows
     seed: int = 0                    # ours: seeds the initial weights, the batches and corruptions, and the validation split
     init_seed: int | None = None     # ours: seed of the initial weights alone (None = seed); lets an experiment give one seed's data stream another seed's initial weights
@@ -103,6 +105,7 @@ class ScoreConfig:
     reduce: str = "sum"              # paper: image score = sum over the map. "mean", "max" and "contrast" ((max - median) / MAD of the image's own map) are ours
     standardize: bool = False        # ours: anomap -> (anomap - avgmap) / stdmap of the validation maps (variant of eq. 14)
     avgmap_rescale: bool = False     # ours: divide the avgmap by its maximum before eq. (14), so that 1 - avgmap spans [0, 1] for any Diff; False = eq. (14) as written (1 - avgmap clamped at 0)
+    tiled: bool = False              # ours: the network sees images larger than the last training crop (train.crop_end) in overlapping tiles of that side (ssae.tiling); False = whole images, the paper's
     two_sided: bool = False          # ours: standardised maps scored by |z|, so that less error than usual (a defect smoother than the texture) counts too; never chosen by the calibration
     threshold_quantile: float = 0.999  # ours: binary masks at this quantile of validation-map pixels
     metric_size: int | None = None   # ours: pixel AUROC and AUPRO on maps resized (bilinear) to this square size, masks read at it (nearest); None = the evaluated image size. Lets runs at different image sizes be compared on the same pixels
@@ -196,7 +199,9 @@ def profile(name: str) -> Config:
     - ``smoke``: seconds, for tests. Tiny network, 64 px, a handful of steps.
     - ``cpu``: a laptop (2 cores): Table 1 at width 1/4, 256 px images, 64-128 px crops,
       learning rate 1e-3 with a cosine decay, at most 20 minutes of training (the book uses
-      less per category);
+      less per category), crops growing from 64 to 128 px over the first half and 256 px images
+      seen in 128 px tiles (``score.tiled``), and the whole-image start-up before objective (1)
+      (``train.startup="whole"``);
       the calibration may choose standardised anomaps (ours) over the paper's, and chooses on
       validation images with cut-outs, swaps and occlusions (ours), not the training corruption.
     - ``paper``: Table 1 at width 1, 512 px, on a GPU.
@@ -213,7 +218,10 @@ def profile(name: str) -> Config:
         )
     if name == "cpu":
         # Sized for 2 CPU cores: training cost depends on the crop, not on the image size, so
-        # images keep 256 px while crops grow from 64 to 128 px (progressive training). A
+        # images keep 256 px while crops grow from 64 to 128 px (progressive training), and the
+        # network sees the 256 px images in 128 px tiles (score.tiled): whole 256 px images
+        # would use weights of the widest dilations that no 128 px crop trains
+        # (training.untrained_weights), and crops of 256 px cost four times as much per step. A
         # learning rate of 1e-3 (not the paper's 1e-4) because a CPU budget allows only a few
         # thousand steps; at 1e-4 the network still outputs blurred means after 250 steps.
         return Config(
@@ -221,13 +229,16 @@ def profile(name: str) -> Config:
             data=DataConfig(image_size=256),
             model=ModelConfig(width=0.25),
             # The learning rate decays along a cosine to 0 by the end of the budget (ours).
+            # Training starts on the whole-image error and hands over to objective (1) once the
+            # output leaves the flat start (ours; objectives.py).
             train=TrainConfig(batch_size=16, lr=1e-3, lr_schedule="cosine", steps=4000, crop_start=64,
-                              crop_end=128, checkpoint_every=250, log_every=25, max_minutes=20.0),
+                              crop_end=128, checkpoint_every=250, log_every=25, max_minutes=20.0,
+                              startup="whole"),
             # Standardised maps compete with plain ones on validation data (ours). The scoring
             # is chosen on corruptions that no model trained on (ours), at the default corruption
             # settings whatever the model trained on, so that the method and its references are
             # scored alike (book: chapter 'What moves the numbers on real defects').
-            score=ScoreConfig(n=1, k=9),
+            score=ScoreConfig(n=1, k=9, tiled=True),
             calibration=CalibrationConfig(standardize=(False, True), reduce=("sum", "mean", "max", "contrast"),
                                           proxy=("cutout", "swap", "occlusion"),
                                           proxy_patch_min=0.05, proxy_patch_max=0.35),
@@ -276,6 +287,12 @@ def _checked(name: str, hint, value):
     if hint is bool and isinstance(value, bool) or hint in (int, str) and type(value) is hint:
         return value
     raise ValueError(f"setting {name} must be {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def eval_tile(cfg: Config) -> int | None:
+    """The side of the tiles in which the network sees larger images (``score.tiled``): the
+    last training crop, rounded down to a multiple of 8; None for whole images."""
+    return max(8, cfg.train.crop_end // 8 * 8) if cfg.score.tiled else None
 
 
 def proxy_patch(cfg: Config) -> tuple[float, float]:

@@ -15,6 +15,8 @@ Input height and width must be multiples of 8 (three poolings by 2, undone by th
 transposed convolutions). ``ssae.scoring.reconstruct`` pads arbitrary sizes.
 
 ``width`` scales every channel count, ``max(1, round(c * width))``; ``width=1`` is Table 1.
+``tile`` (ours, :mod:`ssae.tiling`): in eval mode, images larger than ``tile`` pass through
+the network in overlapping tiles of that side, the size it was trained at.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from ssae.errors import SsaeError
+from ssae.tiling import tiled
 
 
 class ShapeError(SsaeError, ValueError):
@@ -108,17 +111,18 @@ class SSAE(nn.Module):
     """The autoencoder F of Table 1: ``[0,1]^{C x H x W} -> [0,1]^{C x H x W}``.
 
     Parameters: ``in_channels`` (3 colour, 1 grey), ``f`` the SDC kernel width (paper: 3 or
-    5), ``width`` the channel multiplier (1.0 is Table 1). ``self.layers`` holds one module
+    5), ``width`` the channel multiplier (1.0 is Table 1), ``tile`` the side of the tiles in
+    which eval mode sees larger images (None: whole images, the paper's). ``self.layers`` holds one module
     per row of Table 1 plus the 3x3 convolution after each SDC; each has a ``kind``.
     """
 
-    def __init__(self, in_channels: int = 3, f: int = 3, width: float = 1.0):
+    def __init__(self, in_channels: int = 3, f: int = 3, width: float = 1.0, tile: int | None = None):
         super().__init__()
         if in_channels < 1:
             raise SsaeError(f"in_channels must be positive, got {in_channels}")
         if width <= 0:
             raise SsaeError(f"width must be positive, got {width}")
-        self.in_channels, self.f, self.width = in_channels, f, width
+        self.in_channels, self.f, self.width, self.tile = in_channels, f, width, tile
         c64, c128, c256 = (channels(c, width) for c in (64, 128, 256))
         branch = channels(64, width)
         sdc_ch = 6 * branch
@@ -145,6 +149,8 @@ class SSAE(nn.Module):
         h, w = x.shape[-2:]
         if h % 8 or w % 8:
             raise ShapeError(f"SSAE input height and width must be multiples of 8, got {h} x {w}")
+        if self.tile and not self.training:
+            return tiled(self.layers, x, self.tile)
         return self.layers(x)
 
 

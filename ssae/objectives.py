@@ -10,6 +10,15 @@ over the whole C x H x W tensor. ``mask`` is B x 1 x H x W and stands for the pa
 n x m x 3 mask, the same in every channel, so ``||M||_1`` counts each pixel C times.
 A norm ``||M||_1 = 0`` (nothing corrupted) or ``||M_bar||_1 = 0`` (everything corrupted)
 makes its term 0 instead of 0/0.
+
+Start-up (ours, ``train.startup``). Every network here starts by putting out each crop's mean
+grey level. Written literally, eq. (1) normalises each region by its own size with no floor, so
+at initialisation the corrupted region's term pulls 10^2 times harder than the clean one and in
+an unrelated direction; on fine textures it is noise about content that cannot be predicted,
+and training can stay at the flat output for good (book: "Reading objective (1)"). With
+``startup="whole"`` training starts on :func:`whole_image` (every pixel weighted alike, the
+plain reconstruction task) and hands over to the objective once :func:`flatness` shows that the
+output has left the flat state; from then on the objective is the paper's, as written.
 """
 from __future__ import annotations
 
@@ -43,6 +52,26 @@ def _normal_term(out, target, mask, lam):
     keep = 1.0 - mask
     count = keep.flatten(1).sum(1) * channels
     return _weighted(1.0 - lam, _l2(keep * (out - target)), count)
+
+
+def whole_image(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The start-up term (ours): ``||F(X^) - X||_2^2 / N`` over the whole image, mean over the
+    batch. It is eq. (1) with squared norms and lambda equal to the corrupted share of the
+    pixels, so each pixel counts alike whatever the size of its region."""
+    return torch.square(out - target).mean()
+
+
+def flatness(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """How far the output is from the flat start (ours): the mean squared error on the
+    uncorrupted pixels divided by the pixels' variance within each crop (averaged over the
+    batch). About 1 or above: the network puts out each crop's mean (or worse); well below 1:
+    it reproduces the texture. A detached scalar."""
+    with torch.no_grad():
+        _check(out, target, mask)
+        keep = (1.0 - mask).expand_as(out)
+        err = (torch.square(out - target) * keep).sum() / keep.sum().clamp_min(1.0)
+        var = target.var(dim=(2, 3)).mean().clamp_min(1e-12)
+        return (err / var).float()
 
 
 def objective1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float) -> torch.Tensor:
@@ -84,21 +113,35 @@ def objective4(out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
     return (_normal_term(out, target, mask, lam) - reward).mean()
 
 
+#: start-ups of training (``train.startup``): "literal" is the objective from the first step (the
+#: paper's text), "whole" starts on :func:`whole_image` until the output leaves the flat state
+STARTUPS = ("literal", "whole")
+
+
 def check(train_cfg) -> None:
     """Fail on settings no objective accepts: ``objective`` must be 1 or 4 and ``lam`` lie in
     [0, 1] (outside it one of the two terms gets a negative weight, and the loss rewards
-    error where it should penalise it). Training calls it before anything is written."""
+    error where it should penalise it); ``startup`` one of :data:`STARTUPS` with
+    ``escape_ratio`` in (0, 1). Training calls it before anything is written."""
     if train_cfg.objective not in (1, 4):
         raise SsaeError(f"unknown objective {train_cfg.objective!r}; the paper defines objectives 1 and 4")
     if not 0.0 <= train_cfg.lam <= 1.0:
         raise SsaeError(f"train.lam must lie in [0, 1] (eqs. 1 and 4 weigh the terms by 1 - lam and lam), got {train_cfg.lam!r}")
+    if getattr(train_cfg, "startup", "literal") not in STARTUPS:
+        raise SsaeError(f"train.startup must be one of {', '.join(STARTUPS)}, got {train_cfg.startup!r}")
+    if not 0.0 < getattr(train_cfg, "escape_ratio", 0.5) < 1.0:
+        raise SsaeError(f"train.escape_ratio must lie in (0, 1) (the flatness below which the start-up "
+                        f"hands over), got {train_cfg.escape_ratio!r}")
 
 
 def loss(train_cfg, out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor,
-         mask: torch.Tensor) -> torch.Tensor:
+         mask: torch.Tensor, starting: bool = False) -> torch.Tensor:
     """The objective chosen by ``train_cfg.objective`` (1 or 4) with ``train_cfg.lam``
-    (both checked by :func:`check`)."""
+    (both checked by :func:`check`); :func:`whole_image` instead while ``starting`` (the
+    start-up phase of ``train.startup="whole"``)."""
     check(train_cfg)
+    if starting:
+        return whole_image(out, target)
     if train_cfg.objective == 1:
         return objective1(out, target, mask, train_cfg.lam)
     return objective4(out, target, corrupted, mask, train_cfg.lam)

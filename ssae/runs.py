@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .config import Config
+from .config import eval_tile, Config
 from .errors import SsaeError
 from .model import SSAE
 from .scoring import ValidationMaps
@@ -113,13 +113,16 @@ def _json_default(o):
 
 
 def build_model(cfg: Config) -> SSAE:
+    """The network of ``cfg`` (Table 1 at ``model.width``), seeing larger images in tiles of the
+    last training crop where ``score.tiled`` says so (:func:`ssae.config.eval_tile`)."""
     m = cfg.model
-    return SSAE(in_channels=m.in_channels, f=m.f, width=m.width)
+    return SSAE(in_channels=m.in_channels, f=m.f, width=m.width, tile=eval_tile(cfg))
 
 
 def save_checkpoint(run_dir: Path, model, optimiser, step: int, history: list, gens: dict,
-                    cfg: Config, seconds: float) -> None:
+                    cfg: Config, seconds: float, extra: dict | None = None) -> None:
     state = {
+        **(extra or {}),
         "model": getattr(model, "module", model).state_dict(),  # unwrapped from DistributedDataParallel
         "optimiser": optimiser.state_dict(),
         "step": step,

@@ -39,11 +39,11 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from . import __version__
-from .config import LR_SCHEDULES, Config, check, override
+from .config import LR_SCHEDULES, Config, check, eval_tile, override
 from .corruption import corrupt, random_rotation
 from .data import Split, augment, load_images, occluder_images, resolve_augmentation
 from .errors import SsaeError
-from .objectives import loss as objective_loss
+from .objectives import flatness, loss as objective_loss
 from .precision import autocast as precision_autocast, precision as forward_precision
 from .runlock import lock_run
 from .calibration import calibrate_model
@@ -83,6 +83,34 @@ def crop_size(p: float, cfg: Config, max_side: int) -> int:
     return int(max(8, min(side, max_side)))
 
 
+
+
+def untrained_weights(cfg: Config, train_side: int, eval_side: int) -> list[str]:
+    """Names of the parameters some of whose entries get a gradient on ``eval_side`` px images
+    but none on ``train_side`` px crops (ours). Zero padding hides the off-centre taps of a
+    dilated convolution whose dilation reaches past a small feature map (Table 1's d = 16
+    branch at 1/8 resolution, for crops up to 128 px): training never moves them, and an
+    evaluation at a larger size uses them with their initial values. Measured with the
+    network of ``cfg`` at width at most 1/16 (the pattern depends on sizes and dilations only)."""
+    mcfg = override(cfg, model={"width": min(cfg.model.width, 1 / 16)})
+    gen = torch.Generator().manual_seed(0)
+    model = build_model(mcfg)
+
+    def touched(side: int) -> dict[str, torch.Tensor]:
+        model.zero_grad(set_to_none=True)
+        x = torch.rand(2, mcfg.model.in_channels, side, side, generator=gen)
+        model(x).square().sum().backward()
+        return {n: (p.grad != 0) for n, p in model.named_parameters() if p.grad is not None}
+
+    at_train, at_eval = touched(train_side), touched(eval_side)
+    return [n for n, used in at_eval.items() if bool((used & ~at_train.get(n, torch.zeros_like(used))).any())]
+
+
+def evaluated_side(cfg: Config) -> int | None:
+    """The side of what the network sees at evaluation: the image size, or the tile of
+    ``score.tiled`` where that is smaller (None: images of native size)."""
+    side, tile = cfg.data.image_size, eval_tile(cfg)
+    return min(side, tile) if side and tile else side
 
 
 def learning_rate(t, p: float) -> float:
@@ -237,11 +265,14 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
             "device": torch.Generator(device=device).manual_seed(t.seed * 1000 + 7 + rank)}
 
     step, history, seconds_before = 0, [], 0.0
+    # the start-up (train.startup): running mean of objectives.flatness and the step of the hand-over
+    escape = {"flat": None, "step": None}
     if resuming:
         state = read_checkpoint(run_dir, device)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step, history, seconds_before = state["step"], list(state["history"]), state.get("seconds", 0.0)
+        escape.update(state.get("escape", {}))
         for k, g in gens.items():
             if k in state.get("rng", {}):
                 g.set_state(state["rng"][k].cpu() if k == "sample" or not cuda else state["rng"][k])
@@ -262,7 +293,7 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
     def save(seconds: float) -> None:
         nonlocal saved_step
         retire()
-        save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds)
+        save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds, extra={"escape": dict(escape)})
         write_json(run_dir / HISTORY, history)
         saved_step = step
 
@@ -284,6 +315,15 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
     # crops never exceed a same-size training set; images of varying size are padded instead
     max_side = max(8, images.min_side // 8 * 8) if images.same_size else t.crop_end
 
+    eval_side = evaluated_side(cfg) if images.same_size else None
+    final_side = crop_size(1.0, cfg, max_side)
+    if rank == 0 and not resuming and eval_side and final_side < eval_side:
+        unused = untrained_weights(cfg, final_side, eval_side)
+        if unused:
+            print(f"warning: crops end at {final_side} px but the model is evaluated at {eval_side} px, where "
+                  f"{len(unused)} parameters ({unused[0]}, ...) have entries that no crop trains; "
+                  f"set train.crop_end={eval_side} or score.tiled=true", flush=True)
+
     autocast = precision_autocast(device, t.amp)
     precision = forward_precision(device, t.amp)
     curve_at = set(t.curve)
@@ -295,7 +335,8 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
         began = time.time()
         row = curve_point(_unwrap(model).eval(), cfg, split, str(device))
         _unwrap(model).train()
-        row.update({"step": step, "train_seconds": round(elapsed, 1), "precision": precision})
+        row.update({"step": step, "train_seconds": round(elapsed, 1), "precision": precision,
+                    "phase": phase(), "lr": learning_rate(t, done), "crop": side})
         append_curve(run_dir, row)
         on_curve.add(step)
         if progress:
@@ -304,6 +345,13 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
                                                       if row.get("pixel_auroc") is not None else ""))
         return time.time() - began
 
+    def phase() -> str:
+        """Where training stands: "start-up" (whole-image error, train.startup) or "objective"."""
+        return "start-up" if t.startup == "whole" and escape["step"] is None else "objective"
+
+    done = fraction_done(t, step, seconds_before)
+    side = crop_size(done, cfg, max_side)
+    flat_mean = None if escape["flat"] is None else torch.tensor(escape["flat"], device=device)
     if rank == 0 and step in curve_at and step not in on_curve:  # interrupted during an evaluation
         curve(seconds_before)
     start = time.time()
@@ -326,7 +374,10 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
             corrupted = corrupted.contiguous(memory_format=torch.channels_last)
         with autocast:
             out = step_fn(corrupted)
-        value = objective_loss(t, out.float(), target, corrupted, mask)
+        starting = phase() == "start-up"
+        value = objective_loss(t, out.float(), target, corrupted, mask, starting=starting)
+        flat = flatness(out.float(), target, mask)
+        flat_mean = flat if flat_mean is None else 0.95 * flat_mean + 0.05 * flat
         optimiser.zero_grad(set_to_none=True)
         value.backward()
         grad_norm = _norm([p.grad for p in params if p.grad is not None], device)
@@ -354,8 +405,18 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
         if (not cuda or log_step or saving) and bool(bad):
             raise SsaeError(_divergence(health, step - 1, exact=not cuda, lr=lr, run_dir=run_dir))
         if log_step:
+            if world > 1:  # every process hands over at the same step
+                dist.all_reduce(flat_mean, op=dist.ReduceOp.SUM)
+                flat_mean /= world
+            escape["flat"] = float(flat_mean)
+            if starting and escape["flat"] < t.escape_ratio:
+                escape["step"] = step
+                if progress and rank == 0:
+                    tqdm.write(f"step {step}: the output left the flat start (error on clean pixels "
+                               f"{escape['flat']:.2f} of the crops' variance); objective ({t.objective}) from here")
             history.append({"step": step, "loss": float(value.detach()), "crop": side,
-                            "seconds": round(elapsed, 2), "lr": lr})
+                            "seconds": round(elapsed, 2), "lr": lr, "flat": round(escape["flat"], 4),
+                            "phase": "start-up" if starting else "objective"})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
         if saving or (rank == 0 and step in curve_at):
             save(elapsed)
@@ -368,7 +429,8 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
     seconds = seconds_before + time.time() - start
     result = {"history": history, "seconds": seconds, "steps": step, "stopped_by": stopped_by,
               "world_size": world, "batch_size": t.batch_size, "precision": precision,
-              "images_per_s": step * t.batch_size * world / max(seconds, 1e-9)}
+              "images_per_s": step * t.batch_size * world / max(seconds, 1e-9),
+              "startup": t.startup, "handover_step": escape["step"], "flatness": escape["flat"]}
     if rank == 0:
         if step != saved_step:
             save(seconds)
