@@ -42,7 +42,7 @@ def outputs(path: Path) -> dict:
 
 
 #: notebooks that read kept models or results and train nothing: no profile parameter
-READ_ONLY = ("09_learning_curves.ipynb", "10_reference.ipynb", "11_findings.ipynb")
+READ_ONLY = ("09_learning_curves.ipynb", "10_reference.ipynb", "11_findings.ipynb", "12_objective1.ipynb")
 
 
 def run(notebook: str, out_dir: Path, **params) -> Path:

@@ -49,6 +49,7 @@ NOTEBOOKS = {
     "curves": "09_learning_curves.ipynb",
     "reference": "10_reference.ipynb",
     "findings": "11_findings.ipynb",
+    "objective1": "12_objective1.ipynb",
 }
 #: Training budget per data set (minutes) when ``--minutes`` is not given.
 DEFAULT_MINUTES = {"smoke": None, "cpu": 1.5, "paper": None}
@@ -502,6 +503,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     run("orthogonality", "07_orthogonality", dict(common, run_dir=orth_run, data=orth_data))
     run("geometry", "08_geometry", dict(common))
     run("findings", "11_findings", {})
+    run("objective1", "12_objective1", {})
     run("tables", "04_tables", dict(common, results_dir=str(plan.results_dir),
                                     gpu_dir=str(repo / "book" / "gpu_results")))
 
