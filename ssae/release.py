@@ -16,7 +16,11 @@ pickle, a few MB) instead of ``checkpoint.pt``:
   proxy (:func:`ssae.evaluation.calibration_draws`), the spread that chance in the
   calibration alone gives;
 - ``blur.json`` (optional): the blur reference's test metrics with the same settings, the flat
-  line beside the model's learning curve.
+  line beside the model's learning curve;
+- ``earlier/`` (optional): when a folder packed from another training run is replaced, its
+  learning curve, metrics, training summary and config, kept for comparison (the model pages
+  draw that curve beside the new one as the earlier recipe). A folder that already holds an
+  ``earlier/`` passes it on unchanged, so it always holds the first model replaced.
 
 :func:`pack` writes the folder under a temporary name and renames it, so a half-written folder
 never looks complete; an earlier folder of the same name is replaced only then.
@@ -33,6 +37,27 @@ METRICS = "metrics.json"
 BLUR = "blur.json"
 #: files copied as they are from a run folder (those that exist)
 COPIED = ("history.json", "train_summary.json", "curve.jsonl")
+#: the folder of a packed model that keeps the replaced model's curve and metrics
+EARLIER = "earlier"
+#: what :data:`EARLIER` keeps of the replaced model
+KEPT_EARLIER = ("curve.jsonl", METRICS, "train_summary.json", "config.json")
+
+
+def keep_earlier(old: Path, new: Path) -> None:
+    """Copy into ``new/earlier/`` what the replaced folder ``old`` says about its model, when
+    ``old`` was packed from another training run than ``new`` (their training summaries
+    differ); an ``old/earlier/`` is passed on instead."""
+    if (old / EARLIER).is_dir():
+        shutil.copytree(old / EARLIER, new / EARLIER)
+        return
+    summary = "train_summary.json"
+    if not (old / summary).is_file() or ((new / summary).is_file()
+                                         and (old / summary).read_bytes() == (new / summary).read_bytes()):
+        return
+    (new / EARLIER).mkdir()
+    for name in KEPT_EARLIER:
+        if (old / name).is_file():
+            shutil.copy2(old / name, new / EARLIER / name)
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
@@ -81,6 +106,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
         ref_res["model"] = "BlurReference(sigma=4)"
         write_json(tmp / BLUR, ref_res)
     if out_dir.exists():
+        keep_earlier(out_dir, tmp)
         old = out_dir.with_name(out_dir.name + ".old")
         shutil.rmtree(old, ignore_errors=True)
         out_dir.rename(old)

@@ -80,3 +80,24 @@ def test_calibration_draws_evaluate_like_the_recorded_calibration(smoke_run, tmp
     for key in ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc"):
         assert row[key] == pytest.approx(res[key], abs=1e-6), key
     assert row["score"] == {k: res["score"][k] for k in row["score"]}
+
+
+def test_a_model_replaced_by_another_run_is_kept_as_the_earlier_recipe(tmp_path):
+    from ssae.release import EARLIER, keep_earlier
+
+    old, new, newer = tmp_path / "old", tmp_path / "new", tmp_path / "newer"
+    for d, steps in ((old, 100), (new, 200), (newer, 300)):
+        d.mkdir()
+        (d / "train_summary.json").write_text(f'{{"steps": {steps}}}')
+        (d / "curve.jsonl").write_text(f'{{"step": {steps}, "image_auroc": 0.5}}\n')
+        (d / "metrics.json").write_text("{}")
+    same = tmp_path / "same"
+    same.mkdir()
+    (same / "train_summary.json").write_text('{"steps": 100}')
+    keep_earlier(old, same)             # re-packed from the same run: nothing kept
+    assert not (same / EARLIER).exists()
+    keep_earlier(old, new)              # another run: the old curve and metrics are kept
+    assert (new / EARLIER / "curve.jsonl").read_text() == (old / "curve.jsonl").read_text()
+    assert (new / EARLIER / "metrics.json").is_file()
+    keep_earlier(new, newer)            # replaced again: the first model stays the earlier one
+    assert (newer / EARLIER / "curve.jsonl").read_text() == (old / "curve.jsonl").read_text()

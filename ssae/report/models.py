@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..calibration import RESTORATION_MIN
-from ..release import BLUR, METRICS
+from ..release import BLUR, EARLIER, METRICS
 from .tables import NAMED_HARDWARE, Table, paper_value
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,6 +86,7 @@ def _read(path: Path) -> dict | None:
 
 
 def curve(model_dir: Path) -> list[dict]:
+    """The learning curve of a model folder ([] when it has none)."""
     from ..runs import read_curve
     return read_curve(model_dir)
 
@@ -243,6 +244,10 @@ def curve_figure(ref: Reference, label: str = ""):
             if rows:
                 ax.plot([r["step"] for r in rows], [r[key] for r in rows], "o-", ms=3, color=f"C{i}",
                         label=KINDS[kind])
+            earlier = [r for r in curve(ref.models[kind] / EARLIER) if r.get(key) is not None]
+            if earlier:  # the model this one replaced, trained with the earlier recipe
+                ax.plot([r["step"] for r in earlier], [r[key] for r in earlier], "x:", ms=3, color=f"C{i}",
+                        alpha=0.6, label=f"{KINDS[kind]}, earlier recipe")
             spread = [r[key] for r in spreads[kind] if r.get(key) is not None]
             if rows and spread:  # the packed weights over draws of the validation proxy, at the last step
                 ax.vlines(rows[-1]["step"] * (1.08 + 0.08 * i), min(spread), max(spread), color=f"C{i}", lw=3,
