@@ -35,18 +35,19 @@ def _owned(starts: list[int], tile: int, size: int) -> list[tuple[int, int]]:
 
 def tiled(forward, x: torch.Tensor, tile: int) -> torch.Tensor:
     """``forward`` (B x C x h x w -> B x C' x h x w) applied to ``x`` in tiles of side at most
-    ``tile``, stitched back to ``x``'s size; ``forward(x)`` itself when ``x`` fits one tile."""
-    b, _, h, w = x.shape
+    ``tile``, stitched back to ``x``'s size; ``forward(x)`` itself when ``x`` fits one tile.
+    The batch size is never used as a number, so a traced (ONNX) graph keeps a free batch axis."""
+    c, h, w = (int(v) for v in x.shape[1:])  # constants in a traced graph; the batch axis stays free
     ys, xs = tile_starts(h, tile), tile_starts(w, tile)
     if len(ys) == 1 and len(xs) == 1:
         return forward(x)
-    th, tw = min(h, tile), min(w, tile)
-    out = forward(torch.cat([x[:, :, y:y + th, x0:x0 + tw] for y in ys for x0 in xs]))
+    th, tw, n = min(h, tile), min(w, tile), len(ys) * len(xs)
+    tiles = torch.stack([x[:, :, y:y + th, x0:x0 + tw] for y in ys for x0 in xs], dim=1)  # B x n x C x th x tw
+    out = forward(tiles.reshape(-1, c, th, tw))
+    out = out.reshape(-1, n, out.shape[1], th, tw)
     rows = []
     for iy, (y, (top, bottom)) in enumerate(zip(ys, _owned(ys, th, h))):
-        cols = []
-        for ix, (x0, (left, right)) in enumerate(zip(xs, _owned(xs, tw, w))):
-            k = (iy * len(xs) + ix) * b
-            cols.append(out[k:k + b, :, top - y:bottom - y, left - x0:right - x0])
+        cols = [out[:, iy * len(xs) + ix, :, top - y:bottom - y, left - x0:right - x0]
+                for ix, (x0, (left, right)) in enumerate(zip(xs, _owned(xs, tw, w)))]
         rows.append(torch.cat(cols, dim=3))
     return torch.cat(rows, dim=2)

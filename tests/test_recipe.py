@@ -197,3 +197,24 @@ def test_a_tiled_model_sees_tiles_in_eval_mode_only():
     model.train()
     model(torch.rand(1, 1, 256, 256))
     assert sizes == [(128, 128), (256, 256)]
+
+
+def test_a_tiled_model_exports_to_onnx_with_a_free_batch_axis(tmp_path):
+    import warnings
+
+    import numpy as np
+    import onnxruntime as ort
+    from ssae.runs import build_model
+
+    model = build_model(override(profile("cpu"), model={"in_channels": 1, "width": 1 / 16})).eval()
+    path = tmp_path / "tiled.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(2, 1, 256, 256),), str(path), dynamo=False, input_names=["x"],
+                          output_names=["y"], opset_version=17, dynamic_axes={"x": {0: "b"}, "y": {0: "b"}})
+    session = ort.InferenceSession(str(path))
+    for batch in (1, 3):
+        x = torch.rand(batch, 1, 256, 256)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        assert np.abs(session.run(None, {"x": x.numpy()})[0] - ref).max() < 1e-5
