@@ -22,7 +22,8 @@ Only validation images are used, never test labels. Example::
     python benchmarks/escape.py --steps 1500 --seeds 0,1,2 --jobs 2 --json benchmarks/results/escape/rows.jsonl
 
 Each run trains into ``runs/escape/NAME/STARTUP-sSEED`` (a finished run is not trained again);
-``--json`` appends one row per run as it finishes.
+``--json`` appends one row per run as it finishes; run again, the command skips the runs
+that have a row and resumes the others from their checkpoints.
 """
 from __future__ import annotations
 
@@ -128,6 +129,9 @@ def main(argv=None) -> int:
     startups = args.startups.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = [(d, st, s) for s in seeds for d in data for st in startups]
+    if args.json and Path(args.json).is_file():  # rows already written: not again (a rerun resumes)
+        done = {(r["data"], r["startup"], r["seed"]) for r in map(json.loads, Path(args.json).read_text().splitlines())}
+        jobs = [j for j in jobs if (j[0][0], j[1], j[2]) not in done]
     machine = hardware("cpu")
     print(f"{machine}, one thread per run, {args.jobs} runs side by side, {args.steps} steps of {args.crop} px crops each; "
           f"command: python benchmarks/{Path(__file__).name} {' '.join(argv if argv is not None else sys.argv[1:])}",
