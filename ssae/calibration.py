@@ -5,7 +5,8 @@ how. Here they are chosen on *validation* images only, never on test labels:
 :func:`calibrate_model` scores every candidate by how well its maps separate clean validation
 images from copies with synthetic defects (the proxy, :func:`proxy_corruption`), then
 records the avgmap of eq. (13) (and, ours, the per-pixel spread beside it) and the thresholds
-for binary masks and image decisions (quantiles of the clean validation maps and scores).
+for binary masks and image decisions, on clean validation maps weighted without their own
+image (leave-one-out, :func:`held_out_maps`), as an unseen image's map is.
 
 It also records the *restoration check* (ours): how well the chosen maps find the corruptions
 the model was trained on, on validation images. A trained model finds them; an undertrained
@@ -117,14 +118,12 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                                            restore_masks, t if one_size else 0, seed, standardize=z,
                                            two_sided=two, rescale=rescale)
     stats = S.ValidationMaps.of(clean_maps) if one_size else None
-    final = S.finish_maps(raw[diff_kind][0], n, k, stats, t, standardize=z, two_sided=two, rescale=rescale)
-    threshold = S.threshold_from_validation([torch.from_numpy(m) for m in final], sc.threshold_quantile)
-    val_scores = [float(S.image_score(torch.from_numpy(m)[None], reduce)) for m in final]
     doc = {"n": n, "k": k, "reduce": reduce, "diff": diff_kind, "t": t, "standardize": z,
-           "two_sided": bool(z and two), "avgmap_rescale": rescale,
-           "threshold": float(threshold),
-           "image_threshold": float(np.quantile(val_scores, 0.99)) if val_scores else None,
-           "n_val_images": len(val), "selected_on": "corrupted validation images" if search else "config",
+           "two_sided": bool(z and two), "avgmap_rescale": rescale}
+    # thresholds on maps weighted without their own image (leave-one-out), as a test image's
+    doc.update(thresholds(clean_maps, doc if one_size else {**doc, "t": 0, "standardize": False},
+                          sc.threshold_quantile))
+    doc.update({"n_val_images": len(val), "selected_on": "corrupted validation images" if search else "config",
            "proxy_corruption": [proxy.method, *proxy.alternate],
            "proxy_patch": [proxy.patch_min, proxy.patch_max], "proxy_draws": draws,
            "selection": selection,
@@ -132,7 +131,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
            "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce],
            # and how much of them the model undoes (Section 3's task measured directly), with the
            # errors inside the regions and on clean images that the check compares
-           **restoration_errors(model, val, like_training, restore_masks, device)}
+           **restoration_errors(model, val, like_training, restore_masks, device)})
     return doc, stats
 
 
@@ -254,21 +253,82 @@ def _separation(clean: list[np.ndarray], bad: list[np.ndarray], masks, t: int, s
     of image i at index ``j * len(clean) + i``."""
     if (t or standardize) and len(clean) > 1:
         n = len(clean)
-        total, total_sq = np.sum(clean, axis=0), np.sum(np.square(clean), axis=0)
-        loo = [(total - c) / (n - 1) for c in clean]
-        if standardize:
-            loo_std = [np.sqrt(np.maximum((total_sq - c * c) / (n - 1) - a * a, 0.0)) for c, a in zip(clean, loo)]
-            weigh = lambda m, a, s: S.standardized_anomap(  # noqa: E731
-                torch.from_numpy(m), torch.from_numpy(a), torch.from_numpy(s), two_sided).numpy()
-        else:
-            loo_std = [None] * n
-            weigh = lambda m, a, s: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t,  # noqa: E731
-                                                      rescale).numpy()
+        loo, loo_std = _leave_one_out(clean)
+        weigh = _weighing(t, standardize, two_sided, rescale)
         clean, bad = ([weigh(c, a, s) for c, a, s in zip(clean, loo, loo_std)],
                       [weigh(b, loo[j % n], loo_std[j % n]) for j, b in enumerate(bad)])
     labels = [0] * len(clean) + [1] * len(bad)
     img = {r: M.image_auroc(labels, s) for r, s in S.image_scores(clean + bad).items()}
     return _pixel_auroc_subsampled(bad, masks, seed), img
+
+
+def _leave_one_out(clean: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """For each clean validation map i, the mean (eq. 13) and spread of the *other* maps."""
+    n = len(clean)
+    total, total_sq = np.sum(clean, axis=0), np.sum(np.square(clean), axis=0)
+    loo = [(total - c) / (n - 1) for c in clean]
+    return loo, [np.sqrt(np.maximum((total_sq - c * c) / (n - 1) - a * a, 0.0)) for c, a in zip(clean, loo)]
+
+
+def _weighing(t: int, standardize: bool, two_sided: bool, rescale: bool):
+    """``f(map, avg, std)``: eq. (14)'s weighting (t > 0) or the standardised map, on arrays."""
+    if standardize:
+        return lambda m, a, s: S.standardized_anomap(
+            torch.from_numpy(m), torch.from_numpy(a), torch.from_numpy(s), two_sided).numpy()
+    return lambda m, a, s: S.weighted_anomap(torch.from_numpy(m), torch.from_numpy(a), t, rescale).numpy()
+
+
+def held_out_maps(clean: list[np.ndarray], t: int, standardize: bool, two_sided: bool = False,
+                  rescale: bool = False) -> tuple[list[np.ndarray], str]:
+    """The clean validation maps (eq. 3, H x W) as a test image's map is computed, for choosing
+    thresholds: ``(maps, method)``.
+
+    A map weighted (eq. 14) or standardised by an avgmap and stdmap that include it is tamer
+    than any unseen image's: standardised by n images that include it, no pixel can exceed
+    ``sqrt(n - 1)``. So map i is weighted with the mean and spread of the *other* validation
+    maps (leave-one-out), as a test image is weighted with statistics it took no part in.
+    Unweighted maps (t = 0, not standardised) do not depend on the other images and are
+    returned as they are."""
+    if not (t or standardize):
+        return list(clean), "validation maps (unweighted: no statistics to hold out)"
+    if len(clean) < 2:  # nothing to hold out: the one map weighted by itself (a test image never is)
+        stats = S.ValidationMaps.of(list(clean))
+        weigh = _weighing(t, standardize, two_sided, rescale)
+        return [weigh(c, stats.avg, stats.std) for c in clean], "the one validation map (not held out)"
+    loo, loo_std = _leave_one_out(clean)
+    weigh = _weighing(t, standardize, two_sided, rescale)
+    return [weigh(c, a, s) for c, a, s in zip(clean, loo, loo_std)], "leave-one-out"
+
+
+def thresholds(clean: list[np.ndarray], cal: dict, quantile: float) -> dict:
+    """The pixel threshold (``quantile`` of the held-out validation maps' pixels, for binary
+    masks) and the image threshold (:func:`ssae.scoring.score_threshold` of their image scores)
+    for the scoring in ``cal`` (``t``, ``standardize``, ``two_sided``, ``avgmap_rescale``,
+    ``reduce``), from the unweighted clean validation maps ``clean`` (:func:`held_out_maps`):
+    the entries ``calibration.json`` records about them."""
+    held, method = held_out_maps(clean, cal["t"], cal["standardize"], cal["two_sided"],
+                                 cal.get("avgmap_rescale", False))
+    scores = [float(S.image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in held]
+    image_threshold, image_method = S.score_threshold(scores) if scores else (None, None)
+    return {"threshold": S.threshold_from_validation([torch.from_numpy(m) for m in held], quantile),
+            "threshold_quantile": quantile, "image_threshold": image_threshold,
+            "threshold_method": method, "image_threshold_method": image_method}
+
+
+def rethreshold(run_dir, split: D.Split, device: str = "cpu") -> dict:
+    """Recompute only the thresholds of a calibrated run or packed model (:func:`thresholds`)
+    with its recorded scoring, avgmap and stdmap unchanged; rewrites ``calibration.json`` and
+    returns it. The maps, and so every test metric, stay as they were."""
+    from .runs import CALIBRATION, read_calibration, write_json
+
+    run_dir = Path(run_dir)
+    model, cfg = load_model(run_dir, device)
+    cal, _ = read_calibration(run_dir)
+    val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    raw = S.diff_maps(model, val, cal["diff"], device)
+    cal.update(thresholds(S.finish_maps(raw, cal["n"], cal["k"], None, 0), cal, cfg.score.threshold_quantile))
+    write_json(run_dir / CALIBRATION, cal)
+    return cal
 
 
 def restoration_warning(cal: dict) -> str | None:

@@ -288,6 +288,36 @@ def threshold_from_validation(val_maps, quantile: float) -> float:
     return float(np.quantile(values, quantile))
 
 
+#: ours: the share of clean images the image threshold aims to pass (:func:`score_threshold`)
+IMAGE_LEVEL = 0.99
+
+
+def score_threshold(scores, level: float = IMAGE_LEVEL) -> tuple[float, str]:
+    """An image-score threshold that about ``level`` of unseen clean images stay below, from
+    the scores of a few clean images that the scoring did not see (held out): ``(threshold,
+    how it was obtained)``.
+
+    A few validation images cannot give a 99th percentile by counting (with 10 images any
+    quantile above 0.9 is their maximum), so the threshold is the upper prediction bound of a
+    normal distribution fitted to them, ``mean + t_{n-1, level} * sd * sqrt(1 + 1/n)``, on the
+    logarithms of the scores when all are positive (scores such as the maximum of a map are
+    skewed to the right), else on the scores. One score is its own threshold."""
+    from scipy import stats as st
+
+    s = np.asarray([float(v) for v in scores], dtype=np.float64)
+    if s.size == 0 or not np.isfinite(s).all():
+        raise SsaeError("no finite validation scores to choose an image threshold from")
+    if s.size == 1:
+        return float(s[0]), "the one validation score"
+    factor = float(st.t.ppf(level, s.size - 1) * np.sqrt(1 + 1 / s.size))
+    if (s > 0).all():
+        lg = np.log(s)
+        return float(np.exp(lg.mean() + factor * lg.std(ddof=1))), \
+            f"log-normal {level:.0%} prediction bound of {s.size} held-out validation scores"
+    return float(s.mean() + factor * s.std(ddof=1)), \
+        f"normal {level:.0%} prediction bound of {s.size} held-out validation scores"
+
+
 #: image-score reductions compared on validation data; "sum" is the paper's
 REDUCTIONS = ("sum", "mean", "max", "contrast")
 

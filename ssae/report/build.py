@@ -409,7 +409,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     The trained reference models in ``models_dir`` (default: the repository's ``models/``)
     get a page each and the learning-curves chapter; a data set found in ``../shared/data``
     that has a reference model is evaluated through it instead of being trained again."""
-    from .models import MODELS, find as find_references
+    from .models import MODELS, find as find_references, thresholds_text
     if profile not in PROFILES:
         raise SsaeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     progress = Progress(log)
@@ -536,6 +536,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         "build_command": "`" + ("ssae book " + " ".join(public_args(sys.argv[2:], repo))
                                 if sys.argv[1:2] == ["book"] else "ssae book").strip() + "`",
         "build_failed": ", ".join(failed_names) or "none",
+        "threshold_check": thresholds_text(),
     }
     (plan.book_dir / "_config.yml").write_text(staged_config(repo, subs), encoding="utf-8")
 
