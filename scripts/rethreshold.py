@@ -1,12 +1,13 @@
 """Recompute the thresholds of packed models in place, on held-out validation maps.
 
-    SSAE_PRECISION=fp32 python scripts/rethreshold.py [MODEL_DIR ...]    # default: every model in models/
+    python scripts/rethreshold.py [MODEL_DIR ...]    # default: every model in models/
 
 Only ``threshold``, ``image_threshold`` and how they were obtained (``threshold_method``,
 ``image_threshold_method``, ``threshold_quantile``) change in each ``calibration.json``
 (:func:`ssae.calibration.rethreshold`); the weights, the chosen scoring, ``avgmap.npy`` and
 ``stdmap.npy`` stay as they are, and so do the anomaly maps and every recorded test metric.
-Each model's validation images are read from its data set (``../shared/data``).
+Each model's validation images are read from its data set (``../shared/data``); the network
+computes in float32, as ``ssae predict`` does by default.
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from . import scoring as S
 from .config import Config, CorruptionConfig, proxy_patch
 from .corruption import corrupt
 from .errors import SsaeError
+from .precision import INFERENCE
 from .runs import load_model, read_run_config, write_calibration
 
 
@@ -42,20 +43,20 @@ RESTORATION_KEYS = ("restoration_pixel_auroc", "restoration_image_auroc", "resto
 
 
 def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress: bool = True,
-              seed: int = 12345) -> dict:
+              seed: int = 12345, precision: str = INFERENCE) -> dict:
     """Choose n, k, the reduction and the mask threshold on validation data; write
     ``calibration.json`` (and ``avgmap.npy``, ``stdmap.npy``). Uses no test image."""
     run_dir = Path(run_dir)
     cfg, _ = read_run_config(run_dir)
     if model is None:
         model, cfg = load_model(run_dir, device)
-    doc, stats = calibrate_model(model, cfg, split, device, seed=seed)
+    doc, stats = calibrate_model(model, cfg, split, device, seed=seed, precision=precision)
     write_calibration(run_dir, doc, stats)
     return doc
 
 
 def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
-                    seed: int = 12345) -> tuple[dict, S.ValidationMaps | None]:
+                    seed: int = 12345, precision: str = INFERENCE) -> tuple[dict, S.ValidationMaps | None]:
     """:func:`calibrate` for any model (a trained SSAE or a reference such as
     :class:`ssae.references.BlurReference`): returns ``(calibration, S.ValidationMaps or None)``.
 
@@ -70,6 +71,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     separation at the chosen settings, on copies corrupted *as in training*, is the
     restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
     ``score.two_sided`` applies to every standardised candidate; it is not itself chosen.
+    The network computes at ``precision`` (float32 by default), recorded as ``precision``.
     """
     sc, search = cfg.score, cfg.calibration.search
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
@@ -79,7 +81,8 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     space = search_space(cfg)
     kinds = space["diff"] if search else (sc.diff,)
     rescale = bool(sc.avgmap_rescale)
-    raw = {kind: (S.diff_maps(model, val, kind, device), S.diff_maps(model, corrupted, kind, device))
+    raw = {kind: (S.diff_maps(model, val, kind, device, precision=precision),
+                  S.diff_maps(model, corrupted, kind, device, precision=precision))
            for kind in kinds}
     one_size = len({a.shape for a in val}) == 1  # eq. (13) needs maps of one size
     diff_kind, n, k, t, reduce, z = sc.diff, sc.n, sc.k, sc.t, sc.reduce, bool(sc.standardize)
@@ -113,7 +116,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
         like_training, restore_raw, restore_masks = corrupted, raw[diff_kind][1], masks
     else:  # the restoration check is about the training corruption, whatever the proxy
         like_training, restore_masks = _corrupted(val, training_corruption(cfg), seed, draws)
-        restore_raw = S.diff_maps(model, like_training, diff_kind, device)
+        restore_raw = S.diff_maps(model, like_training, diff_kind, device, precision=precision)
     restore_pix, restore_img = _separation(clean_maps, S.finish_maps(restore_raw, n, k, None, 0),
                                            restore_masks, t if one_size else 0, seed, standardize=z,
                                            two_sided=two, rescale=rescale)
@@ -123,30 +126,32 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     # thresholds on maps weighted without their own image (leave-one-out), as a test image's
     doc.update(thresholds(clean_maps, doc if one_size else {**doc, "t": 0, "standardize": False},
                           sc.threshold_quantile))
-    doc.update({"n_val_images": len(val), "selected_on": "corrupted validation images" if search else "config",
-           "proxy_corruption": [proxy.method, *proxy.alternate],
-           "proxy_patch": [proxy.patch_min, proxy.patch_max], "proxy_draws": draws,
-           "selection": selection,
-           # the restoration check: how well the chosen maps find the training corruptions
-           "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce],
-           # and how much of them the model undoes (Section 3's task measured directly), with the
-           # errors inside the regions and on clean images that the check compares
-           **restoration_errors(model, val, like_training, restore_masks, device)})
+    doc.update({"n_val_images": len(val), "precision": precision,
+                "selected_on": "corrupted validation images" if search else "config",
+                "proxy_corruption": [proxy.method, *proxy.alternate],
+                "proxy_patch": [proxy.patch_min, proxy.patch_max], "proxy_draws": draws,
+                "selection": selection,
+                # the restoration check: how well the chosen maps find the training corruptions
+                "restoration_pixel_auroc": restore_pix, "restoration_image_auroc": restore_img[reduce],
+                # and how much of them the model undoes (Section 3's task measured directly), with the
+                # errors inside the regions and on clean images that the check compares
+                **restoration_errors(model, val, like_training, restore_masks, device, precision)})
     return doc, stats
 
 
-def restoration_gain(model, clean: list[np.ndarray], corrupted: list[np.ndarray], masks, device: str = "cpu") -> float:
+def restoration_gain(model, clean: list[np.ndarray], corrupted: list[np.ndarray], masks, device: str = "cpu",
+                     precision: str = INFERENCE) -> float:
     """The share of the corruption's squared error inside the corrupted regions that the model
     removes (ours): ``1 - sum_S |F(x^) - x|^2 / sum_S |x^ - x|^2`` over validation images. 1: it
     restores the original, 0: it copies its input, < 0: it makes the region worse. This is the
     task of Section 3 measured on its own; the restoration check (pixel AUROC) asks whether the
     maps then single the regions out, which also needs the model's error elsewhere to be small
     (:func:`restoration_errors` gives both errors)."""
-    return restoration_errors(model, clean, corrupted, masks, device)["restoration_gain"]
+    return restoration_errors(model, clean, corrupted, masks, device, precision)["restoration_gain"]
 
 
 def restoration_errors(model, clean: list[np.ndarray], corrupted: list[np.ndarray], masks,
-                       device: str = "cpu") -> dict[str, float]:
+                       device: str = "cpu", precision: str = INFERENCE) -> dict[str, float]:
     """:func:`restoration_gain`, and the two errors whose contrast the restoration check sees
     (ours; mean squared error per pixel and channel): ``restoration_error``, of ``F(x^)``
     against the original inside the corrupted regions, and ``normal_error``, of ``F(x)``
@@ -157,13 +162,15 @@ def restoration_errors(model, clean: list[np.ndarray], corrupted: list[np.ndarra
     removed = left = inside = normal = count = 0.0
     for j, (xh, m) in enumerate(zip(corrupted, masks)):
         x = clean[j % len(clean)]
-        out = S.reconstruct(model, torch.from_numpy(xh.transpose(2, 0, 1).copy())[None].to(device))
+        out = S.reconstruct(model, torch.from_numpy(xh.transpose(2, 0, 1).copy())[None].to(device),
+                            precision=precision)
         out = out[0].cpu().numpy().transpose(1, 2, 0)
         left += float(np.square(out - x)[m].sum())
         removed += float(np.square(xh - x)[m].sum())
         inside += float(m.sum()) * x.shape[-1]
     for x in clean:
-        out = S.reconstruct(model, torch.from_numpy(x.transpose(2, 0, 1).copy())[None].to(device))
+        out = S.reconstruct(model, torch.from_numpy(x.transpose(2, 0, 1).copy())[None].to(device),
+                            precision=precision)
         normal += float(np.square(out[0].cpu().numpy().transpose(1, 2, 0) - x).sum())
         count += x.size
     return {"restoration_gain": 1.0 - left / removed if removed > 0 else float("nan"),
@@ -315,7 +322,7 @@ def thresholds(clean: list[np.ndarray], cal: dict, quantile: float) -> dict:
             "threshold_method": method, "image_threshold_method": image_method}
 
 
-def rethreshold(run_dir, split: D.Split, device: str = "cpu") -> dict:
+def rethreshold(run_dir, split: D.Split, device: str = "cpu", precision: str = INFERENCE) -> dict:
     """Recompute only the thresholds of a calibrated run or packed model (:func:`thresholds`)
     with its recorded scoring, avgmap and stdmap unchanged; rewrites ``calibration.json`` and
     returns it. The maps, and so every test metric, stay as they were."""
@@ -325,8 +332,9 @@ def rethreshold(run_dir, split: D.Split, device: str = "cpu") -> dict:
     model, cfg = load_model(run_dir, device)
     cal, _ = read_calibration(run_dir)
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
-    raw = S.diff_maps(model, val, cal["diff"], device)
+    raw = S.diff_maps(model, val, cal["diff"], device, precision=precision)
     cal.update(thresholds(S.finish_maps(raw, cal["n"], cal["k"], None, 0), cal, cfg.score.threshold_quantile))
+    cal["threshold_precision"] = precision
     write_json(run_dir / CALIBRATION, cal)
     return cal
 

@@ -162,13 +162,14 @@ def cmd_evaluate(args) -> int:
     if data is None:
         _, meta = read_run_config(Path(args.run_dir))
         data = meta.get("data")
-    res = evaluate(args.run_dir, data, device=args.device, progress=_tty())
+    res = evaluate(args.run_dir, data, device=args.device, progress=_tty(), precision=args.precision)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(args.json), res)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"{res['dataset']}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC {fmt(res['pixel_auroc'])}, "
-          f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']})")
+          f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']}; "
+          f"{res['precision']})")
     _say(empty_masks_warning(res))
     _warn_restoration(Path(args.run_dir))
     return 0
@@ -196,7 +197,8 @@ def cmd_predict(args) -> int:
     run_dir, images = (args.model, args.paths) if args.model else (args.paths[0], args.paths[1:])
     if not images:
         raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
-    out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty())
+    out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty(),
+                  precision=args.precision)
     print(f"wrote overlays, masks and scores.csv to {out}")
     _say(stretch_note(images, read_run_config(Path(run_dir))[0].data.image_size))
     return 0
@@ -208,7 +210,7 @@ def cmd_pack(args) -> int:
     if args.draws < 0:
         raise SsaeError(f"--draws must be a number of calibrations >= 0, got {args.draws}")
     res = pack(args.run_dir, args.out, args.data, device=check_device(args.device), blur=args.blur,
-               progress=_tty(), draws=args.draws)
+               progress=_tty(), draws=args.draws, precision=args.precision)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"packed {args.run_dir} into {args.out}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC "
           f"{fmt(res['pixel_auroc'])}, AUPRO {fmt(res['aupro'])} with its float16 weights")
@@ -219,9 +221,12 @@ def cmd_export(args) -> int:
     from .export import INPUT, OUTPUT, export
 
     meta = export(args.run_dir, args.out)
-    print(f"wrote {args.out}: input {INPUT!r} float32 B x {meta['channels']} x {meta['height']} x {meta['width']} "
-          f"in [0, 1], output {OUTPUT!r} B x {meta['height']} x {meta['width']} (Diff {meta['diff']}, n {meta['n']}, "
-          f"k {meta['k']}, t {meta['t']}, standardised {meta['standardize']}); thresholds in its metadata")
+    c = meta["channels"]
+    print(f"wrote {args.out}: takes {meta['height']} x {meta['width']} px images with {c} channel"
+          f"{'s' if c != 1 else ''} ({'grey' if c == 1 else 'RGB'}): input {INPUT!r} float32 B x {c} x "
+          f"{meta['height']} x {meta['width']} in [0, 1], output {OUTPUT!r} B x {meta['height']} x {meta['width']} "
+          f"(float32; Diff {meta['diff']}, n {meta['n']}, k {meta['k']}, t {meta['t']}, standardised "
+          f"{meta['standardize']}); thresholds and input size in its metadata")
     return 0
 
 
@@ -230,6 +235,12 @@ def cmd_book(args) -> int:
 
     check_device(args.device)
     return book_main(args)
+
+
+def _precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="the network's precision: fp32 (default, the same maps on every machine) or bf16 "
+                        "(autocast; faster on GPUs and CPUs with native bf16); recorded with the results")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -269,6 +280,7 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="defaults to the data the run was trained on")
     e.add_argument("--json", help="write the metrics to this JSON file")
     e.add_argument("--device", default="cpu")
+    _precision_option(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="heatmaps, masks and scores for your own images",
@@ -280,6 +292,7 @@ def make_parser() -> argparse.ArgumentParser:
                         "then every positional argument is an image")
     r.add_argument("--out", required=True)
     r.add_argument("--device", default="cpu")
+    _precision_option(r)
     r.set_defaults(func=cmd_predict)
 
     k = sub.add_parser("pack", help="a finished run as a small shareable model folder (float16 safetensors, "
@@ -291,6 +304,7 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--draws", type=int, default=8, help="other calibrations (draws of the validation proxy) "
                    "evaluated beside the recorded one, to show the spread chance gives (default 8; 0: none)")
     k.add_argument("--device", default="cpu")
+    _precision_option(k)
     k.set_defaults(func=cmd_pack)
 
     x = sub.add_parser("export", help="a trained run as one ONNX graph: images in, anomaly maps out "

@@ -15,10 +15,10 @@ import torch
 from . import data as D
 from . import scoring as S
 from .errors import SsaeError
-from .runs import load_model, read_calibration
+from .runs import load_model, read_calibration, write_json
 
 
-def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True) -> Path:
+def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True, precision: str = "fp32") -> Path:
     """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``.
 
     Maps are computed at the run's image size (as in training and evaluation) and resized
@@ -27,7 +27,9 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
     the input (``<stem>_overlay.png``, ``<stem>_mask.png``); inputs that share a stem get their
     folder's name in front (``<folder>_<stem>``), and a number if that is not enough.
     ``scores.csv`` has one row per image: the image score (the calibrated reduction), whether it
-    exceeds the validation threshold, and the names of both PNGs."""
+    exceeds the validation threshold, and the names of both PNGs; ``predict.json`` beside it the
+    model, the precision of the forward pass (``precision``, float32 by default) and the
+    thresholds."""
     import matplotlib
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -39,7 +41,7 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
     originals = D.load_images(paths, None, cfg.model.in_channels, progress=False)  # each at its own size
     images = [D.resize_image(a, cfg.data.image_size) for a in originals]
     out_dir.mkdir(parents=True, exist_ok=True)
-    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
+    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict", precision=precision)
     maps = S.calibrated_maps(raw, cal, stats)
     cmap = matplotlib.colormaps["jet"]
     scale = max(cal["threshold"] * 2, 1e-12)
@@ -62,6 +64,9 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, out_dir / "scores.csv")
+    write_json(out_dir / "predict.json", {"model": str(run_dir), "precision": precision, "images": len(rows),
+                                          **{k: cal.get(k) for k in ("threshold", "image_threshold", "reduce",
+                                                                     "threshold_method")}})
     return out_dir
 
 
