@@ -132,8 +132,10 @@ def check_device(device: str) -> str:
 
 def cmd_train(args) -> int:
     from .data import load_split
+    from .runs import check_train_folder
     from .training import init_distributed, train_until_restored
 
+    check_train_folder(args.out)
     args.device = init_distributed(check_device(args.device))
     cfg = build_config(args)
     split = load_split(args.data, cfg.data, seed=cfg.train.seed)
@@ -198,7 +200,7 @@ def cmd_predict(args) -> int:
     if not images:
         raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
     out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty(),
-                  precision=args.precision)
+                  precision=args.precision, overwrite=args.overwrite)
     print(f"wrote overlays, masks and scores.csv to {out}")
     _say(stretch_note(images, read_run_config(Path(run_dir))[0].data.image_size))
     return 0
@@ -250,7 +252,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on a data set")
     t.add_argument("--data", required=True, help="folder (MVTec AD or MTD layout) or embedded:<category>")
-    t.add_argument("--out", required=True, help="run directory (resumed if it holds a checkpoint)")
+    t.add_argument("--out", required=True, help="run directory: a new path, an empty folder, or a run folder "
+                   "of the same settings (resumed); any other folder is refused")
     t.add_argument("--profile", choices=PROFILES, default="cpu")
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     t.add_argument("--objective", type=int, choices=(1, 4))
@@ -290,7 +293,8 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", metavar="DIR",
                    help="a run directory or a packed model folder (e.g. models/aitex-fabric01/ssae); "
                         "then every positional argument is an image")
-    r.add_argument("--out", required=True)
+    r.add_argument("--out", required=True, help="folder for overlays, masks and scores.csv")
+    r.add_argument("--overwrite", action="store_true", help="write over earlier predictions in --out")
     r.add_argument("--device", default="cpu")
     _precision_option(r)
     r.set_defaults(func=cmd_predict)

@@ -18,7 +18,8 @@ from .errors import SsaeError
 from .runs import load_model, read_calibration, write_json
 
 
-def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True, precision: str = "fp32") -> Path:
+def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True, precision: str = "fp32",
+            overwrite: bool = False) -> Path:
     """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``.
 
     Maps are computed at the run's image size (as in training and evaluation) and resized
@@ -29,10 +30,11 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True,
     ``scores.csv`` has one row per image: the image score (the calibrated reduction), whether it
     exceeds the validation threshold, and the names of both PNGs; ``predict.json`` beside it the
     model, the precision of the forward pass (``precision``, float32 by default) and the
-    thresholds."""
+    thresholds. An ``out_dir`` that holds a ``scores.csv`` already is refused unless ``overwrite``."""
     import matplotlib
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    check_out(out_dir, overwrite)
     model, cfg = load_model(run_dir, device)
     cal, stats = read_calibration(run_dir)
     paths = [Path(p) for p in paths]
@@ -68,6 +70,17 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True,
                                           **{k: cal.get(k) for k in ("threshold", "image_threshold", "reduce",
                                                                      "threshold_method")}})
     return out_dir
+
+
+def check_out(out_dir, overwrite: bool = False) -> None:
+    """Refuse (one line) to write predictions over earlier ones (``scores.csv`` in ``out_dir``)
+    unless ``overwrite``, and an ``out_dir`` that is a file."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SsaeError(f"--out {out_dir} is a file; name a folder for the predictions")
+    if (out_dir / "scores.csv").exists() and not overwrite:
+        raise SsaeError(f"{out_dir / 'scores.csv'} exists: earlier predictions are not overwritten; "
+                        f"name another --out folder or pass --overwrite")
 
 
 def stretch_note(paths, size: int | None) -> str | None:
