@@ -193,16 +193,18 @@ def _warn_restoration(run_dir: Path) -> None:
 
 
 def cmd_predict(args) -> int:
+    from .detector import image_paths, resolve
     from .predict import predict, stretch_note
     from .runs import read_run_config
 
     run_dir, images = (args.model, args.paths) if args.model else (args.paths[0], args.paths[1:])
     if not images:
         raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
+    run_dir, images = resolve(run_dir), image_paths(images)
     out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty(),
                   precision=args.precision, overwrite=args.overwrite)
-    print(f"wrote overlays, masks and scores.csv to {out}")
-    _say(stretch_note(images, read_run_config(Path(run_dir))[0].data.image_size))
+    print(f"wrote overlays, masks and scores.csv for {len(images)} image(s) to {out} (model {run_dir})")
+    _say(stretch_note(images, read_run_config(run_dir)[0].data.image_size))
     return 0
 
 
@@ -287,12 +289,13 @@ def make_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="heatmaps, masks and scores for your own images",
-                       usage="ssae predict (RUN_DIR | --model DIR) IMAGE [IMAGE ...] --out OUT")
+                       usage="ssae predict (RUN_DIR | --model MODEL) IMAGE_OR_FOLDER [...] --out OUT")
     r.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE",
-                   help="a run directory, then the images (without --model)")
-    r.add_argument("--model", metavar="DIR",
-                   help="a run directory or a packed model folder (e.g. models/aitex-fabric01/ssae); "
-                        "then every positional argument is an image")
+                   help="a run directory, then images or folders of images (without --model)")
+    r.add_argument("--model", metavar="MODEL",
+                   help="a run directory, a packed model folder (e.g. models/aitex-fabric01/ssae) or, from a "
+                        "source checkout, a reference model's name (aitex-fabric01, mtd/plain); then every "
+                        "positional argument is an image or a folder of images")
     r.add_argument("--out", required=True, help="folder for overlays, masks and scores.csv")
     r.add_argument("--overwrite", action="store_true", help="write over earlier predictions in --out")
     r.add_argument("--device", default="cpu")

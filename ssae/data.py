@@ -129,6 +129,11 @@ def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def image_files(folder) -> list[Path]:
+    """The image files directly in ``folder`` (by suffix, :data:`IMAGE_SUFFIXES`), sorted."""
+    return _images_in(Path(folder))
+
+
 def occluder_images(folder, size: int | None, channels: int) -> list[np.ndarray]:
     """The images of ``corruption.occluders`` (every image file below ``folder``), read at
     ``size`` with ``channels`` channels: the "different data source" of occlusion (Sec. 4)."""
@@ -276,6 +281,11 @@ def _to_float(im: Image.Image, channels: int) -> np.ndarray:
     im = im.convert("L" if channels == 1 else "RGB")
     arr = np.asarray(im, dtype=np.float32) / 255.0
     return arr[..., None] if channels == 1 else arr
+
+
+def pil_to_float(im: Image.Image, channels: int) -> np.ndarray:
+    """A PIL image as H x W x ``channels`` float32 in [0, 1], converted as :func:`read_image` does."""
+    return np.ascontiguousarray(_to_float(im, channels), dtype=np.float32)
 
 
 def read_image(path, size: int | None, channels: int) -> np.ndarray:
