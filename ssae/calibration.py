@@ -43,20 +43,22 @@ RESTORATION_KEYS = ("restoration_pixel_auroc", "restoration_image_auroc", "resto
 
 
 def calibrate(run_dir, split: D.Split, device: str = "cpu", model=None, progress: bool = True,
-              seed: int = 12345, precision: str = INFERENCE) -> dict:
+              seed: int = 12345, precision: str = INFERENCE, log=None) -> dict:
     """Choose n, k, the reduction and the mask threshold on validation data; write
-    ``calibration.json`` (and ``avgmap.npy``, ``stdmap.npy``). Uses no test image."""
+    ``calibration.json`` (and ``avgmap.npy``, ``stdmap.npy``). Uses no test image. ``log``: see
+    :func:`calibrate_model`."""
     run_dir = Path(run_dir)
     cfg, _ = read_run_config(run_dir)
     if model is None:
         model, cfg = load_model(run_dir, device)
-    doc, stats = calibrate_model(model, cfg, split, device, seed=seed, precision=precision)
+    doc, stats = calibrate_model(model, cfg, split, device, seed=seed, precision=precision, log=log)
     write_calibration(run_dir, doc, stats)
     return doc
 
 
 def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
-                    seed: int = 12345, precision: str = INFERENCE) -> tuple[dict, S.ValidationMaps | None]:
+                    seed: int = 12345, precision: str = INFERENCE,
+                    log=None) -> tuple[dict, S.ValidationMaps | None]:
     """:func:`calibrate` for any model (a trained SSAE or a reference such as
     :class:`ssae.references.BlurReference`): returns ``(calibration, S.ValidationMaps or None)``.
 
@@ -72,7 +74,9 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     restoration check (``restoration_pixel_auroc``, ``restoration_image_auroc``).
     ``score.two_sided`` applies to every standardised candidate; it is not itself chosen.
     The network computes at ``precision`` (float32 by default), recorded as ``precision``.
+    ``log`` (a function of one line, e.g. :meth:`ssae.progress.TrainLog.say`) is told each stage.
     """
+    say = log or (lambda line: None)
     sc, search = cfg.score, cfg.calibration.search
     val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
     proxy = proxy_corruption(cfg)
@@ -80,6 +84,8 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     corrupted, masks = _corrupted(val, proxy, seed, draws)
     space = search_space(cfg)
     kinds = space["diff"] if search else (sc.diff,)
+    say(f"calibration: reconstructing {len(val)} validation image(s) and {len(corrupted)} corrupted copies "
+        f"({', '.join(kinds)})")
     rescale = bool(sc.avgmap_rescale)
     raw = {kind: (S.diff_maps(model, val, kind, device, precision=precision),
                   S.diff_maps(model, corrupted, kind, device, precision=precision))
@@ -97,8 +103,11 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                   + [(0, True)] * (True in space["standardize"])) if one_size else [(0, False)]
     if search:
         best = None
+        n_points = len(kinds) * len(space["nk"]) * len(weightings)
         for kind in kinds:
             for nn_, kk in space["nk"]:
+                if len(selection):
+                    say(f"calibration: {len(selection)} of {n_points} scorings compared")
                 clean = S.finish_maps(raw[kind][0], nn_, kk, None, 0)
                 bad = S.finish_maps(raw[kind][1], nn_, kk, None, 0)
                 for tt, zz in weightings:
@@ -111,6 +120,8 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
                     if best is None or score > best[0]:
                         best = (score, (kind, nn_, kk, tt, max(offered, key=offered.get), zz))
         diff_kind, n, k, t, reduce, z = best[1]
+    say(f"calibration: chose Diff {diff_kind}, n {n}, k {k}, "
+        + ("standardised maps" if z else f"t {t}") + f", image score {reduce}; restoration check and thresholds")
     clean_maps = S.finish_maps(raw[diff_kind][0], n, k, None, 0)
     if proxy == training_corruption(cfg):
         like_training, restore_raw, restore_masks = corrupted, raw[diff_kind][1], masks
@@ -353,7 +364,12 @@ def restoration_warning(cal: dict) -> str | None:
     if pix is None or not np.isfinite(pix) or pix >= RESTORATION_MIN:
         return None
     gain = cal.get("restoration_gain")
-    undone = "" if gain is None else f" (it undoes {gain:.0%} of their squared error)"
+    if gain is None or not np.isfinite(gain):
+        undone = ""
+    elif gain >= 0:
+        undone = f" (it undoes {gain:.0%} of their squared error)"
+    else:  # its output there is further from the original than the corrupted input
+        undone = f" (it undoes none of their squared error: its output there is {1 - gain:.3g} times as far off)"
     return (f"warning: on validation images corrupted as in training the anomaly maps find the corrupted "
             f"regions only with pixel AUROC {pix:.2f} (< {RESTORATION_MIN}): they do not single out such "
             f"corruptions{undone}, so they mostly show reconstruction error; train longer (on a GPU), "

@@ -93,8 +93,24 @@ def load_split(spec: str, cfg: DataConfig, seed: int = 0) -> Split:
     train, val = _split_validation(train, cfg.val_fraction, rng)
     if cfg.max_test is not None and len(test) > cfg.max_test:
         test = _stratified_cap(test, cfg.max_test, rng)
-    return Split(name=name, train=train, val=val, test=test,
-                 channels=training_channels(train + val), has_masks=has_masks)
+    channels = training_channels(train + val)
+    check_training_sizes(train + val)
+    return Split(name=name, train=train, val=val, test=test, channels=channels, has_masks=has_masks)
+
+
+#: ours: the smallest side of a training image; the network downsamples by 8
+MIN_TRAIN_SIDE = 8
+
+
+def check_training_sizes(paths: list[Path]) -> None:
+    """A one-line error naming the first training image with a side under
+    :data:`MIN_TRAIN_SIDE` pixels (a 1 x 1 image holds no texture to learn, whatever size it is
+    resized to); reads only the headers."""
+    for p in paths:
+        h, w = native_size(p)
+        if min(h, w) < MIN_TRAIN_SIDE:
+            raise SsaeError(f"training image {p} is {w} x {h} px: too small to learn a surface from (at least "
+                            f"{MIN_TRAIN_SIDE} x {MIN_TRAIN_SIDE} px); remove it from the training folder")
 
 
 def training_channels(paths: list[Path]) -> int:

@@ -166,9 +166,13 @@ def read_checkpoint(run_dir: Path, device="cpu") -> dict:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad run directory
-        raise SsaeError(f"cannot read checkpoint {path}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}; "
-                        f"the file is damaged or not ssae's: delete it and run `ssae train` again to train "
-                        f"from the start, or train into another --out folder")
+        if "weights only load failed" in str(e).lower() or "weightsunpickler" in str(e).lower():
+            reason = "it holds objects other than tensors and plain values, which ssae never loads"
+        else:  # torch's own first line, unless it advises loading the file unsafely
+            first = (str(e).splitlines() or [""])[0][:200]
+            reason = f"{type(e).__name__}" + ("" if "weights_only" in first else f": {first}")
+        raise SsaeError(f"cannot read checkpoint {path}: {reason}; the file is damaged or not ssae's: delete it "
+                        f"and run `ssae train` again to train from the start, or train into another --out folder")
 
 
 def read_run_config(run_dir: Path) -> tuple[Config, dict]:

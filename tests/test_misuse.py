@@ -308,3 +308,33 @@ def test_predict_does_not_write_over_earlier_predictions(smoke_run, tmp_path):
     assert (out / "scores.csv").read_bytes() == before
     rc, _, err = run_cli("predict", run, image, "--out", out, "--overwrite")
     assert rc == 0, err
+
+
+# ----------------------------------------------------------------------------- 9. messages that say it plainly
+
+def test_a_model_that_makes_the_regions_worse_is_not_said_to_undo_a_negative_share():
+    from ssae.calibration import restoration_warning
+
+    text = restoration_warning({"restoration_pixel_auroc": 0.5, "restoration_gain": -42.14})
+    assert "-4214%" not in text and "undoes none" in text and "43.1 times as far off" in text
+    assert "undoes 42%" in restoration_warning({"restoration_pixel_auroc": 0.5, "restoration_gain": 0.42})
+
+
+def test_an_unsafe_checkpoint_is_refused_with_our_own_line(tmp_path):
+    from ssae.runs import read_checkpoint
+
+    torch.save({"model": {}, "payload": fixtures.Unsafe()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(SsaeError) as e:
+        read_checkpoint(tmp_path)
+    text = str(e.value)
+    assert "\n" not in text and "weights_only" not in text and "trust" not in text
+    assert "objects other than tensors" in text and str(tmp_path / "checkpoint.pt") in text
+
+
+def test_a_1x1_training_image_is_refused_naming_it(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    tiny = data / "train" / "good" / "tiny.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
+    rc, _, err = run_cli("train", "--data", data, "--out", tmp_path / "r", "--profile", "smoke", "--steps", "1")
+    assert_one_line_error(rc, err, tiny, "1 x 1 px")
+    assert not (tmp_path / "r").exists()
