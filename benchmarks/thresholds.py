@@ -7,6 +7,7 @@ training images, and the table shows:
 - ``good > thr``: the share of good test images whose image score exceeds ``image_threshold``
   (false alarms on unseen clean images; the calibration aims at about 1 in 100);
 - ``train > thr``: the same share among the training images (the validation images excluded);
+- ``bad > thr``: the share of defective test images above it (what the threshold still finds);
 - ``mask area``: the median share of the image that the binary mask (map > ``threshold``)
   covers on the defective test images, beside the median share the true defect masks cover
   (in brackets), and on the good test images (``good mask``; about 0.1 % is the aim of
@@ -52,6 +53,7 @@ def measure(folder: Path, data: str, device: str = "cpu") -> dict:
     good = [score(m) for it, m in zip(items, test_maps) if it.label == 0]
     train = [score(m) for m in train_maps]
     bad = [i for i, it in enumerate(items) if it.label == 1]
+    bad_scores = [score(test_maps[i]) for i in bad]
     masks = ground_truth(split, items, test_maps)
     predicted = [float((test_maps[i] > thr).mean()) for i in bad]
     on_good = [float((m > thr).mean()) for it, m in zip(items, test_maps) if it.label == 0]
@@ -63,6 +65,8 @@ def measure(folder: Path, data: str, device: str = "cpu") -> dict:
         "n_good_test": len(good), "n_train": len(train), "n_defective": len(bad),
         "good_above": float(np.mean([s > img_thr for s in good])) if img_thr is not None and good else None,
         "train_above": float(np.mean([s > img_thr for s in train])) if img_thr is not None and train else None,
+        "defective_above": (float(np.mean([s > img_thr for s in bad_scores])) if img_thr is not None and bad_scores
+                            else None),
         "good_median_score": float(np.median(good)) if good else None,
         "train_median_score": float(np.median(train)) if train else None,
         "mask_area_predicted": float(np.median(predicted)) if predicted else None,
@@ -86,7 +90,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     rows = []
     print(f"{hardware('cpu')}, {_dt.date.today()}; command: python {' '.join(sys.argv)}")
-    print(f"{'model':28} {'threshold method':34} {'good > thr':>10} {'train > thr':>11} "
+    print(f"{'model':28} {'threshold method':34} {'good > thr':>10} {'train > thr':>11} {'bad > thr':>9} "
           f"{'mask area (true)':>17} {'good mask':>9}")
     pct = lambda v, d=1: "   n/a" if v is None else f"{100 * v:5.{d}f}%"  # noqa: E731
     try:
@@ -99,8 +103,9 @@ def main(argv=None) -> int:
                     continue
                 row = {"model": name, "data": ref.data, **measure(folder, str(data))}
                 rows.append(row)
-                print(f"{name:28} {row['threshold_method']:34} {pct(row['good_above']):>10} "
-                      f"{pct(row['train_above']):>11} {pct(row['mask_area_predicted'], 2):>8} "
+                print(f"{name:28} {row['threshold_method'][:34]:34} {pct(row['good_above']):>10} "
+                      f"{pct(row['train_above']):>11} {pct(row['defective_above']):>9} "
+                      f"{pct(row['mask_area_predicted'], 2):>8} "
                       f"{'(' + pct(row['mask_area_true'], 2).strip() + ')':>9} {pct(row['mask_area_good'], 2):>9}", flush=True)
     except SsaeError as e:
         print(f"error: {e}", file=sys.stderr)

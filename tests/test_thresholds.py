@@ -85,14 +85,15 @@ def test_the_book_states_the_measured_false_alarms(tmp_path):
     from ssae.report.models import thresholds_text
 
     rows = [{"model": "a/ssae", "good_above": 0.02, "train_above": 0.01, "mask_area_predicted": 0.03,
-             "mask_area_true": 0.02},
+             "mask_area_true": 0.02, "defective_above": 0.3},
             {"model": "b/plain", "good_above": 0.25, "train_above": 0.04, "mask_area_predicted": 0.5,
-             "mask_area_true": 0.02}]
+             "mask_area_true": 0.02, "defective_above": 0.5}]
     path = tmp_path / "thresholds.json"
     path.write_text(json.dumps({"date": "2031-01-02T00:00:00", "rows": rows}))
     text = thresholds_text(path)
     assert "at most 4.0 % of a model's training images (b/plain)" in text
     assert "between 2.0 % and 25.0 %" in text and "1 of the 2 models" in text and "2031-01-02" in text
     assert "more on b/plain (e.g. 50.00 % against 2.00 %)" in text
+    assert "between 30.0 % and 50.0 % of a model's defective test images (median 40.0 %)" in text
     assert "not been measured" in thresholds_text(tmp_path / "missing.json")
     assert "{{ threshold_check }}" in (Path(__file__).resolve().parents[1] / "book" / "own_images.md").read_text()

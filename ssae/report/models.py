@@ -664,6 +664,7 @@ def thresholds_text(path: str | Path = THRESHOLDS) -> str:
     worst_good = max(rows, key=lambda r: r["good_above"])
     worst_train = max(rows, key=lambda r: r["train_above"])
     masked = [r for r in rows if r.get("mask_area_true") is not None and r.get("mask_area_predicted") is not None]
+    found = [r["defective_above"] for r in rows if r.get("defective_above") is not None]
     over = [r for r in masked if r["mask_area_predicted"] > 2 * r["mask_area_true"]]
     text = (f"Measured on the {len(rows)} reference models kept in `models/` (`benchmarks/thresholds.py`, "
             f"{str(doc.get('date', ''))[:10]}): the image threshold flagged at most {pct(worst_train['train_above'])} "
@@ -671,6 +672,9 @@ def thresholds_text(path: str | Path = THRESHOLDS) -> str:
             f"validation images that the calibration never saw, and between {pct(min(r['good_above'] for r in rows))} "
             f"and {pct(worst_good['good_above'])} of a model's good test images (the most: {worst_good['model']}); "
             f"{sum(r['good_above'] <= 0.05 for r in rows)} of the {len(rows)} models flag at most 5 % of them. "
+            + (f"The same thresholds flag between {pct(min(found))} and {pct(max(found))} of a model's defective "
+               f"test images (median {pct(float(np.median(found)))}): a threshold that few clean images cross "
+               f"lets defects that score like clean images pass. " if found else "") +
             f"Where more good test images than training images cross it, the test folder's good images "
             f"score unlike the training folder's, which no validation image can show.")
     area = lambda v: f"{100 * v:.2f} %"  # noqa: E731
