@@ -68,6 +68,8 @@ def resolve(model) -> Path:
                         f"packed model folder of `ssae pack`")
     name = str(model).strip("/")
     parts = name.split("/")
+    if len(parts) == 3 and parts[0] == "models":  # models/<name>/<kind> of a checkout, from elsewhere
+        parts = parts[1:]
     if len(parts) in (1, 2) and all(parts) and not path.is_absolute():
         candidates = [d / parts[0] / (parts[1] if len(parts) == 2 else DEFAULT_KIND) for d in models_dirs()]
         for c in candidates:

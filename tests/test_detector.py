@@ -68,6 +68,7 @@ def test_a_kept_model_is_found_by_name_and_a_missing_one_says_where_to_get_it(mo
     monkeypatch.chdir(tmp_path)  # not the checkout: the package's own checkout is found
     assert Detector.load("aitex-fabric01").folder.resolve() == MODEL.resolve()
     assert DET.resolve("aitex-fabric01/plain").resolve() == (MODEL.parent / "plain").resolve()
+    assert DET.resolve("models/aitex-fabric01/ssae").resolve() == MODEL.resolve()
     with pytest.raises(SsaeError, match="reference models here: aitex-fabric01"):
         Detector.load("no-such-model")
     monkeypatch.setattr(DET, "models_dirs", lambda: [])  # an installed wheel: no models/
