@@ -14,7 +14,8 @@ Autoencoders for Visual Anomaly Detection". One module per concept of the paper:
 - :mod:`ssae.calibration`  the scoring chosen on validation images; the restoration check
 - :mod:`ssae.evaluation`   image AUROC, pixel AUROC, AUPRO of a run on a test split
 - :mod:`ssae.metrics`      AUROC and AUPRO
-- :mod:`ssae.predict`      maps, masks and scores for any images; :mod:`ssae.export` as ONNX
+- :mod:`ssae.detector`     ``Detector.load(model).score(images)``: map, score, verdict and mask per image
+- :mod:`ssae.predict`      the same as files (overlays, masks, scores.csv); :mod:`ssae.export` as ONNX
 - :mod:`ssae.theory`       Section 3.4 and supplements: Propositions 1-2, Theorems 2-3, Figure 9
 - :mod:`ssae.datasets`     generated look-alike textures (not MVTec AD)
 
@@ -23,3 +24,11 @@ which no module of the method imports.
 """
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``from ssae import Detector`` without importing torch for every ``import ssae``."""
+    if name == "Detector":
+        from .detector import Detector
+        return Detector
+    raise AttributeError(f"module 'ssae' has no attribute {name!r}")

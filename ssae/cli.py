@@ -132,8 +132,10 @@ def check_device(device: str) -> str:
 
 def cmd_train(args) -> int:
     from .data import load_split
+    from .runs import check_train_folder
     from .training import init_distributed, train_until_restored
 
+    check_train_folder(args.out)
     args.device = init_distributed(check_device(args.device))
     cfg = build_config(args)
     split = load_split(args.data, cfg.data, seed=cfg.train.seed)
@@ -162,13 +164,14 @@ def cmd_evaluate(args) -> int:
     if data is None:
         _, meta = read_run_config(Path(args.run_dir))
         data = meta.get("data")
-    res = evaluate(args.run_dir, data, device=args.device, progress=_tty())
+    res = evaluate(args.run_dir, data, device=args.device, progress=_tty(), precision=args.precision)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(Path(args.json), res)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"{res['dataset']}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC {fmt(res['pixel_auroc'])}, "
-          f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']})")
+          f"AUPRO {fmt(res['aupro'])} ({res['n_test_images']} test images, {res['metrics_note']}; "
+          f"{res['precision']})")
     _say(empty_masks_warning(res))
     _warn_restoration(Path(args.run_dir))
     return 0
@@ -190,15 +193,18 @@ def _warn_restoration(run_dir: Path) -> None:
 
 
 def cmd_predict(args) -> int:
+    from .detector import image_paths, resolve
     from .predict import predict, stretch_note
     from .runs import read_run_config
 
     run_dir, images = (args.model, args.paths) if args.model else (args.paths[0], args.paths[1:])
     if not images:
         raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
-    out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty())
-    print(f"wrote overlays, masks and scores.csv to {out}")
-    _say(stretch_note(images, read_run_config(Path(run_dir))[0].data.image_size))
+    run_dir, images = resolve(run_dir), image_paths(images)
+    out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty(),
+                  precision=args.precision, overwrite=args.overwrite)
+    print(f"wrote overlays, masks and scores.csv for {len(images)} image(s) to {out} (model {run_dir})")
+    _say(stretch_note(images, read_run_config(run_dir)[0].data.image_size))
     return 0
 
 
@@ -208,7 +214,7 @@ def cmd_pack(args) -> int:
     if args.draws < 0:
         raise SsaeError(f"--draws must be a number of calibrations >= 0, got {args.draws}")
     res = pack(args.run_dir, args.out, args.data, device=check_device(args.device), blur=args.blur,
-               progress=_tty(), draws=args.draws)
+               progress=_tty(), draws=args.draws, precision=args.precision)
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"packed {args.run_dir} into {args.out}: image AUROC {fmt(res['image_auroc'])}, pixel AUROC "
           f"{fmt(res['pixel_auroc'])}, AUPRO {fmt(res['aupro'])} with its float16 weights")
@@ -219,9 +225,12 @@ def cmd_export(args) -> int:
     from .export import INPUT, OUTPUT, export
 
     meta = export(args.run_dir, args.out)
-    print(f"wrote {args.out}: input {INPUT!r} float32 B x {meta['channels']} x {meta['height']} x {meta['width']} "
-          f"in [0, 1], output {OUTPUT!r} B x {meta['height']} x {meta['width']} (Diff {meta['diff']}, n {meta['n']}, "
-          f"k {meta['k']}, t {meta['t']}, standardised {meta['standardize']}); thresholds in its metadata")
+    c = meta["channels"]
+    print(f"wrote {args.out}: takes {meta['height']} x {meta['width']} px images with {c} channel"
+          f"{'s' if c != 1 else ''} ({'grey' if c == 1 else 'RGB'}): input {INPUT!r} float32 B x {c} x "
+          f"{meta['height']} x {meta['width']} in [0, 1], output {OUTPUT!r} B x {meta['height']} x {meta['width']} "
+          f"(float32; Diff {meta['diff']}, n {meta['n']}, k {meta['k']}, t {meta['t']}, standardised "
+          f"{meta['standardize']}); thresholds and input size in its metadata")
     return 0
 
 
@@ -232,6 +241,12 @@ def cmd_book(args) -> int:
     return book_main(args)
 
 
+def _precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="the network's precision: fp32 (default, the same maps on every machine) or bf16 "
+                        "(autocast; faster on GPUs and CPUs with native bf16); recorded with the results")
+
+
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssae", description="Self-supervised autoencoders for visual anomaly "
                                 "detection (Bauer, Nakajima, M\u00fcller): train, evaluate, predict, pack, export, book.")
@@ -239,7 +254,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model on a data set")
     t.add_argument("--data", required=True, help="folder (MVTec AD or MTD layout) or embedded:<category>")
-    t.add_argument("--out", required=True, help="run directory (resumed if it holds a checkpoint)")
+    t.add_argument("--out", required=True, help="run directory: a new path, an empty folder, or a run folder "
+                   "of the same settings (resumed); any other folder is refused")
     t.add_argument("--profile", choices=PROFILES, default="cpu")
     t.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     t.add_argument("--objective", type=int, choices=(1, 4))
@@ -269,17 +285,21 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument("--data", help="defaults to the data the run was trained on")
     e.add_argument("--json", help="write the metrics to this JSON file")
     e.add_argument("--device", default="cpu")
+    _precision_option(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("predict", help="heatmaps, masks and scores for your own images",
-                       usage="ssae predict (RUN_DIR | --model DIR) IMAGE [IMAGE ...] --out OUT")
+                       usage="ssae predict (RUN_DIR | --model MODEL) IMAGE_OR_FOLDER [...] --out OUT")
     r.add_argument("paths", nargs="+", metavar="RUN_DIR IMAGE",
-                   help="a run directory, then the images (without --model)")
-    r.add_argument("--model", metavar="DIR",
-                   help="a run directory or a packed model folder (e.g. models/aitex-fabric01/ssae); "
-                        "then every positional argument is an image")
-    r.add_argument("--out", required=True)
+                   help="a run directory, then images or folders of images (without --model)")
+    r.add_argument("--model", metavar="MODEL",
+                   help="a run directory, a packed model folder (e.g. models/aitex-fabric01/ssae) or, from a "
+                        "source checkout, a reference model's name (aitex-fabric01, mtd/plain); then every "
+                        "positional argument is an image or a folder of images")
+    r.add_argument("--out", required=True, help="folder for overlays, masks and scores.csv")
+    r.add_argument("--overwrite", action="store_true", help="write over earlier predictions in --out")
     r.add_argument("--device", default="cpu")
+    _precision_option(r)
     r.set_defaults(func=cmd_predict)
 
     k = sub.add_parser("pack", help="a finished run as a small shareable model folder (float16 safetensors, "
@@ -291,6 +311,7 @@ def make_parser() -> argparse.ArgumentParser:
     k.add_argument("--draws", type=int, default=8, help="other calibrations (draws of the validation proxy) "
                    "evaluated beside the recorded one, to show the spread chance gives (default 8; 0: none)")
     k.add_argument("--device", default="cpu")
+    _precision_option(k)
     k.set_defaults(func=cmd_pack)
 
     x = sub.add_parser("export", help="a trained run as one ONNX graph: images in, anomaly maps out "

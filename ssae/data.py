@@ -93,8 +93,24 @@ def load_split(spec: str, cfg: DataConfig, seed: int = 0) -> Split:
     train, val = _split_validation(train, cfg.val_fraction, rng)
     if cfg.max_test is not None and len(test) > cfg.max_test:
         test = _stratified_cap(test, cfg.max_test, rng)
-    return Split(name=name, train=train, val=val, test=test,
-                 channels=training_channels(train + val), has_masks=has_masks)
+    channels = training_channels(train + val)
+    check_training_sizes(train + val)
+    return Split(name=name, train=train, val=val, test=test, channels=channels, has_masks=has_masks)
+
+
+#: ours: the smallest side of a training image; the network downsamples by 8
+MIN_TRAIN_SIDE = 8
+
+
+def check_training_sizes(paths: list[Path]) -> None:
+    """A one-line error naming the first training image with a side under
+    :data:`MIN_TRAIN_SIDE` pixels (a 1 x 1 image holds no texture to learn, whatever size it is
+    resized to); reads only the headers."""
+    for p in paths:
+        h, w = native_size(p)
+        if min(h, w) < MIN_TRAIN_SIDE:
+            raise SsaeError(f"training image {p} is {w} x {h} px: too small to learn a surface from (at least "
+                            f"{MIN_TRAIN_SIDE} x {MIN_TRAIN_SIDE} px); remove it from the training folder")
 
 
 def training_channels(paths: list[Path]) -> int:
@@ -127,6 +143,11 @@ def _unknown_layout(root: Path) -> str:
 
 def _images_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def image_files(folder) -> list[Path]:
+    """The image files directly in ``folder`` (by suffix, :data:`IMAGE_SUFFIXES`), sorted."""
+    return _images_in(Path(folder))
 
 
 def occluder_images(folder, size: int | None, channels: int) -> list[np.ndarray]:
@@ -276,6 +297,11 @@ def _to_float(im: Image.Image, channels: int) -> np.ndarray:
     im = im.convert("L" if channels == 1 else "RGB")
     arr = np.asarray(im, dtype=np.float32) / 255.0
     return arr[..., None] if channels == 1 else arr
+
+
+def pil_to_float(im: Image.Image, channels: int) -> np.ndarray:
+    """A PIL image as H x W x ``channels`` float32 in [0, 1], converted as :func:`read_image` does."""
+    return np.ascontiguousarray(_to_float(im, channels), dtype=np.float32)
 
 
 def read_image(path, size: int | None, channels: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from . import metrics as M
 from . import scoring as S
 from .config import Config
 from .errors import SsaeError
-from .precision import cpu_info, precision
+from .precision import INFERENCE, check_precision, cpu_info
 from .calibration import RESTORATION_KEYS, calibrate_model
 from .runs import load_model, read_calibration, read_summary
 
@@ -58,11 +58,11 @@ def empty_masks_warning(res: dict) -> str | None:
 
 # ----------------------------------------------------------------------------- evaluation
 
-def anomaly_maps(run_dir, data_spec: str, device: str = "cpu", progress: bool = True):
+def anomaly_maps(run_dir, data_spec: str, device: str = "cpu", progress: bool = True, precision: str = INFERENCE):
     """Test split, items, images, anomaly maps (eq. 3/14 with the calibrated settings) and the
     calibration: ``(split, items, images, maps, calibration)``."""
     model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
-    items, images, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress)
+    items, images, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress, precision)
     return split, items, images, maps, cal
 
 
@@ -78,13 +78,14 @@ def load_run(run_dir, data_spec: str, device: str = "cpu"):
     return model, cfg, split, cal, stats
 
 
-def model_maps(model, cfg: Config, split: D.Split, cal: dict, stats, device: str, progress: bool = True):
+def model_maps(model, cfg: Config, split: D.Split, cal: dict, stats, device: str, progress: bool = True,
+               precision: str = INFERENCE):
     """Anomaly maps of the test split for any model; also returns the seconds spent on the maps
     (model, Diff, smoothing; image decoding excluded)."""
     items = split.test
     images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=progress)
     start = time.time()
-    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps")
+    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps", precision=precision)
     maps = S.calibrated_maps(raw, cal, stats)
     return items, images, maps, time.time() - start
 
@@ -115,22 +116,25 @@ def at_metric_size(maps: list[np.ndarray], size: int | None) -> list[np.ndarray]
                                             align_corners=False)[0, 0].numpy() for m in maps]
 
 
-def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True) -> dict:
+def evaluate(run_dir, data_spec: str, device: str = "cpu", progress: bool = True,
+             precision: str = INFERENCE) -> dict:
     """Image AUROC, pixel AUROC and AUPRO (fractions in [0, 1]) on the test split of
-    ``data_spec`` for the run in ``run_dir``."""
+    ``data_spec`` for the run in ``run_dir``, the network at ``precision`` (float32 by default)."""
     run_dir = Path(run_dir)
     model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
     summary = read_summary(run_dir)
-    res = evaluate_model(model, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress)
+    res = evaluate_model(model, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress,
+                         precision=precision)
     res.update({"train_seconds": summary.get("seconds"), "train_steps": summary.get("steps"),
                 "train_images_per_s": summary.get("images_per_s"), "run_dir": str(run_dir)})
     return res
 
 
 def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device: str = "cpu", *,
-                   data_spec: str = "", progress: bool = True) -> dict:
+                   data_spec: str = "", progress: bool = True, precision: str = INFERENCE) -> dict:
     """:func:`evaluate` for any model and calibration (used for the references too)."""
-    items, images, maps, seconds = model_maps(model, cfg, split, cal, stats, device, progress)
+    check_precision(precision)
+    items, images, maps, seconds = model_maps(model, cfg, split, cal, stats, device, progress, precision)
     labels = [it.label for it in items]
     # image scores from the maps as computed; pixel metrics at score.metric_size when it is set
     size = cfg.score.metric_size
@@ -169,7 +173,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "corruption_shape": cfg.corruption.shape,
         "width": cfg.model.width,
         "inference_images_per_s": len(items) / max(seconds, 1e-9),
-        "precision": precision(device),  # of the forward pass (ssae.precision)
+        "precision": precision,  # of the forward pass (ssae.precision)
         "score": {k: cal[k] for k in ("diff", "n", "k", "t", "standardize", "two_sided", "reduce")},
         # the synthetic defects the scoring was chosen on (older calibrations: not recorded)
         "proxy_corruption": cal.get("proxy_corruption"),
@@ -182,13 +186,13 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
     }
 
 
-def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu") -> dict:
+def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu", precision: str = INFERENCE) -> dict:
     """One point of a learning curve: ``model`` calibrated on validation data as at the end of
     training (:func:`calibrate_model`), then evaluated on the test split (:func:`evaluate_model`);
     the restoration check, image AUROC, pixel AUROC, AUPRO and the per-defect image AUROC."""
     began = time.time()
-    cal, stats = calibrate_model(model, cfg, split, device)
-    res = evaluate_model(model, cfg, split, cal, stats, device, progress=False)
+    cal, stats = calibrate_model(model, cfg, split, device, precision=precision)
+    res = evaluate_model(model, cfg, split, cal, stats, device, progress=False, precision=precision)
     keys = ("image_auroc", "pixel_auroc", "aupro", *RESTORATION_KEYS, "per_defect", "score", "n_test_images",
             "hardware")
     row = {k: res.get(k) for k in keys}
@@ -197,7 +201,8 @@ def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu") -> dict
     return row
 
 
-def calibration_draws(model, cfg: Config, split: D.Split, seeds=range(1, 9), device: str = "cpu") -> list[dict]:
+def calibration_draws(model, cfg: Config, split: D.Split, seeds=range(1, 9), device: str = "cpu",
+                      precision: str = INFERENCE) -> list[dict]:
     """What chance in the calibration does to the test metrics (ours): ``model`` calibrated again
     with each of ``seeds`` (other draws of the validation proxy's corruptions, :func:`calibrate_model`),
     each calibration evaluated on the test split. A row per seed: the scoring it chose, the
@@ -209,9 +214,9 @@ def calibration_draws(model, cfg: Config, split: D.Split, seeds=range(1, 9), dev
     labels = [it.label for it in items]
     raw, rows, truth = {}, [], None
     for seed in seeds:
-        cal, stats = calibrate_model(model, cfg, split, device, seed=seed)
+        cal, stats = calibrate_model(model, cfg, split, device, seed=seed, precision=precision)
         if cal["diff"] not in raw:
-            raw[cal["diff"]] = S.diff_maps(model, images, cal["diff"], device, progress=False)
+            raw[cal["diff"]] = S.diff_maps(model, images, cal["diff"], device, progress=False, precision=precision)
         maps = S.calibrated_maps(raw[cal["diff"]], cal, stats)
         pix = at_metric_size(maps, cfg.score.metric_size)
         if not rows:  # the masks at the maps' size (every calibration's maps have it), read once

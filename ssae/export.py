@@ -12,10 +12,11 @@ predict`` compute them with the run's calibration (validation data only):
    (:func:`ssae.evaluation.finish_map`).
 
 The batch size is free; H and W are fixed (the run's ``data.image_size``). The graph computes in
-float32 throughout: it matches ssae's maps with ``SSAE_PRECISION=fp32`` (ssae itself may run the
-network in bf16, :mod:`ssae.precision`). The image score and the thresholds are not in the graph;
-the model's metadata holds them (``reduce``, ``threshold`` for pixels, ``image_threshold`` for
-image scores) with the scoring settings and the image size. Exporting needs the ``onnx``
+float32 throughout, as ssae does by default (``--precision fp32``, :mod:`ssae.precision`). The
+image score and the thresholds are not in the graph; the model's metadata (``metadata_props``,
+JSON values) holds them (``reduce``, ``threshold`` for pixels, ``image_threshold`` for image
+scores) with the scoring settings, the input it takes (``input``: shape, channels, image size,
+value range; also ``channels``, ``height``, ``width``) and ``precision``. Exporting needs the ``onnx``
 package (``pip install 'ssae[export]'``); the TorchScript exporter of ``torch.onnx`` is used,
 which needs nothing else.
 """
@@ -88,9 +89,13 @@ def export(run_dir, out) -> dict:
     cal, stats = read_calibration(run_dir)
     h, w = image_size(run_dir, cfg, stats)
     graph = AnomalyMapGraph(model, cal, stats).eval()
-    meta = {"ssae_run": run_dir.name, "channels": cfg.model.in_channels, "height": h, "width": w,
+    c = cfg.model.in_channels
+    meta = {"ssae_run": run_dir.name,
+            "input": f"{INPUT}: float32 B x {c} x {h} x {w} in [0, 1] ({h} x {w} px, {c} channel"
+                     f"{'s' if c != 1 else ''}, {'grey' if c == 1 else 'RGB'})",
+            "channels": c, "height": h, "width": w, "precision": "fp32",
             **{key: cal.get(key) for key in ("diff", "n", "k", "t", "standardize", "two_sided", "reduce",
-                                             "threshold", "image_threshold")}}
+                                             "threshold", "image_threshold", "threshold_method")}}
     if out.is_dir():
         raise SsaeError(f"cannot write {out}: it is a folder; name the .onnx file to write")
     tmp = out.with_name(out.name + ".tmp")

@@ -5,6 +5,11 @@ Not from the paper (which trains on a GPU). On CUDA and on CPUs with native bf16
 loss, the anomaly maps and everything after them stay in float32. Elsewhere bf16 is emulated
 and slower than float32, so float32 is used. The choice is made at run time and recorded in the
 run (``train_summary.json``: ``precision``). ``SSAE_PRECISION=fp32`` forces float32.
+
+Inference (calibration, evaluation, prediction, export) computes in float32 unless asked
+otherwise (:data:`INFERENCE`, ``--precision bf16``; :func:`inference_autocast`), so that the
+same model gives the same maps and thresholds on every machine; what was used is recorded
+with the results (``precision``).
 """
 from __future__ import annotations
 
@@ -14,7 +19,11 @@ from contextlib import nullcontext
 
 import torch
 
+from .errors import SsaeError
+
 PRECISIONS = ("bf16", "fp32")
+#: the precision of inference unless asked otherwise
+INFERENCE = "fp32"
 
 
 @functools.lru_cache(maxsize=None)
@@ -50,6 +59,21 @@ def precision(device, enabled: bool = True) -> str:
     if kind == "cuda":
         return "bf16"
     return "bf16" if kind == "cpu" and cpu_has_bf16() else "fp32"
+
+
+def check_precision(name: str) -> str:
+    """``name`` if it is one of :data:`PRECISIONS`, else a one-line error."""
+    if name not in PRECISIONS:
+        raise SsaeError(f"precision must be one of {', '.join(PRECISIONS)}, got {name!r}")
+    return name
+
+
+def inference_autocast(device, name: str = INFERENCE):
+    """A context for an inference forward pass at precision ``name`` (``fp32``: none; ``bf16``:
+    bf16 autocast, emulated and slower where the hardware lacks it)."""
+    if check_precision(name) == "fp32":
+        return nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
 def autocast(device, enabled: bool = True):

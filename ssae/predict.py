@@ -1,4 +1,5 @@
-"""Anomaly maps for your own images: overlays, binary masks and a CSV of image scores.
+"""Anomaly maps for your own images as files: overlays, binary masks and a CSV of image scores
+(``ssae predict``), a thin shell over :class:`ssae.detector.Detector`.
 
 The maps are computed as in evaluation (eq. 3, or eq. 14 / standardised with the run's
 calibration) at the run's image size and resized to each input's own size.
@@ -10,51 +11,49 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from . import data as D
-from . import scoring as S
+from .detector import Detector, image_paths
 from .errors import SsaeError
-from .runs import load_model, read_calibration
+from .runs import write_json
 
 
-def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True) -> Path:
+def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True, precision: str = "fp32",
+            overwrite: bool = False) -> Path:
     """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``.
 
-    Maps are computed at the run's image size (as in training and evaluation) and resized
-    (bilinear) to each input's own size for the overlay and the mask; a non-square input is
-    thus stretched to the run's square size (:func:`stretch_note` says so). Outputs are named after
-    the input (``<stem>_overlay.png``, ``<stem>_mask.png``); inputs that share a stem get their
-    folder's name in front (``<folder>_<stem>``), and a number if that is not enough.
-    ``scores.csv`` has one row per image: the image score (the calibrated reduction), whether it
-    exceeds the validation threshold, and the names of both PNGs."""
+    ``run_dir`` is a run folder, a packed model folder or a reference model's name, and
+    ``paths`` images or folders of images (:class:`ssae.detector.Detector`, which computes the
+    maps at the model's image size and resizes them to each input's own size; a non-square
+    input is thus stretched to the model's square size, :func:`stretch_note` says so). Outputs
+    are named after the input (``<stem>_overlay.png``, ``<stem>_mask.png``); inputs that share
+    a stem get their folder's name in front (``<folder>_<stem>``), and a number if that is not
+    enough. ``scores.csv`` has one row per image: the image score (the calibrated reduction),
+    whether it exceeds the image threshold, and the names of both PNGs; ``predict.json``
+    beside it the model, the precision of the forward pass (``precision``, float32 by default)
+    and the thresholds. An ``out_dir`` that holds a ``scores.csv`` already is refused unless
+    ``overwrite``."""
     import matplotlib
 
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    model, cfg = load_model(run_dir, device)
-    cal, stats = read_calibration(run_dir)
-    paths = [Path(p) for p in paths]
+    out_dir = Path(out_dir)
+    check_out(out_dir, overwrite)
+    det = Detector.load(run_dir, device, precision)
+    paths = image_paths(paths)
     if not paths:
         raise SsaeError("no images given to predict")
-    originals = D.load_images(paths, None, cfg.model.in_channels, progress=False)  # each at its own size
-    images = [D.resize_image(a, cfg.data.image_size) for a in originals]
+    names, originals = det.read(paths)
+    results = det.score_arrays(names, originals, progress)
     out_dir.mkdir(parents=True, exist_ok=True)
-    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="predict")
-    maps = S.calibrated_maps(raw, cal, stats)
     cmap = matplotlib.colormaps["jet"]
-    scale = max(cal["threshold"] * 2, 1e-12)
+    scale = max(det.threshold * 2, 1e-12)
     rows = []
-    for p, name, img, m in zip(paths, output_names(paths), originals, maps):
-        big = torch.nn.functional.interpolate(torch.from_numpy(m)[None, None], size=img.shape[:2],
-                                              mode="bilinear", align_corners=False)[0, 0].numpy()
+    for p, name, img, res in zip(paths, output_names(paths), originals, results):
         rgb = np.repeat(img, 3, axis=2) if img.shape[2] == 1 else img
-        heat = cmap(np.clip(big / scale, 0, 1))[..., :3]
+        heat = cmap(np.clip(res.anomaly_map / scale, 0, 1))[..., :3]
         overlay = (0.5 * rgb + 0.5 * heat).clip(0, 1)
         _save_png(out_dir / f"{name}_overlay.png", (overlay * 255).astype(np.uint8))
-        _save_png(out_dir / f"{name}_mask.png", ((big > cal["threshold"]) * 255).astype(np.uint8))
-        score = float(S.image_score(torch.from_numpy(m)[None], cal["reduce"]))
-        rows.append({"image": str(p), "score": score,
-                     "anomalous": None if cal.get("image_threshold") is None else score > cal["image_threshold"],
+        _save_png(out_dir / f"{name}_mask.png", (res.mask * 255).astype(np.uint8))
+        rows.append({"image": str(p), "score": res.score, "anomalous": res.anomalous,
                      "overlay": f"{name}_overlay.png", "mask": f"{name}_mask.png"})
     tmp = out_dir / "scores.csv.tmp"
     with open(tmp, "w", newline="") as f:
@@ -62,7 +61,21 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True)
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, out_dir / "scores.csv")
+    write_json(out_dir / "predict.json", {"model": str(det.folder), "precision": precision, "images": len(rows),
+                                          **{k: det.calibration.get(k) for k in
+                                             ("threshold", "image_threshold", "reduce", "threshold_method")}})
     return out_dir
+
+
+def check_out(out_dir, overwrite: bool = False) -> None:
+    """Refuse (one line) to write predictions over earlier ones (``scores.csv`` in ``out_dir``)
+    unless ``overwrite``, and an ``out_dir`` that is a file."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SsaeError(f"--out {out_dir} is a file; name a folder for the predictions")
+    if (out_dir / "scores.csv").exists() and not overwrite:
+        raise SsaeError(f"{out_dir / 'scores.csv'} exists: earlier predictions are not overwritten; "
+                        f"name another --out folder or pass --overwrite")
 
 
 def stretch_note(paths, size: int | None) -> str | None:

@@ -61,14 +61,15 @@ def keep_earlier(old: Path, new: Path) -> None:
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
-         progress: bool = False, draws: int = 8) -> dict:
+         progress: bool = False, draws: int = 8, precision: str = "fp32") -> dict:
     """Pack the finished run ``run_dir`` into ``out_dir`` (see the module docstring).
 
     The float16 weights are calibrated on the run's validation data and evaluated on the test
     split of ``data_spec`` (default: the data the run was trained on); ``blur`` also records the
     blur reference (:class:`ssae.references.BlurReference`, sigma 4) with the same settings;
     ``draws`` other calibrations (seeds 1 to ``draws``) are evaluated beside the recorded one.
-    Returns the metrics."""
+    ``precision`` is the network's in calibration and evaluation (float32 by default). Returns
+    the metrics."""
     from .data import load_split
     from .calibration import calibrate, calibrate_model
     from .evaluation import calibration_draws, evaluate, evaluate_model
@@ -93,16 +94,17 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     half.load_state_dict(load_weights(tmp / WEIGHTS))
     (tmp / DONE).write_text("ok\n")
     split = load_split(data_spec, cfg.data, seed=cfg.train.seed)
-    calibrate(tmp, split, device=device, model=half.to(device).eval(), progress=progress)
-    res = evaluate(tmp, data_spec, device=device, progress=progress)
+    calibrate(tmp, split, device=device, model=half.to(device).eval(), progress=progress, precision=precision)
+    res = evaluate(tmp, data_spec, device=device, progress=progress, precision=precision)
     res["run_dir"] = str(out_dir)
     if draws:
-        res["calibration_draws"] = calibration_draws(half, cfg, split, range(1, draws + 1), device)
+        res["calibration_draws"] = calibration_draws(half, cfg, split, range(1, draws + 1), device, precision)
     write_json(tmp / METRICS, res)
     if blur:
         ref = BlurReference(4.0).to(device).eval()
-        cal, stats = calibrate_model(ref, cfg, split, device)
-        ref_res = evaluate_model(ref, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress)
+        cal, stats = calibrate_model(ref, cfg, split, device, precision=precision)
+        ref_res = evaluate_model(ref, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress,
+                                 precision=precision)
         ref_res["model"] = "BlurReference(sigma=4)"
         write_json(tmp / BLUR, ref_res)
     if out_dir.exists():

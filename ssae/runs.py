@@ -45,6 +45,31 @@ STDMAP = "stdmap.npy"
 WEIGHTS = "model.safetensors"
 
 
+#: the files a run folder may hold (and ``lock``, and ``*.tmp`` files of an interrupted write)
+RUN_FILES = (CHECKPOINT, CONFIG, HISTORY, DONE, SUMMARY, CURVE, CALIBRATION, AVGMAP, STDMAP, "lock")
+
+
+def check_train_folder(out) -> None:
+    """Refuse (one line) an ``ssae train --out`` that is not a new path, an empty folder or an
+    ssae run folder: a file, or a folder holding anything else, is never written into. Whether a
+    run folder's settings match is checked when training resumes it."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise SsaeError(f"--out {out} is a file, not a run folder; name a new or empty folder")
+    names = sorted(p.name for p in out.iterdir())
+    if WEIGHTS in names and CHECKPOINT not in names:
+        raise SsaeError(f"--out {out} is a packed model folder ({WEIGHTS}, no {CHECKPOINT}); "
+                        f"train into another --out folder")
+    if CONFIG in names or CHECKPOINT in names:
+        return
+    other = [n for n in names if n not in RUN_FILES and not n.endswith(".tmp")]
+    if other:
+        raise SsaeError(f"--out {out} is a folder of other files (e.g. {other[0]}), not an ssae run folder; "
+                        f"name a new or empty folder")
+
+
 def read_curve(run_dir) -> list[dict]:
     """The learning-curve rows of a run (``curve.jsonl``), ordered by step; ``[]`` without one."""
     path = Path(run_dir) / CURVE
@@ -144,9 +169,13 @@ def read_checkpoint(run_dir: Path, device="cpu") -> dict:
     try:
         return torch.load(path, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad run directory
-        raise SsaeError(f"cannot read checkpoint {path}: {type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}; "
-                        f"the file is damaged or not ssae's: delete it and run `ssae train` again to train "
-                        f"from the start, or train into another --out folder")
+        if "weights only load failed" in str(e).lower() or "weightsunpickler" in str(e).lower():
+            reason = "it holds objects other than tensors and plain values, which ssae never loads"
+        else:  # torch's own first line, unless it advises loading the file unsafely
+            first = (str(e).splitlines() or [""])[0][:200]
+            reason = f"{type(e).__name__}" + ("" if "weights_only" in first else f": {first}")
+        raise SsaeError(f"cannot read checkpoint {path}: {reason}; the file is damaged or not ssae's: delete it "
+                        f"and run `ssae train` again to train from the start, or train into another --out folder")
 
 
 def read_run_config(run_dir: Path) -> tuple[Config, dict]:

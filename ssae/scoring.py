@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ssae.errors import SsaeError
-from ssae.precision import autocast
+from ssae.precision import INFERENCE, inference_autocast
 
 
 def diff(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -127,12 +127,13 @@ def nk_pairs(pairs) -> tuple[tuple[int, int], ...]:
     return pairs
 
 
-def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
+def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8,
+                precision: str = INFERENCE) -> torch.Tensor:
     """F(X) for a batch of images of any size, without gradients, in eval mode.
 
     The network downsamples by 8, so H and W are padded at the bottom/right to a multiple of
-    8 (reflect; replicate for sides under 8 pixels) and the output is cropped back. On CUDA
-    and on CPUs with native bf16 the forward pass runs under bf16 autocast
+    8 (reflect; replicate for sides under 8 pixels) and the output is cropped back. The forward
+    pass computes in float32, or under bf16 autocast with ``precision="bf16"``
     (:mod:`ssae.precision`); the result is float32 on ``x.device``.
     """
     was_training = model.training
@@ -140,7 +141,7 @@ def reconstruct(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 8) ->
     h, w = x.shape[-2:]
     outs = []
     try:
-        with torch.no_grad(), autocast(x.device):
+        with torch.no_grad(), inference_autocast(x.device, precision):
             for chunk in x.split(batch_size):
                 chunk = pad_to_8(chunk).contiguous(memory_format=torch.channels_last)
                 outs.append(model(chunk)[..., :h, :w].float().contiguous())
@@ -161,10 +162,10 @@ def pad_to_8(x: torch.Tensor) -> torch.Tensor:
 
 
 def anomap(model: torch.nn.Module, x: torch.Tensor, n: int, k: int, kind: str = "l2",
-           batch_size: int = 8) -> torch.Tensor:
+           batch_size: int = 8, precision: str = INFERENCE) -> torch.Tensor:
     """Eq. (3): G_k^n(Diff(X, F(X))) with Diff the squared error (eq. 2), 1 - SSIM or the
     low-pass difference (:func:`difference`)."""
-    return smooth(difference(x, reconstruct(model, x, batch_size), kind), n, k)
+    return smooth(difference(x, reconstruct(model, x, batch_size, precision), kind), n, k)
 
 
 def avgmap(maps) -> torch.Tensor:
@@ -288,6 +289,36 @@ def threshold_from_validation(val_maps, quantile: float) -> float:
     return float(np.quantile(values, quantile))
 
 
+#: ours: the share of clean images the image threshold aims to pass (:func:`score_threshold`)
+IMAGE_LEVEL = 0.99
+
+
+def score_threshold(scores, level: float = IMAGE_LEVEL) -> tuple[float, str]:
+    """An image-score threshold that about ``level`` of unseen clean images stay below, from
+    the scores of a few clean images that the scoring did not see (held out): ``(threshold,
+    how it was obtained)``.
+
+    A few validation images cannot give a 99th percentile by counting (with 10 images any
+    quantile above 0.9 is their maximum), so the threshold is the upper prediction bound of a
+    normal distribution fitted to them, ``mean + t_{n-1, level} * sd * sqrt(1 + 1/n)``, on the
+    logarithms of the scores when all are positive (scores such as the maximum of a map are
+    skewed to the right), else on the scores. One score is its own threshold."""
+    from scipy import stats as st
+
+    s = np.asarray([float(v) for v in scores], dtype=np.float64)
+    if s.size == 0 or not np.isfinite(s).all():
+        raise SsaeError("no finite validation scores to choose an image threshold from")
+    if s.size == 1:
+        return float(s[0]), "the one validation score"
+    factor = float(st.t.ppf(level, s.size - 1) * np.sqrt(1 + 1 / s.size))
+    if (s > 0).all():
+        lg = np.log(s)
+        return float(np.exp(lg.mean() + factor * lg.std(ddof=1))), \
+            f"log-normal {level:.0%} prediction bound of {s.size} held-out validation scores"
+    return float(s.mean() + factor * s.std(ddof=1)), \
+        f"normal {level:.0%} prediction bound of {s.size} held-out validation scores"
+
+
 #: image-score reductions compared on validation data; "sum" is the paper's
 REDUCTIONS = ("sum", "mean", "max", "contrast")
 
@@ -307,9 +338,10 @@ class ValidationMaps:
 
 
 def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_size: int = 8,
-              progress: bool = False, desc: str = "maps") -> list[torch.Tensor]:
+              progress: bool = False, desc: str = "maps", precision: str = INFERENCE) -> list[torch.Tensor]:
     """Raw difference maps Diff(X, F(X)) (eq. 2, or the SSIM-based one), one 1 x H x W tensor
-    per image, on the CPU. Images of equal size are processed in batches."""
+    per image, on the CPU. Images of equal size are processed in batches; the forward pass at
+    ``precision`` (:func:`reconstruct`)."""
     out: list[torch.Tensor | None] = [None] * len(images)
     groups: dict[tuple, list[int]] = {}
     for i, a in enumerate(images):
@@ -319,7 +351,7 @@ def diff_maps(model, images: list[np.ndarray], kind: str, device: str, batch_siz
         for s in range(0, len(idx), batch_size):
             chunk = idx[s:s + batch_size]
             x = torch.from_numpy(np.stack([images[i].transpose(2, 0, 1) for i in chunk])).to(device)
-            y = reconstruct(model, x, batch_size=batch_size)
+            y = reconstruct(model, x, batch_size=batch_size, precision=precision)
             d = difference(x, y, kind)
             for j, i in enumerate(chunk):
                 out[i] = d[j].float().cpu()

@@ -173,3 +173,7 @@ def make_unknown(root) -> Path:
     top = Path(root) / "loose_images"
     _save(np.zeros((8, 8), np.uint8), top / "images" / "a.png")
     return top
+
+
+class Unsafe:
+    """An object that a checkpoint must not hold (loading it would run pickled code)."""

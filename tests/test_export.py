@@ -49,7 +49,8 @@ def onnx_maps(path, images) -> np.ndarray:
     ({"diff": "ssim"}, 3e-4),
 ])
 def test_the_onnx_graph_gives_ssae_s_maps(export_run, tmp_path, monkeypatch, scoring, tolerance):
-    monkeypatch.setenv("SSAE_PRECISION", "fp32")
+    """ssae's default scoring (float32 whatever the machine) and the graph agree."""
+    monkeypatch.delenv("SSAE_PRECISION", raising=False)  # training's switch: inference ignores it
     data, run = export_run
     run = shutil.copytree(run, tmp_path / "run")
     cal = json.loads((run / "calibration.json").read_text())
@@ -68,7 +69,7 @@ def test_the_onnx_graph_gives_ssae_s_maps(export_run, tmp_path, monkeypatch, sco
 def test_a_packed_model_folder_exports_too(export_run, tmp_path, monkeypatch):
     import onnx
 
-    monkeypatch.setenv("SSAE_PRECISION", "fp32")
+    monkeypatch.delenv("SSAE_PRECISION", raising=False)
     data, run = export_run
     packed, out = tmp_path / "packed", tmp_path / "packed.onnx"
     assert main(["pack", str(run), "--out", str(packed)]) == 0
@@ -78,6 +79,42 @@ def test_a_packed_model_folder_exports_too(export_run, tmp_path, monkeypatch):
     meta = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
     cal, _ = read_calibration(packed)
     assert meta["threshold"] == cal["threshold"] and meta["reduce"] == cal["reduce"] and meta["height"] == 64
+    assert meta["threshold_method"] == cal["threshold_method"] and meta["precision"] == "fp32"
+
+
+def test_the_graph_and_the_export_line_say_what_images_it_takes(export_run, tmp_path):
+    import onnx
+
+    _, run = export_run
+    out = tmp_path / "m.onnx"
+    rc, printed, _ = run_cli("export", run, "--out", out)
+    assert rc == 0 and "takes 64 x 64 px images with 3 channels (RGB)" in printed
+    meta = {p.key: json.loads(p.value) for p in onnx.load(str(out)).metadata_props}
+    assert (meta["channels"], meta["height"], meta["width"]) == (3, 64, 64)
+    assert meta["input"].startswith("image: float32 B x 3 x 64 x 64 in [0, 1]")
+
+
+def test_ssae_predict_scores_are_the_onnx_graph_s_by_default(export_run, tmp_path):
+    """`ssae predict` (default precision) and the graph give the same image scores, and
+    predict.json says which precision computed them."""
+    import csv
+
+    import torch
+    from ssae.scoring import image_score
+
+    data, run = export_run
+    out = tmp_path / "m.onnx"
+    assert main(["export", str(run), "--out", str(out)]) == 0
+    paths = sorted((data / "test").glob("*/*.png"))
+    assert main(["predict", str(run), *map(str, paths), "--out", str(tmp_path / "pred")]) == 0
+    cal, _ = read_calibration(run)
+    rows = list(csv.DictReader(open(tmp_path / "pred" / "scores.csv")))
+    # predict reads each image at its own size and resizes it as evaluation does (64 px here)
+    maps = onnx_maps(out, load_images(paths, 64, 3, progress=False))
+    want = [float(image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps]
+    got = [float(r["score"]) for r in rows]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    assert json.loads((tmp_path / "pred" / "predict.json").read_text())["precision"] == "fp32"
 
 
 def test_export_of_an_unfinished_run_is_one_line(export_run, tmp_path):

@@ -15,7 +15,10 @@ usable. The cases, one test each:
    checkpoint_every 0, --steps 0 or -5) are refused before anything is written;
 6. training images of mixed grey and colour are refused, naming both files;
 7. small ones: ``--json`` naming a folder, a corrupt checkpoint, an unknown data layout,
-   non-square images given to ``predict``.
+   non-square images given to ``predict``;
+8. folders never clobbered: ``train --out`` takes a new path, an empty folder or a run folder
+   of the same settings and refuses any other folder or a file; ``predict --out`` does not
+   write over earlier predictions without ``--overwrite``.
 """
 import json
 import os
@@ -263,3 +266,75 @@ def test_predict_says_when_it_stretches_a_non_square_image(smoke_run, tmp_path):
     note = one_line(err)
     assert note.startswith("ssae: note: 1 of 1 images are not square") and "48 x 40" in note and "64 x 64" in note
 
+
+
+# ----------------------------------------------------------------------------- 8. folders never clobbered
+
+def test_train_refuses_a_folder_that_is_not_a_run_and_leaves_it_alone(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "holiday.jpg").write_bytes(b"mine")
+    rc, _, err = run_cli("train", "--data", data, "--out", photos, "--profile", "smoke", "--steps", "2")
+    assert_one_line_error(rc, err, photos, "holiday.jpg", "not an ssae run folder")
+    assert sorted(p.name for p in photos.iterdir()) == ["holiday.jpg"]
+    afile = tmp_path / "notes.txt"
+    afile.write_text("mine")
+    rc, _, err = run_cli("train", "--data", data, "--out", afile, "--profile", "smoke", "--steps", "2")
+    assert_one_line_error(rc, err, afile, "is a file")
+    assert afile.read_text() == "mine"
+
+
+def test_train_takes_an_empty_folder_and_resumes_a_run_of_the_same_settings_only(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["train", "--data", str(data), "--out", str(empty), "--profile", "smoke"]
+    assert main([*args, "--steps", "2"]) == 0 and (empty / "done").is_file()
+    assert main([*args, "--steps", "3"]) == 0  # the same settings, more steps: resumed
+    assert json.loads((empty / "train_summary.json").read_text())["steps"] == 3
+    rc, _, err = run_cli(*args, "--steps", "4", "--seed", "9")
+    assert_one_line_error(rc, err, empty, "other settings")
+
+
+def test_predict_does_not_write_over_earlier_predictions(smoke_run, tmp_path):
+    data, run = smoke_run
+    image = sorted((data / "test" / "good").glob("*.png"))[0]
+    out = tmp_path / "p"
+    assert main(["predict", str(run), str(image), "--out", str(out)]) == 0
+    before = (out / "scores.csv").read_bytes()
+    rc, _, err = run_cli("predict", run, image, "--out", out)
+    assert_one_line_error(rc, err, out / "scores.csv", "--overwrite")
+    assert (out / "scores.csv").read_bytes() == before
+    rc, _, err = run_cli("predict", run, image, "--out", out, "--overwrite")
+    assert rc == 0, err
+
+
+# ----------------------------------------------------------------------------- 9. messages that say it plainly
+
+def test_a_model_that_makes_the_regions_worse_is_not_said_to_undo_a_negative_share():
+    from ssae.calibration import restoration_warning
+
+    text = restoration_warning({"restoration_pixel_auroc": 0.5, "restoration_gain": -42.14})
+    assert "-4214%" not in text and "undoes none" in text and "43.1 times as far off" in text
+    assert "undoes 42%" in restoration_warning({"restoration_pixel_auroc": 0.5, "restoration_gain": 0.42})
+
+
+def test_an_unsafe_checkpoint_is_refused_with_our_own_line(tmp_path):
+    from ssae.runs import read_checkpoint
+
+    torch.save({"model": {}, "payload": fixtures.Unsafe()}, tmp_path / "checkpoint.pt")
+    with pytest.raises(SsaeError) as e:
+        read_checkpoint(tmp_path)
+    text = str(e.value)
+    assert "\n" not in text and "weights_only" not in text and "trust" not in text
+    assert "objects other than tensors" in text and str(tmp_path / "checkpoint.pt") in text
+
+
+def test_a_1x1_training_image_is_refused_naming_it(tmp_path):
+    data = fixtures.make_mvtec(tmp_path)
+    tiny = data / "train" / "good" / "tiny.png"
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(tiny)
+    rc, _, err = run_cli("train", "--data", data, "--out", tmp_path / "r", "--profile", "smoke", "--steps", "1")
+    assert_one_line_error(rc, err, tiny, "1 x 1 px")
+    assert not (tmp_path / "r").exists()

@@ -1,4 +1,5 @@
 """Precision of the forward pass: bf16 where the hardware has it, recorded in the run."""
+import pytest
 import torch
 
 import ssae.precision as P
@@ -32,3 +33,35 @@ def test_the_run_records_its_precision(smoke_run):
 
     _, run = smoke_run
     assert json.loads((run / "train_summary.json").read_text())["precision"] in P.PRECISIONS
+
+
+def test_inference_is_float32_unless_asked_and_says_so(smoke_run, tmp_path, monkeypatch):
+    """Evaluation and prediction compute in float32 by default, whatever the hardware offers;
+    --precision bf16 runs the network under autocast; both record what they used."""
+    import json
+
+    from ssae.cli import main
+    from ssae.errors import SsaeError
+    from ssae.evaluation import evaluate
+    from ssae.runs import load_model
+    from ssae.scoring import reconstruct
+
+    monkeypatch.setattr(P, "cpu_has_bf16", lambda: True)  # training would choose bf16 here
+    data, run = smoke_run
+    model, _ = load_model(run)
+    x = torch.rand(1, 3, 16, 16)
+    seen = []
+    hook = model.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    reconstruct(model, x)
+    reconstruct(model, x, precision="bf16")
+    hook.remove()
+    assert seen == [torch.float32, torch.bfloat16]
+    assert evaluate(run, str(data), progress=False)["precision"] == "fp32"
+    assert evaluate(run, str(data), progress=False, precision="bf16")["precision"] == "bf16"
+    with pytest.raises(SsaeError, match="precision must be one of"):
+        evaluate(run, str(data), progress=False, precision="fp16")
+    img = next((data / "test" / "good").glob("*.png"))
+    assert main(["predict", str(run), str(img), "--out", str(tmp_path / "p"), "--precision", "bf16"]) == 0
+    assert json.loads((tmp_path / "p" / "predict.json").read_text())["precision"] == "bf16"
+    assert main(["evaluate", str(run), "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text())["precision"] == "fp32"

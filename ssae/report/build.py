@@ -389,15 +389,40 @@ def ensure_mathjax(repo: Path, progress: Progress) -> None:
                         f"scripts/vendor_mathjax.sh failed: {(r.stderr or r.stdout).strip()[-300:]}")
 
 
-def build_html(book_dir: Path, progress: Progress) -> tuple[int, str]:
-    """``jupyter-book build <book_dir> --builder html -W -n --keep-going``; (status, log tail)."""
-    exe = shutil.which("jupyter-book")
-    cmd = ([exe] if exe else [sys.executable, "-m", "jupyter_book.cli.main"]) + \
-        ["build", str(book_dir), "--builder", "html", "-W", "-n", "--keep-going"]
+#: the jupyter-book command line's own entry point, run by this interpreter
+JUPYTER_BOOK_MAIN = "import sys; from jupyter_book.cli.main import main; sys.argv[0] = 'jupyter-book'; sys.exit(main())"
+
+
+def jupyter_book_command() -> list[str]:
+    """The jupyter-book of this Python environment, whatever is on PATH: the ``jupyter-book``
+    script beside ``sys.executable`` (run by it), else the command line's entry point
+    (:data:`JUPYTER_BOOK_MAIN`); a one-line error when jupyter-book is not installed here."""
+    script = Path(sys.executable).parent / "jupyter-book"
+    if script.is_file():
+        return [sys.executable, str(script)]
+    try:
+        import jupyter_book.cli.main  # noqa: F401
+    except ImportError:
+        raise SsaeError(f"jupyter-book is not installed for {sys.executable}: pip install 'jupyter-book==1.0.4.post1' "
+                        f"(or bash scripts/install.sh)") from None
+    return [sys.executable, "-c", JUPYTER_BOOK_MAIN]
+
+
+def build_html(book_dir: Path, progress: Progress, command: list[str] | None = None) -> tuple[int, str]:
+    """``jupyter-book build <book_dir> --builder html -W -n --keep-going`` with this environment's
+    jupyter-book (:func:`jupyter_book_command`, or ``command``); (status, log tail). A build that
+    exits 0 without writing ``<book_dir>/_build/html/index.html`` is a failure (status 1)."""
+    index = Path(book_dir) / "_build" / "html" / "index.html"
+    index.unlink(missing_ok=True)  # an index of an earlier build proves nothing
+    cmd = (command or jupyter_book_command()) + ["build", str(book_dir), "--builder", "html", "-W", "-n",
+                                                 "--keep-going"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     text = (r.stdout or "") + (r.stderr or "")
     warnings = [ln for ln in text.splitlines() if "WARNING" in ln or "ERROR" in ln]
-    return r.returncode, "\n".join(warnings[-30:]) if warnings else text[-2000:]
+    tail = "\n".join(warnings[-30:]) if warnings else text[-2000:]
+    if r.returncode == 0 and not index.is_file():
+        return 1, f"the build exited 0 but wrote no {index} (command: {' '.join(cmd[:3])} ...)\n{tail}"
+    return r.returncode, tail
 
 
 def build_book(profile: str = "cpu", *, categories: list[str] | None = None, data: list[str] | None = None,
@@ -410,7 +435,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     The trained reference models in ``models_dir`` (default: the repository's ``models/``)
     get a page each and the learning-curves chapter; a data set found in ``../shared/data``
     that has a reference model is evaluated through it instead of being trained again."""
-    from .models import MODELS, find as find_references
+    from .models import MODELS, find as find_references, thresholds_text
     if profile not in PROFILES:
         raise SsaeError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     progress = Progress(log)
@@ -538,6 +563,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         "build_command": "`" + ("ssae book " + " ".join(public_args(sys.argv[2:], repo))
                                 if sys.argv[1:2] == ["book"] else "ssae book").strip() + "`",
         "build_failed": ", ".join(failed_names) or "none",
+        "threshold_check": thresholds_text(),
     }
     (plan.book_dir / "_config.yml").write_text(staged_config(repo, subs), encoding="utf-8")
 

@@ -646,3 +646,47 @@ def precision_check(path: str | Path = PRECISION) -> tuple[list[Table], str]:
                "that spread." if not off else
                 f"on the {', '.join(off)} the difference exceeds the float32 models' spread over seeds."))
     return [speed, quality], text
+
+
+#: how the reference models' thresholds hold on images the calibration never saw
+#: (benchmarks/thresholds.py --json)
+THRESHOLDS = REPO / "benchmarks" / "results" / "thresholds.json"
+
+
+def thresholds_text(path: str | Path = THRESHOLDS) -> str:
+    """What ``benchmarks/thresholds.py`` measured on the kept models, in words: the share of
+    training images and of good test images above each model's image threshold, and the mask
+    areas on defective images; a sentence saying it was not measured when the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return (f"How often the thresholds of the reference models flag clean images has not been measured "
+                f"here (`benchmarks/thresholds.py --json {path.name}` measures it).")
+    doc = json.loads(path.read_text())
+    rows = [r for r in doc["rows"] if r.get("good_above") is not None and r.get("train_above") is not None]
+    if not rows:
+        return "The kept measurement of the reference models' thresholds holds no model."
+    pct = lambda v: f"{100 * v:.1f} %"  # noqa: E731
+    worst_good = max(rows, key=lambda r: r["good_above"])
+    worst_train = max(rows, key=lambda r: r["train_above"])
+    masked = [r for r in rows if r.get("mask_area_true") is not None and r.get("mask_area_predicted") is not None]
+    found = [r["defective_above"] for r in rows if r.get("defective_above") is not None]
+    over = [r for r in masked if r["mask_area_predicted"] > 2 * r["mask_area_true"]]
+    text = (f"Measured on the {len(rows)} reference models kept in `models/` (`benchmarks/thresholds.py`, "
+            f"{str(doc.get('date', ''))[:10]}): the image threshold flagged at most {pct(worst_train['train_above'])} "
+            f"of a model's training images ({worst_train['model']}), clean images from the same folder as the "
+            f"validation images that the calibration never saw, and between {pct(min(r['good_above'] for r in rows))} "
+            f"and {pct(worst_good['good_above'])} of a model's good test images (the most: {worst_good['model']}); "
+            f"{sum(r['good_above'] <= 0.05 for r in rows)} of the {len(rows)} models flag at most 5 % of them. "
+            + (f"The same thresholds flag between {pct(min(found))} and {pct(max(found))} of a model's defective "
+               f"test images (median {pct(float(np.median(found)))}): a threshold that few clean images cross "
+               f"lets defects that score like clean images pass. " if found else "") +
+            f"Where more good test images than training images cross it, the test folder's good images "
+            f"score unlike the training folder's, which no validation image can show.")
+    area = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    if masked:
+        text += (f" On defective test images the binary masks cover a median share of the image at most twice "
+                 f"that of the true defect masks on {len(masked) - len(over)} of {len(masked)} models with masks"
+                 + (f"; more on {', '.join(r['model'] for r in over)} (e.g. "
+                    f"{area(over[0]['mask_area_predicted'])} against {area(over[0]['mask_area_true'])})" if over else "")
+                 + ".")
+    return text
