@@ -143,7 +143,7 @@ def cmd_train(args) -> int:
           f"{len(split.test)} test images, {split.channels} channel(s)"
           + ("" if split.has_masks else "; no pixel masks: image-level metrics only"), flush=True)
     chosen, attempts = train_until_restored(cfg, split, args.out, args.retries, device=args.device,
-                                            data_spec=args.data, progress=_tty())
+                                            data_spec=args.data, progress=True if _tty() else "lines")
     for a in attempts:
         print(f"trained {a['steps']} steps in {a['seconds']:.0f} s (stopped by {a['stopped_by']}); "
               f"run directory {a['run_dir']}", flush=True)

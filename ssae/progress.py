@@ -66,11 +66,14 @@ class TrainLog:
     def calibrating(self, n_val: int) -> None:
         self.say(f"calibrating the scoring on {n_val} validation image{'s' if n_val != 1 else ''}")
 
-    def step(self, step: int, loss: float) -> None:
+    def step(self, step: int, loss: float, remaining_s: float | None = None) -> None:
+        """``remaining_s``: what is left of a time budget, which caps the ETA."""
         if not self.enabled or (step % self.every and step != self.total):
             return
         seconds = self.clock() - self.began
         done = step - self.start
         rate = done / seconds if seconds > 0 and done > 0 else 0.0
         eta = (self.total - step) / rate if rate > 0 else None
+        if remaining_s is not None:
+            eta = max(0.0, remaining_s) if eta is None else min(eta, max(0.0, remaining_s))
         self.say(log_line(step, self.total, loss, rate, eta))

@@ -44,6 +44,7 @@ from .corruption import corrupt, random_rotation
 from .data import Split, augment, load_images, occluder_images, resolve_augmentation
 from .errors import SsaeError
 from .objectives import flatness, loss as objective_loss
+from .progress import TrainLog
 from .precision import autocast as precision_autocast, precision as forward_precision
 from .runlock import lock_run
 from .calibration import calibrate_model
@@ -209,8 +210,12 @@ def _unwrap(model):
 # ----------------------------------------------------------------------------- training
 
 def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | None = None,
-          progress: bool = True, calibrate: bool = True) -> dict:
+          progress: bool | str = True, calibrate: bool = True) -> dict:
     """Train a model for ``split`` into ``run_dir``; resume if ``run_dir`` holds a checkpoint.
+
+    ``progress``: True draws progress bars (a terminal), ``"lines"`` prints a plain line every
+    ``train.log_every`` steps and at calibration (a pipe or a log, :mod:`ssae.progress`), False
+    prints nothing.
 
     Returns ``{"history": [...], "seconds": float, "steps": int, "stopped_by": "steps"|"time"}``.
     ``cfg.model.in_channels`` is set from the data. With ``calibrate`` (default) the scoring
@@ -239,7 +244,7 @@ def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | 
             run_dir.rmdir()
 
 
-def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | None, progress: bool,
+def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | None, progress: bool | str,
            calibrate: bool) -> dict:
     """:func:`train` once its settings are checked and its folder is locked."""
     device = torch.device(device)
@@ -277,7 +282,7 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
             if k in state.get("rng", {}):
                 g.set_state(state["rng"][k].cpu() if k == "sample" or not cuda else state["rng"][k])
         if progress and rank == 0:
-            print(f"resuming {run_dir} from step {step}", flush=True)
+            print(f"resuming {run_dir} from step {step}", flush=True)  # on a terminal and in a pipe alike
     saved_step = step   # the step of the weights in checkpoint.pt
     retired = False     # whether the old run's done, scoring and summary are gone (retire())
 
@@ -305,7 +310,7 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
     params = [p for p in model.parameters()]
 
     images = TrainingImages(load_images(split.train, cfg.data.image_size, split.channels,
-                                        progress=progress and rank == 0), device)
+                                        progress=progress is True and rank == 0), device)
     occluders = None
     if cfg.corruption.occluders:  # occlusion content from another data source (Sec. 4)
         arrays = occluder_images(cfg.corruption.occluders, cfg.data.image_size, split.channels)
@@ -359,7 +364,8 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
     stopped_by = "time" if (step < t.steps and t.max_minutes is not None
                             and seconds_before > 60 * t.max_minutes) else "steps"
     bad = None
-    bar = tqdm(total=t.steps, initial=step, disable=not progress or rank != 0,
+    plain = TrainLog(t.steps, t.log_every, start=step, enabled=progress == "lines" and rank == 0)
+    bar = tqdm(total=t.steps, initial=step, disable=progress is not True or rank != 0,
                desc=f"train {split.name}", unit="step")
     model.train()
     while step < t.steps and stopped_by == "steps":
@@ -418,6 +424,8 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
                             "seconds": round(elapsed, 2), "lr": lr, "flat": round(escape["flat"], 4),
                             "phase": "start-up" if starting else "objective"})
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
+            plain.step(step, history[-1]["loss"],
+                       None if t.max_minutes is None else 60 * t.max_minutes - elapsed)
         if saving or (rank == 0 and step in curve_at):
             save(elapsed)
         if rank == 0 and step in curve_at and step not in on_curve:
@@ -436,7 +444,9 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
             save(seconds)
         if curve_at and step not in on_curve:  # a curve ends at the last step, wherever the budget ended
             curve(seconds)
-        scoring = calibrate_model(_unwrap(model).eval(), cfg, split, str(device)) if calibrate else None
+        if calibrate:
+            plain.calibrating(len(split.val))
+        scoring = calibrate_model(_unwrap(model).eval(), cfg, split, str(device), log=plain.say) if calibrate else None
         retire()  # (without new steps, only now: the new scoring is ready)
         if scoring is not None:
             write_calibration(run_dir, *scoring)
@@ -479,7 +489,7 @@ def retry_dir(run_dir, k: int) -> Path:
 
 
 def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, device="cpu", *,
-                         data_spec: str | None = None, progress: bool = True) -> tuple[Path, list[dict]]:
+                         data_spec: str | None = None, progress: bool | str = True) -> tuple[Path, list[dict]]:
     """Train into ``run_dir``; while the model fails the restoration check (ours: pixel AUROC
     of its maps on validation images corrupted as in training below
     :data:`ssae.evaluation.RESTORATION_MIN`), train again with other initial weights, at most

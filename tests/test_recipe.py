@@ -218,3 +218,17 @@ def test_a_tiled_model_exports_to_onnx_with_a_free_batch_axis(tmp_path):
         with torch.no_grad():
             ref = model(x).numpy()
         assert np.abs(session.run(None, {"x": x.numpy()})[0] - ref).max() < 1e-5
+
+
+def test_training_into_a_pipe_prints_plain_lines(mvtec_grey_dir, tmp_path):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "ssae.cli", "train", "--data", str(mvtec_grey_dir), "--out", str(tmp_path / "run"),
+           "--profile", "smoke", "--steps", "4", "--set", "train.log_every=2"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    assert "step 2/4 (50%) loss" in out and "step 4/4 (100%)" in out and "calibrating the scoring" in out
+    assert "\r" not in out
+    out = subprocess.run(cmd[:-4] + ["--steps", "6", "--set", "train.log_every=2"], capture_output=True, text=True,
+                         check=True).stdout
+    assert "from step 4" in out and "step 6/6" in out
