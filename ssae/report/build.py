@@ -353,19 +353,28 @@ def public_args(args: list[str], repo: Path) -> list[str]:
     return [public_path(a, repo) if os.path.isabs(a) else a for a in args]
 
 
+#: the line of book/intro.md that the runner replaces by :func:`verdict_box` (its first screen)
+VERDICT = "<!-- verdict: filled in by ssae book from models/ and this build's results -->"
 #: the line of book/intro.md that the runner replaces by :func:`glance`
 GLANCE = "<!-- results at a glance: filled in by ssae book from models/ -->"
 
 
+def verdict_box(references, results=()) -> str:
+    """The box at the top of the intro (:func:`ssae.report.models.verdict_box`): what was
+    reproduced and what was not, a sentence per kept model's data set and a compact table."""
+    from .models import verdict_box as box
+    return box(references, list(results))
+
+
 def glance(references) -> str:
-    """The intro's verdict: a generated paragraph per kept model's data set and the results
-    table, from the numbers recorded in ``models/``."""
-    from .models import glance_markdown, overview, verdict
+    """The intro's section on the kept models, below its verdict box: the generated paragraph
+    over every data set, then the verdict of each, from the numbers recorded in ``models/``."""
+    from .models import overview, verdict
 
     if not references:
         return ("No trained reference model is kept in `models/`, so this build shows early-training "
                 "numbers only (the Categories pages).")
-    return "\n\n".join([overview(references), *(verdict(r) for r in references), glance_markdown(references)])
+    return "\n\n".join([overview(references), *(verdict(r) for r in references)])
 
 
 def staged_config(repo: Path, subs: dict[str, str]) -> str:
@@ -515,7 +524,10 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     for md in (repo / "book").glob("*.md"):
         shutil.copy2(md, plan.book_dir / "book" / md.name)
     intro = plan.book_dir / "book" / "intro.md"
-    intro.write_text(intro.read_text(encoding="utf-8").replace(GLANCE, glance(references)), encoding="utf-8")
+    from .tables import load_results
+    measured = load_results(plan.results_dir, repo / "book" / "gpu_results")
+    intro.write_text(intro.read_text(encoding="utf-8").replace(VERDICT, verdict_box(references, measured))
+                     .replace(GLANCE, glance(references)), encoding="utf-8")
     static = plan.book_dir / "book" / "_static"
     try:
         static.symlink_to(repo / "book" / "_static", target_is_directory=True)

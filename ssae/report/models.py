@@ -641,3 +641,153 @@ def precision_check(path: str | Path = PRECISION) -> tuple[list[Table], str]:
                "that spread." if not off else
                 f"on the {', '.join(off)} the difference exceeds the float32 models' spread over seeds."))
     return [speed, quality], text
+
+
+# --------------------------------------------------------------------------- the intro's verdict box
+
+#: the two image scores the pages show side by side, by metrics key
+IMAGE_SCORES = {"image_auroc": "calibrated (ours)", "image_auroc_paper_sum": "paper's sum"}
+#: the comparisons of the verdict, by metrics key
+VERDICT_KEYS = {"pixel_auroc": "pixel AUROC", "aupro": "AUPRO", "image_auroc": "image AUROC (ours)",
+                "image_auroc_paper_sum": "image AUROC (paper's sum)"}
+SHORT_KINDS = {"ssae": "method", "plain": "plain AE"}
+#: the paper profile's training (Sec. 4.1: 512 px on the textures, Table 1 at full width)
+PAPER_SIZE = 512
+
+
+def image_auroc_cells(m: dict | None) -> tuple[str, str]:
+    """The image AUROC of a metrics dict with the calibrated score and with the paper's sum."""
+    m = m or {}
+    return _f(m.get("image_auroc")), _f(m.get("image_auroc_paper_sum"))
+
+
+def short_title(ref: Reference) -> str:
+    kind, _, rest = ref.name.partition("-")
+    return {"aitex": f"AITEX {rest}", "mtd": "MTD", "mvtec": f"MVTec AD {rest} (copy)"}.get(kind, ref.name)
+
+
+def standing(m: dict, o: dict | None, name: str = "it", keys=tuple(VERDICT_KEYS)) -> str:
+    """'ahead of NAME on pixel AUROC and AUPRO, behind it on image AUROC (ours)' for the method's
+    metrics ``m`` against another model's ``o`` (called ``name``), over the metrics both have
+    ('' when they share none)."""
+    if o is None:
+        return ""
+    both = [k for k in keys if m.get(k) is not None and o.get(k) is not None]
+    ahead = [VERDICT_KEYS[k] for k in both if m[k] > o[k]]
+    behind = [VERDICT_KEYS[k] for k in both if m[k] <= o[k]]
+
+    def join(names):
+        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+    if not both:
+        return ""
+    if not behind or not ahead:
+        word = f"ahead of {name}" if not behind else f"behind {name}"
+        return f"{word} on {join(ahead or behind)}" if len(both) < 3 else f"{word} on every metric"
+    return f"ahead of {name} on {join(ahead)}, behind it on {join(behind)}"
+
+
+def verdict_sentence(ref: Reference) -> str:
+    """One sentence on a data set's kept method: its training, whether it passed the restoration
+    check, and where it stands against the plain autoencoder and the blur reference."""
+    if "ssae" not in ref.models:
+        return f"**{ref.title}**: no model of the method is kept."
+    m, t = recorded(ref.models["ssae"]), training(ref.models["ssae"])
+    size = json.loads((ref.models["ssae"] / "config.json").read_text())["config"]["data"]["image_size"]
+    check = m.get("restoration_pixel_auroc")
+    passed = ("no restoration check recorded" if check is None else
+              f"restoration check {'passed' if check >= RESTORATION_MIN else '**not** passed'} ({check:.2f})")
+    parts = []
+    for name, o in (("the plain autoencoder", recorded(ref.models["plain"]) if "plain" in ref.models else None),
+                    ("the blur reference", blur(ref))):
+        s = standing(m, o, name)
+        if s:
+            parts.append(s)
+    masks = "" if m.get("pixel_auroc") is not None else "; no masks, so image-level metrics only"
+    return (f"**{ref.title}** ({size} px, {t['hours']:.1f} h): {passed}; "
+            + ("; ".join(parts) if parts else "nothing kept to compare it with") + masks + ".")
+
+
+def compact_table(refs: list[Reference]) -> str:
+    """The verdict box's results table (Markdown in a ``{table}`` directive of class
+    ``ssae-verdict``, narrow enough for the text column): per data set and model, the
+    restoration check, pixel AUROC, AUPRO and the image AUROC with both image scores."""
+    lines = ["```{table} Recorded test metrics of the kept models (" + PAPER_SUM_LABEL + ")",
+             ":class: ssae-verdict", "",
+             "| data set | model | restoration check | pixel AUROC | AUPRO | image AUROC, calibrated (ours) "
+             "| image AUROC, paper's sum |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for ref in refs:
+        rows = [(SHORT_KINDS[k], recorded(d)) for k, d in ref.models.items()]
+        b = blur(ref)
+        if b:
+            rows.append(("blur", b))
+        for i, (name, m) in enumerate(rows):
+            cal, paper = image_auroc_cells(m)
+            check = _f(m.get("restoration_pixel_auroc"), 2) if name != "blur" else "–"
+            lines.append(f"| {short_title(ref) if i == 0 else ''} | {name} | {check} | {_f(m.get('pixel_auroc'))} "
+                         f"| {_f(m.get('aupro'))} | {cal} | {paper} |")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+#: how the verdict table and the README name the two image scores
+PAPER_SUM_LABEL = ("image AUROC: *calibrated (ours)* is the image score the calibration chose on validation "
+                   "images, *paper's sum* the sum of eq. (3)'s map at the calibrated n and k, unstandardised")
+
+
+def verdict_box(refs: list[Reference], results: list[dict] | None = None) -> str:
+    """The box at the top of the intro: what this reproduction did and did not reproduce (and
+    why), one sentence per kept model's data set, and a compact results table; generated from
+    ``models/`` and from this build's results (``results``: the tables chapter's results of this
+    build and the kept GPU results, :func:`ssae.report.tables.load_results`)."""
+    from .tables import OBJECTS, TEXTURES, mvtec_results
+
+    results = results or []
+    mv = mvtec_results(results)
+    gpu = [r for r in results if r.get("status", "ok") == "ok" and r.get("profile") == "paper"
+           and "cuda" in str(r.get("device", "")).lower()]
+    with_model = [r for r in refs if "ssae" in r.models]
+    hours = sorted({f"{training(r.models['ssae'])['hours']:.1f}" for r in with_model})
+    span = f"{hours[0]} h" if len(hours) == 1 else f"{hours[0]}–{hours[-1]} h"
+    lines = ["::::{admonition} In short: what was reproduced, and what was not", ":class: important", ""]
+    widths = sorted({json.loads((r.models["ssae"] / "config.json").read_text())["config"]["model"]["width"]
+                     for r in with_model})
+    width = ("a quarter of its width" if widths == [0.25] else "its full width" if widths == [1.0] else
+             "width " + ", ".join(f"{w:g}" for w in widths))
+    if with_model:
+        lines.append(
+            f"**Reproduced:** the paper's method end to end (the network of Table 1 at {width}, "
+            f"objective (1) on images corrupted as in Section 3.2, the anomaly maps of eqs. (2) and (3)), "
+            f"trained for {span} per model on one CPU core on {len(with_model)} real data set"
+            f"{'s' if len(with_model) > 1 else ''} with defect images: "
+            + ", ".join(r.title for r in with_model) + "; and the theory of Section 3.4, checked numerically.")
+    else:
+        lines.append("**Reproduced:** the method and the theory of Section 3.4 on this build's data only; no "
+                     "trained reference model is kept in `models/`.")
+    lines.append("")
+    missing_tex = [c for c in TEXTURES if c not in mv]
+    missing_obj = [c for c in OBJECTS if c not in mv]
+    why = []
+    if missing_tex:
+        why.append("the MVTec AD textures are not on the machine that built this book"
+                   if len(missing_tex) == len(TEXTURES) else
+                   f"the MVTec AD textures {', '.join(missing_tex)} are not on this machine")
+    if "bottle" in missing_obj and any(r.name == "mvtec-bottle" for r in refs):
+        why.append("the bottle is here only as a copy resized to 256 px without masks, which cannot fill "
+                   "the paper's rows")
+    if not gpu:
+        why.append(f"no paper-profile run ({PAPER_SIZE} px, the full-width network, on a GPU) has been made, so "
+                   f"every model here is a network at {width} trained for {span} on one CPU core")
+    got = len(mv)
+    lines.append(f"**Not reproduced:** the paper's MVTec AD numbers (Tables 2–4): {got} of "
+                 f"{len(TEXTURES) + len(OBJECTS)} categories measured in this build"
+                 + (", because " + "; ".join(why) if why else "") + ". The paper's own numbers stand beside "
+                 "every measured cell in the chapter on Tables 2, 3 and 4, labelled as the paper's.")
+    if with_model:
+        lines += ["", "What each trained model of the method shows (a restoration check of "
+                  f"{RESTORATION_MIN:g} or more, passed, says that its maps find the corruptions it was trained on):", ""]
+        lines += [f"- {verdict_sentence(r)}" for r in with_model]
+        lines += ["", compact_table(refs)]
+    lines.append("::::")
+    return "\n".join(lines)
