@@ -216,3 +216,30 @@ def test_the_verdict_compares_on_every_metric_it_has():
     assert R.standing(m, o, "X") == "behind X on every metric"  # a tie is not ahead
     o = {"pixel_auroc": 0.8, "aupro": 0.6, "image_auroc": None}
     assert R.standing(m, o, "X") == "ahead of X on pixel AUROC, behind it on AUPRO"
+
+
+def test_every_headline_image_auroc_has_the_papers_sum_beside_it():
+    """Each kept model's metrics record the image AUROC with the paper's image score, and every
+    table and sentence that shows a kept model's calibrated image AUROC shows it beside it."""
+    refs = R.find()
+    if not refs:
+        pytest.skip("no reference model is kept in models/")
+    box, readme = R.verdict_box(refs), R.glance_markdown(refs)
+    for ref in refs:
+        summary = R.summary_table([ref])
+        verdict = R.verdict(ref)
+        for name, m in [*((k, R.recorded(d)) for k, d in ref.models.items()), ("blur", R.blur(ref))]:
+            if m is None:
+                continue
+            assert m.get("image_auroc_paper_sum") is not None, f"{ref.name}/{name}: no image_auroc_paper_sum"
+            cal, paper = f"{m['image_auroc']:.3f}", f"{m['image_auroc_paper_sum']:.3f}"
+            for text in (box, readme):
+                rows = [ln for ln in text.splitlines() if f"| {cal}" in ln and (ref.title in ln or
+                        R.short_title(ref) in ln or ln.startswith("|  |"))]
+                assert rows and all(f"| {paper} |" in ln for ln in rows), (ref.name, name, rows)
+            row = summary.rows_where(**{"image AUROC, calibrated (ours)": cal})
+            assert row and row[0]["image AUROC, paper's sum"] == paper, (ref.name, name)
+            if name == "ssae":
+                head = verdict.splitlines()[0]
+                assert f"image AUROC {cal} calibrated (ours) ({paper} with the paper's sum)" in head, head
+    assert "calibrated (ours)" in box and "paper's sum" in box

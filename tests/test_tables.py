@@ -96,10 +96,14 @@ def _result(spec, image=0.9, pixel=0.95, **kw):
     return r
 
 
+#: the column of our number in Tables 2 and 3 (Table 3 also has the paper's sum beside it)
+OURS = {2: "Reproduced", 3: "Reproduced, calibrated (ours)"}
+
+
 def test_nothing_run_says_not_run():
     for table in (2, 3):
         t = T.comparison_table(table, [])
-        assert all(v == T.NOT_RUN for v in t.column("Reproduced"))
+        assert all(v == T.NOT_RUN for v in t.column(OURS[table]))
         assert t.row("carpet")["Paper (Ours)"] in ("99.7", "100")
     t4 = T.table4_comparison([])
     assert all(v == T.NOT_RUN for v in t4.column("Reproduced"))
@@ -116,8 +120,10 @@ def test_substitute_results_never_leak_into_mvtec_rows(tmp_path):
             bottle_copy]
     for table in (2, 3):
         t = T.comparison_table(table, subs)
-        assert all(v.startswith(T.NOT_RUN) for v in t.column("Reproduced")), t.to_markdown()
-        assert all(v == "" for v in t.column("Data"))
+        assert all(v.startswith(T.NOT_RUN) for v in t.column(OURS[table])), t.to_markdown()
+        # the bottle's row says where its copy stands instead; no other row names data
+        assert all(v == "" for c, v in zip(t.column("Category"), t.column("Data")) if c != "bottle")
+        assert "256 px copy without masks" in t.row("bottle")["Data"]
     t4 = T.table4_comparison(subs)
     assert all(v.startswith(T.NOT_RUN) for v in t4.column("Reproduced"))
     s = T.substitute_table(subs)
@@ -129,6 +135,7 @@ def test_substitute_results_never_leak_into_mvtec_rows(tmp_path):
     bottle = [x for x in labels if "bottle" in x][0]
     assert "without masks" in bottle and "256" in bottle
     assert T.classify(bottle_copy).kind == "mvtec-copy"
+    assert "Image AUROC (%), paper's sum" in s.columns and "calibrated (ours)" in s.columns[1]
     wood = s.rows_where(**{"Data": T.classify(subs[1]).label})[0]
     assert wood["Obj. (4) image / pixel"] == "90.0 / 80.0" and wood["Ens. pixel"] == "85.0"
 
@@ -146,7 +153,10 @@ def test_real_mvtec_results_fill_their_rows_only():
     assert t2.row("grid")["Reproduced"] == T.NOT_RUN
     assert t2.row("avg. textures")["Reproduced"] == "not run (1 of 5 categories run)"
     t3 = T.comparison_table(3, [carpet])
-    assert t3.row("carpet")["Reproduced"] == "99.5" and t3.row("carpet")["Difference"] == "\u22120.5"
+    assert t3.row("carpet")[OURS[3]] == "99.5" and t3.row("carpet")["Difference"] == "\u22120.5"
+    assert t3.row("carpet")["Reproduced, paper's sum"] == "—"  # not recorded for this result
+    t3 = T.comparison_table(3, [dict(carpet, image_auroc_paper_sum=0.93)])
+    assert t3.row("carpet")["Reproduced, paper's sum"] == "93.0"
     t4 = T.table4_comparison([carpet])
     rows = t4.rows_where(Category="carpet")
     got = {r["Column"]: r["Reproduced"] for r in rows}

@@ -320,11 +320,16 @@ def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "", r
     def pct(v):
         return "n/a" if v is None else f"{100 * float(v):.1f}"
 
-    lines += ["| image AUROC (%) | pixel AUROC (%) | AUPRO (%) | image size | profile | hardware | date |",
-              "| --- | --- | --- | --- | --- | --- | --- |",
-              f"| {pct(result.get('image_auroc'))} | {pct(result.get('pixel_auroc'))} | "
+    lines += ["| image AUROC (%), calibrated (ours) | image AUROC (%), paper's sum | pixel AUROC (%) | AUPRO (%) "
+              "| image size | profile | hardware | date |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |",
+              f"| {pct(result.get('image_auroc'))} | {pct(result.get('image_auroc_paper_sum'))} | "
+              f"{pct(result.get('pixel_auroc'))} | "
               f"{pct(result.get('aupro'))} | {size_text(result.get('image_size'))} | {result.get('profile')} | "
               f"{result.get('hardware')} | {str(result.get('date', ''))[:19]} |", ""]
+    lines += ["Image AUROC, calibrated (ours): with the image score the calibration chose on validation images; "
+              "paper's sum: with the paper's image score, the sum of eq. (3)'s map at the same n and k, "
+              "unstandardised.", ""]
     comp = result.get("comparison")
     if comp:
         lines += [f"Objective (4): image AUROC {pct(comp['objective4'].get('image_auroc'))}, "
