@@ -431,3 +431,20 @@ def test_a_category_page_never_shows_a_path_of_the_machine(tmp_path):
               "image_size": 256, "profile": "cpu", "hardware": "CPU", "date": "2026-01-01"}
     for page in (bookbuild.category_page(ds, result, repo=repo), bookbuild.category_page(ds, None, "boom", repo)):
         assert str(tmp_path) not in page and "`../shared/data/mtd`" in page
+
+
+def test_training_times_in_the_book_are_generated():
+    """The pages name the build's, the cpu profile's and the reference models' training times
+    through substitutions filled in from the code, never typed."""
+    from ssae.config import profile
+
+    subs = bookbuild.time_substitutions(1.5)
+    assert subs["build_minutes"] == "1.5 minutes"
+    assert subs["cpu_minutes"] == f"{profile('cpu').train.max_minutes:g} minutes"
+    assert subs["paper_steps"] == f"{profile('paper').train.steps:,} steps"
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())["parse"]["myst_substitutions"]
+    assert set(subs) <= set(cfg)  # a page outside the runner still builds
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "book").glob("*.md")}
+    assert "{{ build_minutes }}" in pages["reproducing.md"] and "{{ cpu_minutes }}" in pages["own_images.md"]
+    for name, text in pages.items():
+        assert not re.search(r"\b1\.5 minutes\b|\bcpu profile, 20 minutes\b", text), name

@@ -1,6 +1,7 @@
 """The paper's Tables 2-4 as transcribed, and the paper-beside-ours comparison tables."""
 from collections import Counter
 
+import json
 import pytest
 
 from ssae.report import tables as T
@@ -197,3 +198,25 @@ def test_a_data_set_outside_the_paper_is_named_never_by_its_path():
     assert classify({"data_spec": "/home/me/data/aitex/fabric01"}).label == "AITEX fabric01 (not part of the paper)"
     label = classify({"data_spec": "/home/me/tiles"}).label
     assert label == "tiles (not part of the paper)" and "/" not in label
+
+
+def test_kept_reference_models_enter_the_substitute_table_with_their_training(tmp_path):
+    bottle = _result("../shared/data/mvtec_ad/bottle", image=0.98, pixel=None, train_seconds=7200.0,
+                     image_auroc_paper_sum=0.86)
+    mtd = _result("../shared/data/mtd", dataset="mtd", image=0.72, pixel=0.66, train_seconds=7200.0)
+    for name, r in (("mvtec-bottle", bottle), ("mtd", mtd)):
+        (tmp_path / name / "ssae").mkdir(parents=True)
+        (tmp_path / name / "ssae" / "metrics.json").write_text(json.dumps(r))
+    (tmp_path / "mtd" / "plain").mkdir()
+    (tmp_path / "mtd" / "plain" / "metrics.json").write_text(json.dumps(mtd))  # not the method: left out
+    refs = T.reference_results(tmp_path)
+    assert [r["_source"] for r in refs] == ["models/mtd/ssae", "models/mvtec-bottle/ssae"]
+    s = T.substitute_table(refs)
+    assert [r[0] for r in s.rows] == [T.classify(mtd).label, T.classify(bottle).label]
+    assert all(t == "2.0 h, kept reference model" for t in s.column("Training"))
+    assert s.rows_where(**{"Data": T.classify(bottle).label})[0]["Image AUROC (%), paper's sum"] == "86.0"
+    # Table 3 keeps the bottle out of its MVTec AD row, and says where the copy stands
+    row = T.comparison_table(3, refs).row("bottle")
+    assert row["Reproduced, calibrated (ours)"] == T.NOT_RUN and "256 px copy without masks" in row["Data"]
+    assert "kept reference model (models/mtd/ssae)" in T.runs_table(refs).column("Source")
+    assert T.reference_results(tmp_path / "missing") == []

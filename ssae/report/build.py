@@ -382,6 +382,23 @@ def glance(references) -> str:
     return "\n\n".join([overview(references), *(verdict(r) for r in references)])
 
 
+def time_substitutions(minutes: float | None) -> dict[str, str]:
+    """The training times the book's Markdown pages name, generated: ``build_minutes`` (what this
+    build trained each data set), ``cpu_minutes`` (the ``cpu`` profile's budget of ``ssae
+    train``), ``paper_steps`` (the ``paper`` profile's steps) and ``reference_hours`` (the kept
+    reference models' training, from ``models/``)."""
+    from ..config import profile as named
+    from .models import find, training
+
+    hours = sorted({f"{training(d)['hours']:.1f}" for r in find() for d in r.models.values()})
+    return {
+        "build_minutes": f"{minutes:g} minutes" if minutes else "the profile's steps",
+        "cpu_minutes": f"{named('cpu').train.max_minutes:g} minutes",
+        "paper_steps": f"{named('paper').train.steps:,} steps",
+        "reference_hours": (" to ".join(dict.fromkeys((hours[0], hours[-1]))) + " h") if hours else "no",
+    }
+
+
 def staged_config(repo: Path, subs: dict[str, str]) -> str:
     """The top-level ``_config.yml`` with the build's MyST substitutions filled in."""
     import yaml
@@ -555,6 +572,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         "build_command": "`" + ("ssae book " + " ".join(public_args(sys.argv[2:], repo))
                                 if sys.argv[1:2] == ["book"] else "ssae book").strip() + "`",
         "build_failed": ", ".join(failed_names) or "none",
+        **time_substitutions(plan.minutes),
     }
     (plan.book_dir / "_config.yml").write_text(staged_config(repo, subs), encoding="utf-8")
 

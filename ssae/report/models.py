@@ -263,6 +263,18 @@ def curve_figure(ref: Reference, label: str = ""):
     return fig
 
 
+def training_sentence(ref: Reference, kind: str) -> str:
+    """'The method (objective 1) trained at 256 px (Table 1 at width 0.25) for 30,464 steps,
+    2.0 h on one core of <hardware> (bf16), recorded <date>.' for a kept model."""
+    d = ref.models[kind]
+    cfg = json.loads((d / "config.json").read_text())["config"]
+    t = training(d)
+    name = KINDS[kind][0].upper() + KINDS[kind][1:]
+    return (f"{name} trained at {cfg['data']['image_size']} px (Table 1 at width {cfg['model']['width']:g}) "
+            f"for {t['steps']:,} steps, {t['hours']:.1f} h on one core of {t['hardware']} "
+            f"({t['precision'] or 'fp32'}), recorded {t['date']}.")
+
+
 def curve_label(ref: Reference) -> str:
     """Data set, image size, training and hardware of a reference's curves, for figure titles."""
     d = next(iter(ref.models.values()))

@@ -235,6 +235,32 @@ def load_results(*dirs: str | Path | None) -> list[dict[str, Any]]:
     return out
 
 
+#: the kept reference models (``ssae.report.models``)
+MODELS = Path(__file__).resolve().parents[2] / "models"
+REFERENCE = "kept reference model"
+
+
+def reference_results(models_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """The test metrics recorded for the kept reference models of the method
+    (``models/<name>/ssae/metrics.json``), as result rows: each with ``_source`` naming its
+    folder and ``_reference`` set; the plain autoencoders are not the paper's method and are left out."""
+    root = Path(models_dir) if models_dir else MODELS
+    out = []
+    for p in sorted(root.glob("*/ssae/metrics.json")) if root.is_dir() else []:
+        r = json.loads(p.read_text(encoding="utf-8"))
+        r.update({"_source": f"models/{p.parent.parent.name}/ssae", "_reference": True, "status": "ok",
+                  "has_masks": r.get("pixel_auroc") is not None})
+        out.append(r)
+    return out
+
+
+def source_text(result: dict[str, Any]) -> str:
+    """Where a result row comes from: a kept reference model, a kept GPU result or this build."""
+    if result.get("_reference"):
+        return f"{REFERENCE} ({result['_source']})"
+    return "kept GPU result" if "gpu_results" in str(result.get("_source", "")) else "this build"
+
+
 def _has_masks(result: dict[str, Any]) -> bool:
     if "has_masks" in result:
         return bool(result["has_masks"])
@@ -466,19 +492,29 @@ def substitute_table(results: Iterable[dict[str, Any]]) -> Table:
             _fmt(_pct(obj4.get("image_auroc"))) + " / " + _fmt(_pct(obj4.get("pixel_auroc")))
             if obj4 else NOT_RUN,
             _fmt(_pct(ens.get("pixel_auroc"))) if ens else NOT_RUN,
+            training_text(r),
             run_label(r, with_data=False),
             _reference_note(k),
         ])
     return Table("Substitute data, not comparable to MVTec AD",
                  ["Data", "Image AUROC (%), calibrated (ours)", "Image AUROC (%), paper's sum",
                   "Pixel AUROC (%)", "AUPRO (%)",
-                  "Obj. (4) image / pixel", "Ens. pixel", "Run", "Reference (not comparable)"],
+                  "Obj. (4) image / pixel", "Ens. pixel", "Training", "Run", "Reference (not comparable)"],
                  rows,
                  caption="Objective (1) unless stated. These data sets are stand-ins (generated "
                          "look-alikes, Magnetic Tile Defects, a resized MVTec AD bottle copy "
                          "without masks); their numbers are never placed in the MVTec AD rows. "
                          + SCORES_CAPTION,
                  notes=[] if rows else ["No substitute data set was run."])
+
+
+def training_text(result: dict[str, Any]) -> str:
+    """'120 min, kept reference model' or '1.5 min, this build': how long the model behind a row
+    trained, and where the row comes from."""
+    secs = result.get("train_seconds")
+    took = (f"{secs / 3600:.1f} h" if secs >= 3600 else f"{secs / 60:.1f} min") if isinstance(secs, (int, float)) \
+        else "—"
+    return f"{took}, {REFERENCE if result.get('_reference') else source_text(result)}"
 
 
 def gpu_status(results: Iterable[dict[str, Any]]) -> str:
@@ -511,7 +547,7 @@ def runs_table(results: Iterable[dict[str, Any]]) -> Table:
             str(r.get("hardware") or r.get("device") or "?"),
             str(r.get("date", "?"))[:19],
             f"{secs / 60:.1f}" if isinstance(secs, (int, float)) else "—",
-            "kept GPU result" if "gpu_results" in str(r.get("_source", "")) else "this build",
+            source_text(r),
         ])
     return Table("Runs shown on this page",
                  ["Data", "Status", "Image size", "Profile", "Hardware", "Date", "Training (min)",
