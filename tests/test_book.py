@@ -448,3 +448,18 @@ def test_training_times_in_the_book_are_generated():
     assert "{{ build_minutes }}" in pages["reproducing.md"] and "{{ cpu_minutes }}" in pages["own_images.md"]
     for name, text in pages.items():
         assert not re.search(r"\b1\.5 minutes\b|\bcpu profile, 20 minutes\b", text), name
+
+
+def test_rerun_one_category_explains_every_parameter_of_the_notebooks():
+    """book/reproducing.md's section on rerunning one data set names the papermill commands of
+    the training and evaluation notebooks and explains each of their parameters."""
+    text = (REPO / "book" / "reproducing.md").read_text(encoding="utf-8")
+    section = text.split("## Rerun one category", 1)[1].split("\n## ", 1)[0]
+    assert "papermill notebooks/02_train.ipynb" in section and "papermill notebooks/03_evaluate.ipynb" in section
+    assert "benchmarks/reference_runs.sh --pack" in section
+    for name in ("02_train", "03_evaluate"):
+        nb = nbformat.read(str(REPO / "notebooks" / f"{name}.ipynb"), as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        for param in re.findall(r"^(\w+)\s*=", cell.source, re.M):
+            assert f"| `{param}` |" in section, f"{name}: parameter {param} not explained"
+            assert f"-p {param} " in section, f"{name}: parameter {param} not in the command"

@@ -1,7 +1,7 @@
 """The paper's Tables 2-4 as transcribed, and the paper-beside-ours comparison tables."""
+import json
 from collections import Counter
 
-import json
 import pytest
 
 from ssae.report import tables as T
