@@ -178,6 +178,12 @@ def test_runner_builds_the_book(built):
         shown = re.sub(r"<[^>]+>", " ", text)
         assert not re.search(r"(?<![\w.])/(tmp|work|root|home)/", shown), (page.name, re.findall(
             r"\S*/(?:tmp|work|root|home)/\S*", shown)[:3])
+    # no file of the HTML folder, sources and scripts included, holds a path of the machine
+    for f in built["html"].rglob("*"):
+        if f.is_file():
+            found = re.search(rb"(?<![\w.])/(tmp|work|root|home)/[\w.-]", f.read_bytes())
+            assert not found, (str(f.relative_to(built["html"])), found.group(0))
+    assert not list(built["html"].rglob("*.ipynb")), "notebook sources are copied into the HTML folder"
     cfg = yaml.safe_load((built["book"] / "_config.yml").read_text())
     assert cfg["execute"]["execute_notebooks"] == "off"
     assert cfg["parse"]["myst_substitutions"]["build_profile"] == "smoke"
