@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Vendor MathJax 3 into book/_static/mathjax/ so that the book typesets maths offline.
-# npm installs mathjax@3 into .cache/npm (ignored by git); its es5/ folder (tex-chtml.js, the
-# CHTML web fonts, lazily loaded components) is copied to book/_static/mathjax (ignored by git).
-# _config.yml points Sphinx at it: mathjax_path: mathjax/tex-chtml.js. Safe to rerun.
+# npm installs mathjax@3 into .cache/npm (ignored by git); of its es5/ folder only what the
+# pages load is copied to book/_static/mathjax (ignored by git): tex-chtml.js, the CHTML web
+# fonts (output/chtml/fonts/woff-v2) and the TeX extensions that tex-chtml.js autoloads
+# (input/tex/extensions), with the licence. _config.yml points Sphinx at it:
+# mathjax_path: mathjax/tex-chtml.js. Safe to rerun; a folder vendored in full before is trimmed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=book/_static/mathjax
-if [ -f "$dest/tex-chtml.js" ] && [ -z "${SSAE_MATHJAX_REFRESH:-}" ]; then
+if [ -f "$dest/tex-chtml.js" ] && [ ! -e "$dest/sre" ] && [ -z "${SSAE_MATHJAX_REFRESH:-}" ]; then
   echo "mathjax: already vendored in $dest"
   exit 0
 fi
@@ -19,8 +21,10 @@ fi
 src="$cache/node_modules/mathjax/es5"
 [ -f "$src/tex-chtml.js" ] || { echo "vendor_mathjax: $src/tex-chtml.js missing after npm install" >&2; exit 1; }
 rm -rf "$dest.tmp"
-mkdir -p "$(dirname "$dest")"
-cp -r "$src" "$dest.tmp"
+mkdir -p "$dest.tmp/output/chtml/fonts" "$dest.tmp/input/tex"
+cp "$src/tex-chtml.js" "$dest.tmp/"
+cp -r "$src/output/chtml/fonts/woff-v2" "$dest.tmp/output/chtml/fonts/"
+cp -r "$src/input/tex/extensions" "$dest.tmp/input/tex/"
 cp "$cache/node_modules/mathjax/LICENSE" "$dest.tmp/LICENSE" 2>/dev/null || true
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"

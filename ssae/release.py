@@ -22,6 +22,11 @@ pickle, a few MB) instead of ``checkpoint.pt``:
   draw that curve beside the new one as the earlier recipe). A folder that already holds an
   ``earlier/`` passes it on unchanged, so it always holds the first model replaced.
 
+Both ``metrics.json`` and ``blur.json`` also hold ``image_auroc_paper_sum``: the image AUROC
+with the paper's own image score (:func:`paper_sum`), the sum over the pixels of eq. (3)'s map
+at the calibrated n and k, without the avgmap weighting or our standardisation, beside the
+calibrated score (``image_auroc``) that the rest of the metrics use.
+
 :func:`pack` writes the folder under a temporary name and renames it, so a half-written folder
 never looks complete; an earlier folder of the same name is replaced only then.
 """
@@ -58,6 +63,30 @@ def keep_earlier(old: Path, new: Path) -> None:
     for name in KEPT_EARLIER:
         if (old / name).is_file():
             shutil.copy2(old / name, new / EARLIER / name)
+
+
+#: the key of the image AUROC with the paper's image score, and of the scoring it used
+PAPER_SUM, PAPER_SUM_SCORE = "image_auroc_paper_sum", "paper_sum_score"
+
+
+def paper_sum(model, cfg, split, n: int, k: int, device: str = "cpu") -> dict:
+    """The image AUROC of ``model`` on the test split with the paper's image score: Diff of
+    eq. (2) (squared difference, mean over channels), smoothed by G_k^n (eq. 3) at ``n``, ``k``
+    (those its calibration chose), summed over the pixels; no avgmap weighting (eq. 14, t = 0)
+    and no standardisation. Returns ``{PAPER_SUM: auroc, PAPER_SUM_SCORE: the scoring}``."""
+    from . import data as D
+    from . import metrics as M
+    from . import scoring as S
+
+    items = split.test
+    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    raw = S.diff_maps(model, images, "l2", device)
+    maps = S.finish_maps(raw, int(n), int(k), None, 0)
+    scores = S.image_scores(maps)["sum"]
+    auroc = M.image_auroc([it.label for it in items], scores)
+    return {PAPER_SUM: None if auroc is None else float(auroc),
+            PAPER_SUM_SCORE: {"diff": "l2", "n": int(n), "k": int(k), "t": 0, "standardize": False,
+                              "reduce": "sum"}}
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
@@ -97,6 +126,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     calibrate(tmp, split, device=device, model=half.to(device).eval(), progress=progress, precision=precision)
     res = evaluate(tmp, data_spec, device=device, progress=progress, precision=precision)
     res["run_dir"] = str(out_dir)
+    res.update(paper_sum(half, cfg, split, res["score"]["n"], res["score"]["k"], device))
     if draws:
         res["calibration_draws"] = calibration_draws(half, cfg, split, range(1, draws + 1), device, precision)
     write_json(tmp / METRICS, res)
@@ -106,6 +136,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
         ref_res = evaluate_model(ref, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress,
                                  precision=precision)
         ref_res["model"] = "BlurReference(sigma=4)"
+        ref_res.update(paper_sum(ref, cfg, split, cal["n"], cal["k"], device))
         write_json(tmp / BLUR, ref_res)
     if out_dir.exists():
         keep_earlier(out_dir, tmp)

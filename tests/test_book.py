@@ -90,6 +90,37 @@ def png_outputs(path: Path) -> int:
                for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
 
 
+def bookbuild_refs():
+    from ssae.report import models as R
+    return R.find()
+
+
+#: appended to a copy of the built intro: after loading, writes where the verdict box and its
+#: table lie (CSS pixels) into an element that --dump-dom shows
+MEASURE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const t = document.querySelector('table.ssae-verdict');
+  const box = document.querySelector('div.admonition.important');
+  const col = t && (t.closest('article') || t.closest('main'));
+  const out = document.createElement('pre');
+  out.id = 'ssae-measure';
+  out.textContent = JSON.stringify(t ? {right: t.getBoundingClientRect().right, viewport: window.innerWidth,
+    column: col.getBoundingClientRect().right, box_top: box.getBoundingClientRect().top,
+    scroll: document.documentElement.scrollWidth} : {missing: true});
+  document.body.appendChild(out);
+}, 500));
+</script>"""
+
+
+def test_the_intro_opens_with_the_generated_verdict():
+    """book/intro.md holds the verdict box's marker before its first section, and the counting
+    sentences' marker after it; both are filled in from models/ at build time."""
+    text = (REPO / "book" / "intro.md").read_text(encoding="utf-8")
+    assert bookbuild.VERDICT in text, "the intro has lost its verdict box"
+    assert text.index(bookbuild.VERDICT) < text.index("\n## ")
+    assert bookbuild.GLANCE in text and text.index(bookbuild.GLANCE) > text.index(bookbuild.VERDICT)
+
+
 # ----------------------------------------------------------------------------- the real build
 
 @pytest.fixture(scope="module")
@@ -120,12 +151,24 @@ def test_runner_builds_the_book(built):
     intro = (built["html"] / "book" / "intro.html").read_text(encoding="utf-8")
     words = re.sub(r"<[^>]+>", "", intro)
     assert "{{ build" not in words and "ssae book --profile smoke" in words
-    # the intro opens with the verdict of the kept models and their results table
-    body = re.search(r'<section id="what-the-trained-models-show">(.*?)</section>', intro, re.S).group(1)
-    section = re.sub(r"<[^>]+>", "", body)
+    # the intro opens with the verdict box, before its first section: what was and was not
+    # reproduced, a sentence per kept model and the table with both image scores
+    start = intro.index("<h1", intro.index("<article"))  # the page's heading, not the print TOC's
+    first = intro[start:intro.index("<section", start)]
+    assert re.search(r'<div class="(?=[^"]*\badmonition\b)(?=[^"]*\bimportant\b)', first), first[:2000]
+    shown = re.sub(r"<[^>]+>", "", first).replace("\u2019", "'")  # the book's typographic apostrophes
+    assert "Reproduced:" in shown and "Not reproduced:" in shown
     models = book.REPO / "models"
     if any(models.glob("*/*/metrics.json")):
-        assert "restoration check" in section and "image AUROC" in section and "<table" in body
+        assert "ssae-verdict" in first and "paper's sum" in shown and "calibrated (ours)" in shown
+        for ref in bookbuild_refs():
+            assert ref.title in shown, ref.title
+    # below it, the counting sentences and each data set's verdict
+    body = re.search(r'<section id="what-the-trained-models-show-data-set-by-data-set">(.*?)</section>',
+                     intro, re.S).group(1)
+    section = re.sub(r"<[^>]+>", "", body)
+    if any(models.glob("*/*/metrics.json")):
+        assert "restoration check" in section and "image AUROC" in section
         assert section.split("#", 1)[1].lstrip().startswith("Over the")  # the overview over every data set first
     else:
         assert "No trained reference model is kept" in section
@@ -136,6 +179,12 @@ def test_runner_builds_the_book(built):
         shown = re.sub(r"<[^>]+>", " ", text)
         assert not re.search(r"(?<![\w.])/(tmp|work|root|home)/", shown), (page.name, re.findall(
             r"\S*/(?:tmp|work|root|home)/\S*", shown)[:3])
+    # no file of the HTML folder, sources and scripts included, holds a path of the machine
+    for f in built["html"].rglob("*"):
+        if f.is_file():
+            found = re.search(rb"(?<![\w.])/(tmp|work|root|home)/[\w.-]", f.read_bytes())
+            assert not found, (str(f.relative_to(built["html"])), found.group(0))
+    assert not list(built["html"].rglob("*.ipynb")), "notebook sources are copied into the HTML folder"
     cfg = yaml.safe_load((built["book"] / "_config.yml").read_text())
     assert cfg["execute"]["execute_notebooks"] == "off"
     assert cfg["parse"]["myst_substitutions"]["build_profile"] == "smoke"
@@ -201,6 +250,33 @@ def test_chromium_renders_every_chapter(built, tmp_path):
         chromium(exe, ["--virtual-time-budget=5000", "--window-size=1400,2400", "--hide-scrollbars",
                        f"--screenshot={png}", (html_dir / rel).as_uri()], tmp_path / f"shot-{name}")
         assert png.is_file() and png.stat().st_size > 20_000, f"screenshot of {rel} missing or empty"
+
+
+@pytest.mark.slow
+def test_chromium_shows_the_verdict_table_inside_the_column_at_1280px(built, tmp_path):
+    """The intro's verdict box starts on the first screen and its table's right edge lies inside
+    the text column (and the viewport) of a 1280 px wide window."""
+    assert built["rc"] == 0, built["log"][-3000:]
+    if not any((book.REPO / "models").glob("*/*/metrics.json")):
+        pytest.skip("no reference model is kept in models/, so the intro has no verdict table")
+    exe = ensure_chromium()
+    intro = built["html"] / "book" / "intro.html"
+    probe = intro.with_name("intro-measure.html")
+    probe.write_text(intro.read_text(encoding="utf-8").replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    try:
+        dom = chromium(exe, ["--virtual-time-budget=5000", "--window-size=1280,900", "--hide-scrollbars",
+                             "--dump-dom", probe.as_uri()], tmp_path / "measure")
+    finally:
+        probe.unlink()
+    found = re.search(r'<pre id="ssae-measure">(.*?)</pre>', dom, re.S)
+    assert found, "the measuring script did not run"
+    import html as _html
+    m = json.loads(_html.unescape(found.group(1)))
+    assert not m.get("missing"), "no table.ssae-verdict on the intro"
+    assert m["viewport"] == 1280, m
+    assert m["right"] <= m["viewport"] and m["right"] <= m["column"] + 1, m
+    assert m["scroll"] <= m["viewport"], m  # nothing makes the page scroll sideways
+    assert m["box_top"] < 900, m  # the verdict is on the first screen
 
 
 # ----------------------------------------------------------------------------- failure handling
@@ -362,3 +438,35 @@ def test_a_category_page_never_shows_a_path_of_the_machine(tmp_path):
               "image_size": 256, "profile": "cpu", "hardware": "CPU", "date": "2026-01-01"}
     for page in (bookbuild.category_page(ds, result, repo=repo), bookbuild.category_page(ds, None, "boom", repo)):
         assert str(tmp_path) not in page and "`../shared/data/mtd`" in page
+
+
+def test_training_times_in_the_book_are_generated():
+    """The pages name the build's, the cpu profile's and the reference models' training times
+    through substitutions filled in from the code, never typed."""
+    from ssae.config import profile
+
+    subs = bookbuild.time_substitutions(1.5)
+    assert subs["build_minutes"] == "1.5 minutes"
+    assert subs["cpu_minutes"] == f"{profile('cpu').train.max_minutes:g} minutes"
+    assert subs["paper_steps"] == f"{profile('paper').train.steps:,} steps"
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())["parse"]["myst_substitutions"]
+    assert set(subs) <= set(cfg)  # a page outside the runner still builds
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (REPO / "book").glob("*.md")}
+    assert "{{ build_minutes }}" in pages["reproducing.md"] and "{{ cpu_minutes }}" in pages["own_images.md"]
+    for name, text in pages.items():
+        assert not re.search(r"\b1\.5 minutes\b|\bcpu profile, 20 minutes\b", text), name
+
+
+def test_rerun_one_category_explains_every_parameter_of_the_notebooks():
+    """book/reproducing.md's section on rerunning one data set names the papermill commands of
+    the training and evaluation notebooks and explains each of their parameters."""
+    text = (REPO / "book" / "reproducing.md").read_text(encoding="utf-8")
+    section = text.split("## Rerun one category", 1)[1].split("\n## ", 1)[0]
+    assert "papermill notebooks/02_train.ipynb" in section and "papermill notebooks/03_evaluate.ipynb" in section
+    assert "benchmarks/reference_runs.sh --pack" in section
+    for name in ("02_train", "03_evaluate"):
+        nb = nbformat.read(str(REPO / "notebooks" / f"{name}.ipynb"), as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        for param in re.findall(r"^(\w+)\s*=", cell.source, re.M):
+            assert f"| `{param}` |" in section, f"{name}: parameter {param} not explained"
+            assert f"-p {param} " in section, f"{name}: parameter {param} not in the command"

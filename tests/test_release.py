@@ -25,6 +25,12 @@ def test_pack_writes_a_small_folder_that_evaluates_like_a_run(smoke_run, tmp_pat
     recorded = json.loads((out / "metrics.json").read_text())
     assert recorded["image_auroc"] == res["image_auroc"]
     assert json.loads((out / "blur.json").read_text())["model"].startswith("BlurReference")
+    # the paper's image score (the sum of eq. (3)'s map at the calibrated n, k, unstandardised)
+    # is recorded beside the calibrated one, for the model and for the blur reference
+    for doc in (recorded, json.loads((out / "blur.json").read_text())):
+        assert 0.0 <= doc["image_auroc_paper_sum"] <= 1.0
+        assert doc["paper_sum_score"]["reduce"] == "sum" and doc["paper_sum_score"]["standardize"] is False
+    assert recorded["paper_sum_score"]["n"] == recorded["score"]["n"]
     # beside the recorded calibration, eight others on other draws of the proxy
     assert [r["seed"] for r in recorded["calibration_draws"]] == list(range(1, 9))
     # ssae evaluate on the packed folder reproduces the recorded metrics

@@ -184,3 +184,62 @@ def test_the_bf16_check_is_told_from_its_file(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(doc))
     assert len(R.precision_check(tmp_path / "p.json")[0]) == 1
     assert R.precision_check(tmp_path / "none.json") == ([], "The bf16 check has not been run here (`none.json` is missing).")
+
+
+def test_the_intro_verdict_box_says_what_was_and_was_not_reproduced(models_dir, tmp_path):
+    refs = R.find(models_dir)[:1]
+    rec = R.recorded(refs[0].models["ssae"])
+    box = R.verdict_box(refs)
+    assert box.startswith("::::{admonition}") and box.rstrip().endswith("::::")
+    assert "**Reproduced:**" in box and "**Not reproduced:**" in box
+    assert "0 of 15 categories measured" in box and "MVTec AD textures are not on the machine" in box
+    assert "no paper-profile run (512 px" in box
+    # one sentence per data set with the restoration check, and the table with both image scores
+    check = "passed" if rec["restoration_pixel_auroc"] >= 0.75 else "**not** passed"
+    assert f"**{refs[0].title}**" in box and f"restoration check {check}" in box
+    assert "ahead of the blur reference" in box or "behind the blur reference" in box
+    assert "image AUROC, calibrated (ours) | image AUROC, paper's sum |" in box
+    assert (f"| {rec['image_auroc']:.3f} | {rec['image_auroc_paper_sum']:.3f} |") in box
+    # measured MVTec AD textures with masks and a paper-profile GPU result change the reasons
+    results = [{"data_spec": f"/x/{c}", "dataset": c, "pixel_auroc": 0.9, "image_auroc": 0.9, "status": "ok",
+                "profile": "paper", "device": "cuda"} for c in ("carpet", "grid", "leather", "tile", "wood")]
+    box = R.verdict_box(refs, results)
+    assert "5 of 15 categories measured" in box
+    assert "textures are not" not in box and "no paper-profile run" not in box
+
+
+def test_the_verdict_compares_on_every_metric_it_has():
+    m = {"pixel_auroc": 0.9, "aupro": 0.5, "image_auroc": 0.8, "image_auroc_paper_sum": 0.7}
+    assert R.standing(m, {k: v - 0.1 for k, v in m.items()}, "X") == "ahead of X on every metric"
+    assert R.standing(m, {k: v + 0.1 for k, v in m.items()}, "X") == "behind X on every metric"
+    o = dict(m, aupro=0.6)
+    assert R.standing(m, o, "X") == "behind X on every metric"  # a tie is not ahead
+    o = {"pixel_auroc": 0.8, "aupro": 0.6, "image_auroc": None}
+    assert R.standing(m, o, "X") == "ahead of X on pixel AUROC, behind it on AUPRO"
+
+
+def test_every_headline_image_auroc_has_the_papers_sum_beside_it():
+    """Each kept model's metrics record the image AUROC with the paper's image score, and every
+    table and sentence that shows a kept model's calibrated image AUROC shows it beside it."""
+    refs = R.find()
+    if not refs:
+        pytest.skip("no reference model is kept in models/")
+    box, readme = R.verdict_box(refs), R.glance_markdown(refs)
+    for ref in refs:
+        summary = R.summary_table([ref])
+        verdict = R.verdict(ref)
+        for name, m in [*((k, R.recorded(d)) for k, d in ref.models.items()), ("blur", R.blur(ref))]:
+            if m is None:
+                continue
+            assert m.get("image_auroc_paper_sum") is not None, f"{ref.name}/{name}: no image_auroc_paper_sum"
+            cal, paper = f"{m['image_auroc']:.3f}", f"{m['image_auroc_paper_sum']:.3f}"
+            for text in (box, readme):
+                rows = [ln for ln in text.splitlines() if f"| {cal}" in ln and (ref.title in ln or
+                        R.short_title(ref) in ln or ln.startswith("|  |"))]
+                assert rows and all(f"| {paper} |" in ln for ln in rows), (ref.name, name, rows)
+            row = summary.rows_where(**{"image AUROC, calibrated (ours)": cal})
+            assert row and row[0]["image AUROC, paper's sum"] == paper, (ref.name, name)
+            if name == "ssae":
+                head = verdict.splitlines()[0]
+                assert f"image AUROC {cal} calibrated (ours) ({paper} with the paper's sum)" in head, head
+    assert "calibrated (ours)" in box and "paper's sum" in box

@@ -1,4 +1,5 @@
 """The paper's Tables 2-4 as transcribed, and the paper-beside-ours comparison tables."""
+import json
 from collections import Counter
 
 import pytest
@@ -96,10 +97,14 @@ def _result(spec, image=0.9, pixel=0.95, **kw):
     return r
 
 
+#: the column of our number in Tables 2 and 3 (Table 3 also has the paper's sum beside it)
+OURS = {2: "Reproduced", 3: "Reproduced, calibrated (ours)"}
+
+
 def test_nothing_run_says_not_run():
     for table in (2, 3):
         t = T.comparison_table(table, [])
-        assert all(v == T.NOT_RUN for v in t.column("Reproduced"))
+        assert all(v == T.NOT_RUN for v in t.column(OURS[table]))
         assert t.row("carpet")["Paper (Ours)"] in ("99.7", "100")
     t4 = T.table4_comparison([])
     assert all(v == T.NOT_RUN for v in t4.column("Reproduced"))
@@ -116,8 +121,10 @@ def test_substitute_results_never_leak_into_mvtec_rows(tmp_path):
             bottle_copy]
     for table in (2, 3):
         t = T.comparison_table(table, subs)
-        assert all(v.startswith(T.NOT_RUN) for v in t.column("Reproduced")), t.to_markdown()
-        assert all(v == "" for v in t.column("Data"))
+        assert all(v.startswith(T.NOT_RUN) for v in t.column(OURS[table])), t.to_markdown()
+        # the bottle's row says where its copy stands instead; no other row names data
+        assert all(v == "" for c, v in zip(t.column("Category"), t.column("Data")) if c != "bottle")
+        assert "256 px copy without masks" in t.row("bottle")["Data"]
     t4 = T.table4_comparison(subs)
     assert all(v.startswith(T.NOT_RUN) for v in t4.column("Reproduced"))
     s = T.substitute_table(subs)
@@ -129,6 +136,7 @@ def test_substitute_results_never_leak_into_mvtec_rows(tmp_path):
     bottle = [x for x in labels if "bottle" in x][0]
     assert "without masks" in bottle and "256" in bottle
     assert T.classify(bottle_copy).kind == "mvtec-copy"
+    assert "Image AUROC (%), paper's sum" in s.columns and "calibrated (ours)" in s.columns[1]
     wood = s.rows_where(**{"Data": T.classify(subs[1]).label})[0]
     assert wood["Obj. (4) image / pixel"] == "90.0 / 80.0" and wood["Ens. pixel"] == "85.0"
 
@@ -146,7 +154,10 @@ def test_real_mvtec_results_fill_their_rows_only():
     assert t2.row("grid")["Reproduced"] == T.NOT_RUN
     assert t2.row("avg. textures")["Reproduced"] == "not run (1 of 5 categories run)"
     t3 = T.comparison_table(3, [carpet])
-    assert t3.row("carpet")["Reproduced"] == "99.5" and t3.row("carpet")["Difference"] == "\u22120.5"
+    assert t3.row("carpet")[OURS[3]] == "99.5" and t3.row("carpet")["Difference"] == "\u22120.5"
+    assert t3.row("carpet")["Reproduced, paper's sum"] == "—"  # not recorded for this result
+    t3 = T.comparison_table(3, [dict(carpet, image_auroc_paper_sum=0.93)])
+    assert t3.row("carpet")["Reproduced, paper's sum"] == "93.0"
     t4 = T.table4_comparison([carpet])
     rows = t4.rows_where(Category="carpet")
     got = {r["Column"]: r["Reproduced"] for r in rows}
@@ -187,3 +198,25 @@ def test_a_data_set_outside_the_paper_is_named_never_by_its_path():
     assert classify({"data_spec": "/home/me/data/aitex/fabric01"}).label == "AITEX fabric01 (not part of the paper)"
     label = classify({"data_spec": "/home/me/tiles"}).label
     assert label == "tiles (not part of the paper)" and "/" not in label
+
+
+def test_kept_reference_models_enter_the_substitute_table_with_their_training(tmp_path):
+    bottle = _result("../shared/data/mvtec_ad/bottle", image=0.98, pixel=None, train_seconds=7200.0,
+                     image_auroc_paper_sum=0.86)
+    mtd = _result("../shared/data/mtd", dataset="mtd", image=0.72, pixel=0.66, train_seconds=7200.0)
+    for name, r in (("mvtec-bottle", bottle), ("mtd", mtd)):
+        (tmp_path / name / "ssae").mkdir(parents=True)
+        (tmp_path / name / "ssae" / "metrics.json").write_text(json.dumps(r))
+    (tmp_path / "mtd" / "plain").mkdir()
+    (tmp_path / "mtd" / "plain" / "metrics.json").write_text(json.dumps(mtd))  # not the method: left out
+    refs = T.reference_results(tmp_path)
+    assert [r["_source"] for r in refs] == ["models/mtd/ssae", "models/mvtec-bottle/ssae"]
+    s = T.substitute_table(refs)
+    assert [r[0] for r in s.rows] == [T.classify(mtd).label, T.classify(bottle).label]
+    assert all(t == "2.0 h, kept reference model" for t in s.column("Training"))
+    assert s.rows_where(**{"Data": T.classify(bottle).label})[0]["Image AUROC (%), paper's sum"] == "86.0"
+    # Table 3 keeps the bottle out of its MVTec AD row, and says where the copy stands
+    row = T.comparison_table(3, refs).row("bottle")
+    assert row["Reproduced, calibrated (ours)"] == T.NOT_RUN and "256 px copy without masks" in row["Data"]
+    assert "kept reference model (models/mtd/ssae)" in T.runs_table(refs).column("Source")
+    assert T.reference_results(tmp_path / "missing") == []

@@ -320,11 +320,16 @@ def category_page(ds: DataSet, result: dict[str, Any] | None, error: str = "", r
     def pct(v):
         return "n/a" if v is None else f"{100 * float(v):.1f}"
 
-    lines += ["| image AUROC (%) | pixel AUROC (%) | AUPRO (%) | image size | profile | hardware | date |",
-              "| --- | --- | --- | --- | --- | --- | --- |",
-              f"| {pct(result.get('image_auroc'))} | {pct(result.get('pixel_auroc'))} | "
+    lines += ["| image AUROC (%), calibrated (ours) | image AUROC (%), paper's sum | pixel AUROC (%) | AUPRO (%) "
+              "| image size | profile | hardware | date |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |",
+              f"| {pct(result.get('image_auroc'))} | {pct(result.get('image_auroc_paper_sum'))} | "
+              f"{pct(result.get('pixel_auroc'))} | "
               f"{pct(result.get('aupro'))} | {size_text(result.get('image_size'))} | {result.get('profile')} | "
               f"{result.get('hardware')} | {str(result.get('date', ''))[:19]} |", ""]
+    lines += ["Image AUROC, calibrated (ours): with the image score the calibration chose on validation images; "
+              "paper's sum: with the paper's image score, the sum of eq. (3)'s map at the same n and k, "
+              "unstandardised.", ""]
     comp = result.get("comparison")
     if comp:
         lines += [f"Objective (4): image AUROC {pct(comp['objective4'].get('image_auroc'))}, "
@@ -353,19 +358,45 @@ def public_args(args: list[str], repo: Path) -> list[str]:
     return [public_path(a, repo) if os.path.isabs(a) else a for a in args]
 
 
+#: the line of book/intro.md that the runner replaces by :func:`verdict_box` (its first screen)
+VERDICT = "<!-- verdict: filled in by ssae book from models/ and this build's results -->"
 #: the line of book/intro.md that the runner replaces by :func:`glance`
 GLANCE = "<!-- results at a glance: filled in by ssae book from models/ -->"
 
 
+def verdict_box(references, results=()) -> str:
+    """The box at the top of the intro (:func:`ssae.report.models.verdict_box`): what was
+    reproduced and what was not, a sentence per kept model's data set and a compact table."""
+    from .models import verdict_box as box
+    return box(references, list(results))
+
+
 def glance(references) -> str:
-    """The intro's verdict: a generated paragraph per kept model's data set and the results
-    table, from the numbers recorded in ``models/``."""
-    from .models import glance_markdown, overview, verdict
+    """The intro's section on the kept models, below its verdict box: the generated paragraph
+    over every data set, then the verdict of each, from the numbers recorded in ``models/``."""
+    from .models import overview, verdict
 
     if not references:
         return ("No trained reference model is kept in `models/`, so this build shows early-training "
                 "numbers only (the Categories pages).")
-    return "\n\n".join([overview(references), *(verdict(r) for r in references), glance_markdown(references)])
+    return "\n\n".join([overview(references), *(verdict(r) for r in references)])
+
+
+def time_substitutions(minutes: float | None) -> dict[str, str]:
+    """The training times the book's Markdown pages name, generated: ``build_minutes`` (what this
+    build trained each data set), ``cpu_minutes`` (the ``cpu`` profile's budget of ``ssae
+    train``), ``paper_steps`` (the ``paper`` profile's steps) and ``reference_hours`` (the kept
+    reference models' training, from ``models/``)."""
+    from ..config import profile as named
+    from .models import find, training
+
+    hours = sorted({f"{training(d)['hours']:.1f}" for r in find() for d in r.models.values()})
+    return {
+        "build_minutes": f"{minutes:g} minutes" if minutes else "the profile's steps",
+        "cpu_minutes": f"{named('cpu').train.max_minutes:g} minutes",
+        "paper_steps": f"{named('paper').train.steps:,} steps",
+        "reference_hours": (" to ".join(dict.fromkeys((hours[0], hours[-1]))) + " h") if hours else "no",
+    }
 
 
 def staged_config(repo: Path, subs: dict[str, str]) -> str:
@@ -540,7 +571,10 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     for md in (repo / "book").glob("*.md"):
         shutil.copy2(md, plan.book_dir / "book" / md.name)
     intro = plan.book_dir / "book" / "intro.md"
-    intro.write_text(intro.read_text(encoding="utf-8").replace(GLANCE, glance(references)), encoding="utf-8")
+    from .tables import load_results
+    measured = load_results(plan.results_dir, repo / "book" / "gpu_results")
+    intro.write_text(intro.read_text(encoding="utf-8").replace(VERDICT, verdict_box(references, measured))
+                     .replace(GLANCE, glance(references)), encoding="utf-8")
     static = plan.book_dir / "book" / "_static"
     try:
         static.symlink_to(repo / "book" / "_static", target_is_directory=True)
@@ -564,6 +598,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
                                 if sys.argv[1:2] == ["book"] else "ssae book").strip() + "`",
         "build_failed": ", ".join(failed_names) or "none",
         "threshold_check": thresholds_text(),
+        **time_substitutions(plan.minutes),
     }
     (plan.book_dir / "_config.yml").write_text(staged_config(repo, subs), encoding="utf-8")
 

@@ -323,8 +323,8 @@ def corruption(R: Results) -> Part:
                   ["training corruption", "patch side", "runs", "steps", "restoration check",
                    "image / pixel AUROC / AUPRO", "fray pixel AUROC", "uneven pixel AUROC"], rows,
                   notes=["Means over runs (seeds); quarter turns and mirror images on; one thread per model, "
-                         "two models side by side; scoring chosen on validation data (before the contrast "
-                         "reduction existed)."])
+                         "two models side by side; scoring chosen on validation data among the sum, the mean "
+                         "and the max (the contrast reduction was not among the choices for these runs)."])
     swap = groups[3][3] + groups[4][3] + groups[5][3]
     other = groups[0][3] + groups[1][3] + groups[2][3]
     text = (f"Every model trained on swapped patches passes the restoration check ({passes(swap)} of {len(swap)}, "
@@ -422,8 +422,8 @@ def lam(R: Results) -> Part:
                   ["data", "model", "draws", "steps", "check passed", "restoration check",
                    "image / pixel AUROC / AUPRO", "minus λ = 0.5, same draws", "draws ahead (of each)"], rows,
                   notes=["Means over draws; the bottle copy has image labels only (image AUROC). One thread per "
-                         "model, two side by side, 20 minutes; the machine ran slower for the λ ≤ 0.01 runs "
-                         "(fewer steps)."])
+                         "model, two side by side, 20 minutes; the λ ≤ 0.01 runs reached fewer steps within "
+                         "them (the steps column)."])
     d05 = [paired(mtd["0.05"], mtd["0.5"], k) for k in METRICS]
     g = grid["0.05"]
     failed05 = [i for i, r in enumerate(grid["0.5"]) if metric(r, "check") < restoration_min()]
