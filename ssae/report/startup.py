@@ -162,6 +162,13 @@ def choice_text(rows: list[dict]) -> str:
     text = "; ".join(parts) + "."
     if per_data:
         text += " With the whole-image start, runs that left the flat state per data set: " + ", ".join(per_data) + "."
+    neither = [DATA.get(name, name) for name in dict.fromkeys(r["data"] for r in rows)
+               if {r["startup"] for r in rows if r["data"] == name} >= {"literal", "whole"}
+               and all(r["restoration_pixel_auroc"] < RESTORATION_MIN for r in rows if r["data"] == name)]
+    if neither:
+        text += (f" On {', '.join(neither)} no run passed the restoration check within its steps with either "
+                 f"start-up, although every run left the flat state: there the check measures what so short a run "
+                 f"has learned of the task, not the start.")
     return text
 
 
