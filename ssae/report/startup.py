@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 ESCAPE_ROWS = REPO / "benchmarks" / "results" / "escape" / "rows.jsonl"
 #: data sets as the rows name them, and as the page names them
 DATA = {"aitex-fabric01": "AITEX fabric01", "aitex-fabric02": "AITEX fabric02",
-        "aitex-fabric03": "AITEX fabric03", "mtd": "Magnetic Tile Defects", "mvtec-bottle": "MVTec AD bottle (copy)"}
+        "aitex-fabric03": "AITEX fabric03", "mtd": "Magnetic Tile Defects", "mvtec-bottle": "MVTec AD bottle (copy)",
+        "embedded:grid": "grid look-alike", "embedded:carpet": "carpet look-alike"}
 STARTUP_NAMES = {"literal": "eq. (1) as written", "whole": "whole-image start, then eq. (1)"}
 
 
