@@ -381,8 +381,9 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
         with autocast:
             out = step_fn(corrupted)
         starting = phase() == "start-up"
-        value = objective_loss(t, out.float(), target, corrupted, mask, starting=starting)
-        flat = flatness(out.float(), target, mask)
+        out = out.float()
+        value = objective_loss(t, out, target, corrupted, mask, starting=starting)
+        flat = flatness(out, target, mask)
         flat_mean = flat if flat_mean is None else 0.95 * flat_mean + 0.05 * flat
         optimiser.zero_grad(set_to_none=True)
         value.backward()
