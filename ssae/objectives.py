@@ -83,11 +83,15 @@ def objective1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam:
     for restoring the original content in the corrupted region; each is normalised by the
     size of its region, so a small patch still gets weight ``lam``.
     """
+    clean, corrupted = terms1(out, target, mask, lam)
+    return (clean + corrupted).mean()
+
+
+def terms1(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of eq. (1) per sample: the untouched region's and the corrupted region's."""
     _check(out, target, mask)
-    channels = out.shape[1]
-    count = mask.flatten(1).sum(1) * channels
-    corrupted_term = _weighted(lam, _l2(mask * (out - target)), count)
-    return (_normal_term(out, target, mask, lam) + corrupted_term).mean()
+    count = mask.flatten(1).sum(1) * out.shape[1]
+    return _normal_term(out, target, mask, lam), _weighted(lam, _l2(mask * (out - target)), count)
 
 
 def objective4(out: torch.Tensor, target: torch.Tensor, corrupted: torch.Tensor, mask: torch.Tensor,

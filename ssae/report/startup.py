@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .tables import Table
@@ -31,14 +30,10 @@ def term_gradients(model, target: torch.Tensor, corrupted: torch.Tensor, mask: t
     weights: their norms, the ratio corrupted / clean, and the cosine between them. Also the
     largest per-pixel weight of the corrupted term relative to a clean pixel's
     (``(lam / |M|) / ((1 - lam) / |M_bar|)`` for the smallest region of the batch)."""
-    from ssae.objectives import _l2, _weighted
+    from ssae.objectives import terms1
 
     model.train()
-    out = model(corrupted).float()
-    channels = out.shape[1]
-    keep = 1.0 - mask
-    clean = _weighted(1.0 - lam, _l2(keep * (out - target)), keep.flatten(1).sum(1) * channels).mean()
-    bad = _weighted(lam, _l2(mask * (out - target)), mask.flatten(1).sum(1) * channels).mean()
+    clean, bad = (term.mean() for term in terms1(model(corrupted).float(), target, mask, lam))
     params = [p for p in model.parameters() if p.requires_grad]
     g_clean = torch.cat([g.flatten() for g in torch.autograd.grad(clean, params, retain_graph=True)])
     g_bad = torch.cat([g.flatten() for g in torch.autograd.grad(bad, params)])
@@ -58,24 +53,20 @@ def gradient_rows(datasets: dict[str, str], seeds=(0, 1, 2), crop: int = 64, bat
     from ssae.corruption import corrupt
     from ssae.data import load_images, load_split
     from ssae.runs import build_model
+    from ssae.training import TrainingImages
 
     rows = []
     for name, spec in datasets.items():
         cfg = profile("cpu")
         split = load_split(spec, cfg.data)
         cfg = override(cfg, model={"in_channels": split.channels})
-        images = load_images(split.train[:64], cfg.data.image_size, split.channels, progress=False)
+        images = TrainingImages(load_images(split.train[:64], cfg.data.image_size, split.channels, progress=False),
+                                torch.device("cpu"))
         for seed in seeds:
             gen = torch.Generator().manual_seed(seed)
             torch.manual_seed(seed)
             model = build_model(cfg)
-            crops = []
-            for i in torch.randint(len(images), (batch,), generator=gen).tolist():
-                a = images[i]
-                y = int(torch.randint(a.shape[0] - crop + 1, (1,), generator=gen))
-                x = int(torch.randint(a.shape[1] - crop + 1, (1,), generator=gen))
-                crops.append(torch.from_numpy(np.ascontiguousarray(a[y:y + crop, x:x + crop].transpose(2, 0, 1))))
-            target = torch.stack(crops)
+            target = images.sample(batch, crop, gen)
             corrupted, mask = corrupt(target, cfg.corruption, gen)
             rows.append({"data": name, "seed": seed, **term_gradients(model, target, corrupted, mask, cfg.train.lam)})
     return rows
