@@ -25,7 +25,7 @@ if [ "${1:-}" = "--pack" ]; then
   name=$2
   $PY -m ssae.cli pack "runs/ref/$name/ssae" --out "models/$name/ssae" --blur
   [ -d "runs/ref/$name/plain" ] && $PY -m ssae.cli pack "runs/ref/$name/plain" --out "models/$name/plain"
-  $PY -m ssae.report.readme
+  $PY -m ssae_book.readme
   exit 0
 fi
 name=$1; data=$2; minutes=${3:-120}; shift $(( $# < 3 ? $# : 3 ))

@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     print_table()
     print(f"\n[{time.time() - t_start:.0f}s]")
     if args.fig_dir:
-        from ssae.report import plots
+        from ssae_book import plots
 
         out = Path(args.fig_dir)
         plots.save_figure(plots.fig6_cases(), out / "fig6_cases.png")

@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install.sh
 bash scripts/vendor_mathjax.sh
-.venv/bin/python -m ssae.cli book --profile cpu "$@"
+.venv/bin/python -m ssae_book.build --profile cpu "$@"
 echo "book: $(pwd)/_build/book/_build/html/index.html"

@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     from ssae.calibration import rethreshold
     from ssae.data import load_split
     from ssae.errors import SsaeError
-    from ssae.report import models as R
+    from ssae_book import models as R
     from ssae.runs import read_run_config
 
     torch.set_num_threads(1)

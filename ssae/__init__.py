@@ -19,7 +19,7 @@ Autoencoders for Visual Anomaly Detection". One module per concept of the paper:
 - :mod:`ssae.theory`       Section 3.4 and supplements: Propositions 1-2, Theorems 2-3, Figure 9
 - :mod:`ssae.datasets`     generated look-alike textures (not MVTec AD)
 
-The book's machinery (notebook helpers, tables, plots, the runner) is :mod:`ssae.report`,
+The book's machinery (notebook helpers, tables, plots, the runner) is :mod:`ssae_book`,
 which no module of the method imports.
 """
 

@@ -1,4 +1,4 @@
-"""Command line: ``ssae train | evaluate | predict | pack | export | book``.
+"""Command line: ``ssae train | evaluate | predict | pack | export``.
 
 Expected failures (bad input, incompatible run directories, NaN losses) print one line
 ``ssae: error: ...`` naming the file or cause and exit with status 2. An interrupted training
@@ -234,13 +234,6 @@ def cmd_export(args) -> int:
     return 0
 
 
-def cmd_book(args) -> int:
-    from .report.build import main as book_main
-
-    check_device(args.device)
-    return book_main(args)
-
-
 def _precision_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="the network's precision: fp32 (default, the same maps on every machine) or bf16 "
@@ -249,7 +242,7 @@ def _precision_option(p: argparse.ArgumentParser) -> None:
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssae", description="Self-supervised autoencoders for visual anomaly "
-                                "detection (Bauer, Nakajima, M\u00fcller): train, evaluate, predict, pack, export, book.")
+                                "detection (Bauer, Nakajima, M\u00fcller): train, evaluate, predict, pack, export.")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on a data set")
@@ -320,16 +313,6 @@ def make_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="the .onnx file to write")
     x.set_defaults(func=cmd_export)
 
-    b = sub.add_parser("book", help="run the notebooks with papermill and build the Jupyter Book")
-    b.add_argument("--profile", choices=PROFILES, default="cpu")
-    b.add_argument("--data", action="append", help="extra data folders (MVTec AD or MTD layout)")
-    b.add_argument("--categories", nargs="*", help="embedded categories (default: all five)")
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--minutes", type=float, help="training budget per category")
-    b.add_argument("--compare", nargs="*", help="categories also trained with objective (4) and cut-out")
-    b.add_argument("--out", default="_build", help="build folder")
-    b.add_argument("--models", help="folder of packed reference models (default: the repository's models/)")
-    b.set_defaults(func=cmd_book)
     return p
 
 

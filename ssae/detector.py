@@ -16,6 +16,7 @@ each input's own size; a non-square input is thus read stretched to the model's 
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -48,10 +49,9 @@ class Result:
 
 
 def models_dirs() -> list[Path]:
-    """Where reference models are looked up by name: ``models/`` in the current folder and in the
-    source checkout this package was imported from (none in an installed wheel)."""
-    here = Path(__file__).resolve().parents[1] / "models"
-    out = [Path.cwd() / "models", here]
+    """Where reference models are looked up by name: ``models/`` in the current folder (a source
+    checkout), then the folder named by the environment variable ``SSAE_MODELS``."""
+    out = [Path.cwd() / "models"] + ([Path(os.environ["SSAE_MODELS"])] if os.environ.get("SSAE_MODELS") else [])
     return [p for i, p in enumerate(out) if p.is_dir() and p.resolve() not in [q.resolve() for q in out[:i]]]
 
 
@@ -79,7 +79,8 @@ def resolve(model) -> Path:
     known = sorted({f.parent.name if f.name == DEFAULT_KIND else f"{f.parent.name}/{f.name}" for f in folders})
     where = (f"reference models here: {', '.join(known)}" if known else
              "no models/ folder is here: the reference models are kept in the source repository's models/ "
-             "folder, not in the installed package; run from a checkout of it, or pass a folder")
+             "folder, not in the installed package; run from a checkout of it, set SSAE_MODELS to that folder, "
+             "or pass a model folder")
     raise SsaeError(f"no model {model!r}: not a model folder and not a reference model name ({where})")
 
 

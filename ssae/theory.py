@@ -3,7 +3,7 @@
 Every statement of the geometric interpretation gets a function that evaluates its premise,
 its condition and its conclusion separately, so that a test (or a notebook) can show both
 that the conclusion holds whenever the premise does, and that it fails once a condition is
-dropped. Plots of these results live in :mod:`ssae.report.plots`.
+dropped. Plots of these results live in :mod:`ssae_book.plots`.
 
 Contents, in the order of the paper:
 

@@ -1,4 +1,4 @@
-"""The book: `ssae book` in the smoke profile on one embedded category, rendered with Jupyter
+"""The book: `ssae-book` in the smoke profile on one embedded category, rendered with Jupyter
 Book and loaded in headless Chromium; and the runner's failure handling.
 
 The Chromium test installs the Debian package ``chromium`` with apt-get when it is missing;
@@ -19,7 +19,7 @@ import nbformat
 import pytest
 import yaml
 
-from ssae.report import book, build as bookbuild
+from ssae_book import book, build as bookbuild
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -91,7 +91,7 @@ def png_outputs(path: Path) -> int:
 
 
 def bookbuild_refs():
-    from ssae.report import models as R
+    from ssae_book import models as R
     return R.find()
 
 
@@ -126,7 +126,7 @@ def test_the_intro_opens_with_the_generated_verdict():
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("book")
-    cmd = [sys.executable, "-m", "ssae.cli", "book", "--profile", "smoke", "--categories", "carpet",
+    cmd = [sys.executable, "-m", "ssae_book.build", "--profile", "smoke", "--categories", "carpet",
            "--data", "none", "--out", str(out)]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
     return {"out": out, "rc": r.returncode, "log": r.stdout + r.stderr,
@@ -150,7 +150,7 @@ def test_runner_builds_the_book(built):
     assert "book/categories/embedded-carpet" in bookbuild.toc_files(toc)
     intro = (built["html"] / "book" / "intro.html").read_text(encoding="utf-8")
     words = re.sub(r"<[^>]+>", "", intro)
-    assert "{{ build" not in words and "ssae book --profile smoke" in words
+    assert "{{ build" not in words and "ssae-book --profile smoke" in words
     # the intro opens with the verdict box, before its first section: what was and was not
     # reproduced, a sentence per kept model and the table with both image scores
     start = intro.index("<h1", intro.index("<article"))  # the page's heading, not the print TOC's
@@ -400,7 +400,7 @@ def test_settings_table_covers_every_field():
 
 def test_kept_gpu_results_are_shown_with_hardware_and_date(tmp_path):
     import numpy as np
-    from ssae.report import tables
+    from ssae_book import tables
 
     assert book.gpu_figures(tmp_path) == []
     res = {"data_spec": ".gpu_data/mtd", "dataset": "mtd", "image_auroc": 0.95, "pixel_auroc": 0.9,

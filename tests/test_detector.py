@@ -65,7 +65,8 @@ def test_paths_folders_pil_images_and_arrays_give_the_same_results(tmp_path):
 
 
 def test_a_kept_model_is_found_by_name_and_a_missing_one_says_where_to_get_it(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)  # not the checkout: the package's own checkout is found
+    monkeypatch.chdir(tmp_path)  # not the checkout: SSAE_MODELS names the models folder
+    monkeypatch.setenv("SSAE_MODELS", str(MODEL.parents[1]))
     assert Detector.load("aitex-fabric01").folder.resolve() == MODEL.resolve()
     assert DET.resolve("aitex-fabric01/plain").resolve() == (MODEL.parent / "plain").resolve()
     assert DET.resolve("models/aitex-fabric01/ssae").resolve() == MODEL.resolve()

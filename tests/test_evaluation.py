@@ -307,7 +307,7 @@ def test_restoration_gain_is_the_share_of_the_corruption_undone():
 
 
 def test_the_verdict_says_what_the_check_and_the_gain_measure():
-    from ssae.report.models import restoration_text
+    from ssae_book.models import restoration_text
 
     assert "find the corruptions" in restoration_text({"restoration_pixel_auroc": 0.8})
     learned = restoration_text({"restoration_pixel_auroc": 0.44, "restoration_gain": 0.4})

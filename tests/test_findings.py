@@ -1,5 +1,5 @@
 """The chapter "What moves the numbers on real defects" (notebooks/11_findings.ipynb) and its
-helper module ssae.report.findings, on the committed result rows in benchmarks/results/.
+helper module ssae_book.findings, on the committed result rows in benchmarks/results/.
 
 Every number of the chapter is read from those rows at build time: the tables and the sentences
 that carry numbers are generated. These tests keep that true: every part builds with rows, every
@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ssae.report import build as bookbuild
-from ssae.report import findings as F
+from ssae_book import build as bookbuild
+from ssae_book import findings as F
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "11_findings.ipynb"

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from ssae import theory
-from ssae.report import plots
+from ssae_book import plots
 
 
 def frames(html: str) -> int:

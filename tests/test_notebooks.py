@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 import fixtures
-from ssae.report import build as bookbuild
+from ssae_book import build as bookbuild
 
 REPO = Path(__file__).resolve().parents[1]
 NB = REPO / "notebooks"

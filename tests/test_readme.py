@@ -2,13 +2,13 @@
 import re
 from pathlib import Path
 
-from ssae.report import readme
+from ssae_book import readme
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_the_results_table_is_current():
-    assert readme.main(["--check"]) == 0, "run: python -m ssae.report.readme"
+    assert readme.main(["--check"]) == 0, "run: python -m ssae_book.readme"
 
 
 def test_render_replaces_only_the_marked_block():

@@ -14,7 +14,7 @@ from ssae.evaluation import evaluate
 from ssae.precision import precision
 from ssae.release import METRICS
 from ssae.runs import WEIGHTS
-from ssae.report import models as R
+from ssae_book import models as R
 from ssae.runs import load_model, read_curve
 
 REFERENCES = R.find()

@@ -1,11 +1,11 @@
-"""The book's pages for kept reference models (ssae.report.models), on a packed smoke model."""
+"""The book's pages for kept reference models (ssae_book.models), on a packed smoke model."""
 import json
 import shutil
 
 import pytest
 
 from ssae.cli import main
-from ssae.report import models as R
+from ssae_book import models as R
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +86,7 @@ def test_the_corruption_explorer_is_self_contained():
     import numpy as np
 
     from ssae.config import CorruptionConfig
-    from ssae.report import plots
+    from ssae_book import plots
 
     html, still = plots.corruption_explorer(np.random.default_rng(0).random((48, 48, 1), dtype=np.float32),
                                             CorruptionConfig(), sizes=(0.1, 0.3))
@@ -98,7 +98,7 @@ def test_the_corruption_explorer_is_self_contained():
 
 def test_figure_10_colours_hits_false_alarms_and_misses_over_the_image():
     import numpy as np
-    from ssae.report.plots import evaluation_map
+    from ssae_book.plots import evaluation_map
 
     image = np.full((2, 2, 1), 0.5)
     pred = np.array([[True, True], [False, False]])
@@ -161,7 +161,7 @@ def test_the_overview_counts_where_the_method_is_ahead(models_dir, tmp_path):
 
 
 def test_a_copy_of_an_mvtec_category_is_set_beside_the_papers_own_numbers(models_dir, tmp_path):
-    from ssae.report.tables import paper_value
+    from ssae_book.tables import paper_value
 
     shutil.copytree(models_dir / "smoke-a", tmp_path / "mvtec-bottle")
     (ref,) = R.find(tmp_path)

@@ -2,7 +2,7 @@
 gradients computed when the page is built."""
 import torch
 
-from ssae.report import startup as R
+from ssae_book import startup as R
 
 
 def _row(data, startup, seed, left, restoration):

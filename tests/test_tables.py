@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from ssae.report import tables as T
+from ssae_book import tables as T
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ def test_load_results_reads_folders(tmp_path):
 
 
 def test_a_data_set_outside_the_paper_is_named_never_by_its_path():
-    from ssae.report.tables import classify
+    from ssae_book.tables import classify
 
     assert classify({"data_spec": "/home/me/data/aitex/fabric01"}).label == "AITEX fabric01 (not part of the paper)"
     label = classify({"data_spec": "/home/me/tiles"}).label

@@ -396,7 +396,7 @@ def test_patch_swap_and_nearest_index():
 def test_theory_figures_are_labelled(noise_train):
     from matplotlib.figure import Figure
 
-    from ssae.report import plots
+    from ssae_book import plots
 
     rng = np.random.default_rng(10)
     stats = T.sliding_window_pixel_stats(list(noise_train[:2]), size=32, window=16)

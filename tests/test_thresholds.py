@@ -82,7 +82,7 @@ def test_the_book_states_the_measured_false_alarms(tmp_path):
     """own_images.md's promise is generated from the kept measurement, not written by hand."""
     import json
 
-    from ssae.report.models import thresholds_text
+    from ssae_book.models import thresholds_text
 
     rows = [{"model": "a/ssae", "good_above": 0.02, "train_above": 0.01, "mask_area_predicted": 0.03,
              "mask_area_true": 0.02, "defective_above": 0.3},

@@ -144,12 +144,12 @@ def means(rows: Sequence[dict], names: Sequence[str] = METRICS) -> str:
 
 
 def passes(rows: Sequence[dict]) -> int:
-    from ..calibration import RESTORATION_MIN
+    from ssae.calibration import RESTORATION_MIN
     return sum(1 for r in rows if (metric(r, "check") or 0) >= RESTORATION_MIN)
 
 
 def restoration_min() -> float:
-    from ..calibration import RESTORATION_MIN
+    from ssae.calibration import RESTORATION_MIN
     return RESTORATION_MIN
 
 

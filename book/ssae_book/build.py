@@ -1,6 +1,6 @@
-"""The papermill runner behind ``ssae book`` (the notebooks' helpers are :mod:`ssae.report.book`).
+"""The papermill runner behind ``ssae-book`` (the notebooks' helpers are :mod:`ssae_book.book`).
 
-``ssae book`` turns the library into the published reproduction:
+``ssae-book`` turns the library into the published reproduction:
 
 1. every notebook in ``notebooks/`` is executed with papermill into ``<out>/book/notebooks/``
    (working directory: that folder); the training and evaluation notebooks once per data set,
@@ -19,6 +19,7 @@ the others still render. The exit status is non-zero if anything failed.
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as _dt
 import json
@@ -32,8 +33,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .book import EMBEDDED, REPO, DataSet, dataset, hardware, write_result
-from ..config import PROFILES
-from ..errors import SsaeError
+from ssae.config import PROFILES
+from ssae.errors import SsaeError
 from .tables import classify, size_text
 
 NOTEBOOKS = {
@@ -359,13 +360,13 @@ def public_args(args: list[str], repo: Path) -> list[str]:
 
 
 #: the line of book/intro.md that the runner replaces by :func:`verdict_box` (its first screen)
-VERDICT = "<!-- verdict: filled in by ssae book from models/ and this build's results -->"
+VERDICT = "<!-- verdict: filled in by ssae-book from models/ and this build's results -->"
 #: the line of book/intro.md that the runner replaces by :func:`glance`
-GLANCE = "<!-- results at a glance: filled in by ssae book from models/ -->"
+GLANCE = "<!-- results at a glance: filled in by ssae-book from models/ -->"
 
 
 def verdict_box(references, results=()) -> str:
-    """The box at the top of the intro (:func:`ssae.report.models.verdict_box`): what was
+    """The box at the top of the intro (:func:`ssae_book.models.verdict_box`): what was
     reproduced and what was not, a sentence per kept model's data set and a compact table."""
     from .models import verdict_box as box
     return box(references, list(results))
@@ -387,7 +388,7 @@ def time_substitutions(minutes: float | None) -> dict[str, str]:
     build trained each data set), ``cpu_minutes`` (the ``cpu`` profile's budget of ``ssae
     train``), ``paper_steps`` (the ``paper`` profile's steps) and ``reference_hours`` (the kept
     reference models' training, from ``models/``)."""
-    from ..config import profile as named
+    from ssae.config import profile as named
     from .models import find, training
 
     hours = sorted({f"{training(d)['hours']:.1f}" for r in find() for d in r.models.values()})
@@ -460,8 +461,9 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
                device: str = "cpu", minutes: float | None = None, compare: list[str] | None = None,
                out: str | Path = "_build", shared: str | Path | bool = True, seed: int = 0,
                build: bool = True, log: Callable[[str], None] | None = None, repo: Path = REPO,
-               models_dir: str | Path | None = None) -> int:
+               models_dir: str | Path | None = None, argv: list[str] | None = None) -> int:
     """Run every notebook and build the book; returns the exit status (0: all went well).
+    ``argv``: the ``ssae-book`` arguments, shown on the reproducing page.
 
     The trained reference models in ``models_dir`` (default: the repository's ``models/``)
     get a page each and the learning-curves chapter; a data set found in ``../shared/data``
@@ -472,7 +474,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     progress = Progress(log)
     for name in NOTEBOOKS.values():
         if not (repo / "notebooks" / name).is_file():
-            raise SsaeError(f"notebook missing: {repo / 'notebooks' / name} (ssae book runs from a source checkout)")
+            raise SsaeError(f"notebook missing: {repo / 'notebooks' / name} (ssae-book runs from a source checkout)")
     references = find_references(models_dir or MODELS)
     kept = {str(r.data_path()) for r in references if r.data_path() is not None}
     datasets = [ds for ds in plan_datasets(categories, data, shared)
@@ -594,8 +596,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
         "build_data": "; ".join(f"{d.title}" for d in datasets) or "none",
         "build_hardware": hardware(device),
         "build_date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "build_command": "`" + ("ssae book " + " ".join(public_args(sys.argv[2:], repo))
-                                if sys.argv[1:2] == ["book"] else "ssae book").strip() + "`",
+        "build_command": "`" + ("ssae-book " + " ".join(public_args(argv or [], repo))).strip() + "`",
         "build_failed": ", ".join(failed_names) or "none",
         "threshold_check": thresholds_text(),
         **time_substitutions(plan.minutes),
@@ -639,17 +640,35 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     return status
 
 
-def main(args) -> int:
-    """Entry point of ``ssae book`` (arguments parsed by :mod:`ssae.cli`)."""
-    return build_book(
-        profile=getattr(args, "profile", "cpu"),
-        categories=getattr(args, "categories", None),
-        data=getattr(args, "data", None),
-        device=getattr(args, "device", "cpu"),
-        minutes=getattr(args, "minutes", None),
-        compare=getattr(args, "compare", None),
-        out=getattr(args, "out", "_build"),
-        shared=getattr(args, "shared", True),
-        seed=getattr(args, "seed", 0) or 0,
-        models_dir=getattr(args, "models", None),
-    )
+def make_parser() -> argparse.ArgumentParser:
+    b = argparse.ArgumentParser(prog="ssae-book", description="Run the notebooks with papermill and build "
+                                "the Jupyter Book (from a source checkout of ssae).")
+    b.add_argument("--profile", choices=PROFILES, default="cpu")
+    b.add_argument("--data", action="append", help="extra data folders (MVTec AD or MTD layout)")
+    b.add_argument("--categories", nargs="*", help="embedded categories (default: all five)")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--minutes", type=float, help="training budget per category")
+    b.add_argument("--compare", nargs="*", help="categories also trained with objective (4) and cut-out")
+    b.add_argument("--out", default="_build", help="build folder")
+    b.add_argument("--models", help="folder of packed reference models (default: the repository's models/)")
+    return b
+
+
+def main(argv=None) -> int:
+    """Entry point of ``ssae-book``."""
+    from ssae.cli import check_device
+
+    args = make_parser().parse_args(argv)
+    try:
+        check_device(args.device)
+        return build_book(
+            profile=args.profile, categories=args.categories, data=args.data, device=args.device,
+            minutes=args.minutes, compare=args.compare, out=args.out, shared=True, seed=0,
+            models_dir=args.models, argv=list(sys.argv[1:] if argv is None else argv))
+    except SsaeError as e:
+        print(f"ssae-book: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -619,7 +619,7 @@ def evaluation_maps(images, maps, masks, threshold: float, titles, label: str):
 def objective_comparison(ex, label: str):
     """Figure 11: per row the input, the ground-truth mask, and the heatmaps of objective (4)
     with elastic deformation, objective (1) with elastic deformation and objective (1) with
-    cut-out ("zeros"). ``ex`` is the ``figure11`` dict of :func:`ssae.report.book.compare_objectives`;
+    cut-out ("zeros"). ``ex`` is the ``figure11`` dict of :func:`ssae_book.book.compare_objectives`;
     each heatmap is scaled by twice its model's calibrated threshold."""
     import numpy as np
 
@@ -719,7 +719,7 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
     import torch
     from matplotlib.figure import Figure
 
-    from ..corruption import corrupt
+    from ssae.corruption import corrupt
 
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1)))[None]
     x = x.repeat(2, 1, 1, 1)  # a second image for swap: the first shifted by half its side

@@ -8,10 +8,10 @@ in the library modules these helpers call), where the tests reach it:
 - one data set's page: :func:`train_category`, :func:`evaluate_category`, the metrics, per-defect
   and objective-comparison tables, example maps and reconstructions;
 - the method chapter (:func:`method_example`, :func:`model_table`);
-- the theory chapters: :mod:`ssae.report.theory_pages`;
+- the theory chapters: :mod:`ssae_book.theory_pages`;
 - the GPU figures kept in ``book/gpu_results/``.
 
-Running the notebooks and building the HTML is :mod:`ssae.report.build` (``ssae book``).
+Running the notebooks and building the HTML is :mod:`ssae_book.build` (``ssae-book``).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import SECTIONS, Config, override, profile as make_profile
+from ssae.config import SECTIONS, Config, override, profile as make_profile
 from .tables import Table, classify, size_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,7 +37,7 @@ EMBEDDED = ("carpet", "grid", "leather", "tile", "wood")
 def config_comments() -> dict[tuple[str, str], str]:
     """{(section, field): comment} from the source of :mod:`ssae.config` (the ``# paper: ...``
     and ``# ours: ...`` comment on each field's line)."""
-    from .. import config as C
+    from ssae import config as C
 
     out: dict[tuple[str, str], str] = {}
     for section, klass in C.SECTIONS.items():
@@ -103,7 +103,7 @@ def slugify(text: str) -> str:
 
 
 def dataset(spec: str) -> DataSet:
-    """A :class:`DataSet` for a data spec, titled by what it is (see :func:`ssae.report.tables.classify`)."""
+    """A :class:`DataSet` for a data spec, titled by what it is (see :func:`ssae_book.tables.classify`)."""
     spec = str(spec)
     if spec.startswith("embedded:"):
         cat = spec.split(":", 1)[1]
@@ -137,7 +137,7 @@ def run_config(profile: str, *, minutes: float | None = None, seed: int = 0, obj
 
 
 def hardware(device: str = "cpu") -> str:
-    from ..evaluation import hardware as _hw
+    from ssae.evaluation import hardware as _hw
     return _hw(device)
 
 
@@ -156,8 +156,8 @@ def train_category(data: str, profile: str, run_dir: str | Path, device: str = "
                    minutes: float | None = None, objective: int = 1, corruption: str | None = None,
                    progress: bool = False) -> dict[str, Any]:
     """Train one data set (:func:`ssae.training.train`) and return what the notebook shows."""
-    from ..data import load_split
-    from ..training import train
+    from ssae.data import load_split
+    from ssae.training import train
 
     cfg = run_config(profile, minutes=minutes, seed=seed, objective=objective, corruption=corruption)
     split = load_split(data, cfg.data, seed=seed)
@@ -196,7 +196,7 @@ def training_table(run: dict[str, Any]) -> Table:
 def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
                       results_json: str | Path | None = None, slug: str | None = None) -> dict[str, Any]:
     """:func:`ssae.evaluation.evaluate` plus the book's fields; written to ``results_json``."""
-    from ..evaluation import evaluate
+    from ssae.evaluation import evaluate
 
     res = evaluate(run_dir, data, device=device, progress=False)
     add_paper_sum(res, run_dir, data, device)
@@ -212,9 +212,9 @@ def add_paper_sum(res: dict[str, Any], run_dir: str | Path, data: str, device: s
     """Add to an evaluation result the image AUROC with the paper's image score
     (:func:`ssae.release.paper_sum`: the sum of eq. (3)'s map at the calibrated n and k,
     unstandardised), beside the calibrated ``image_auroc``; returns ``res``."""
-    from ..data import load_split
-    from ..release import paper_sum
-    from ..runs import load_model
+    from ssae.data import load_split
+    from ssae.release import paper_sum
+    from ssae.runs import load_model
 
     model, cfg = load_model(run_dir, device)
     split = load_split(data, cfg.data, seed=cfg.train.seed)
@@ -224,7 +224,7 @@ def add_paper_sum(res: dict[str, Any], run_dir: str | Path, data: str, device: s
 
 def write_result(path: str | Path, result: dict[str, Any]) -> Path:
     """Write a result JSON (temporary name, then rename)."""
-    from ..runs import write_json
+    from ssae.runs import write_json
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)
@@ -239,8 +239,8 @@ def training_note(run_dir: str | Path) -> str:
     """A MyST admonition for a page that shows a model: how far it trained (steps of the
     planned steps, minutes, hardware) and whether it passed the restoration check, generated
     from its run folder."""
-    from ..calibration import RESTORATION_MIN
-    from ..runs import read_calibration, read_run_config, read_summary
+    from ssae.calibration import RESTORATION_MIN
+    from ssae.runs import read_calibration, read_run_config, read_summary
 
     cfg, _ = read_run_config(run_dir)
     summary = read_summary(run_dir)
@@ -260,7 +260,7 @@ def training_note(run_dir: str | Path) -> str:
 
 
 def _restoration(v) -> str:
-    from ..calibration import RESTORATION_MIN
+    from ssae.calibration import RESTORATION_MIN
 
     if v is None:
         return "not recorded"
@@ -325,10 +325,10 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
     """Anomaly maps for a few test images (defective ones of different types first), for
     Figures 1, 3 and 10, without mapping the whole test set."""
     import numpy as np
-    from .. import data as D
-    from ..scoring import calibrated_maps, diff_maps
-    from ..runs import read_calibration
-    from ..runs import load_model
+    from ssae import data as D
+    from ssae.scoring import calibrated_maps, diff_maps
+    from ssae.runs import read_calibration
+    from ssae.runs import load_model
 
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
@@ -346,7 +346,7 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
         else:
             masks.append(None)
     import torch
-    from ..scoring import reconstruct
+    from ssae.scoring import reconstruct
     recon = []
     for a in images:
         x = torch.from_numpy(a.transpose(2, 0, 1).copy())[None].to(device)
@@ -396,11 +396,11 @@ def compare_objectives(run_dir: str | Path, data: str, device: str = "cpu", seed
     beside the objective (1) run in ``run_dir``, and the pixel-wise maximum ensemble of the
     objective (1) and (4) heatmaps (Table 4, "Ens.")."""
     import torch
-    from .. import metrics as M
-    from .. import scoring as S
-    from ..evaluation import anomaly_maps, evaluate, ground_truth, map_metrics
-    from ..scoring import image_scores
-    from ..runs import read_run_config, read_summary
+    from ssae import metrics as M
+    from ssae import scoring as S
+    from ssae.evaluation import anomaly_maps, evaluate, ground_truth, map_metrics
+    from ssae.scoring import image_scores
+    from ssae.runs import read_run_config, read_summary
 
     out: dict[str, Any] = {}
     maps: dict[str, list] = {}
@@ -467,16 +467,16 @@ def public_comparison(comp: dict[str, Any]) -> dict[str, Any]:
 
 def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_defective: int = 2,
                         n_corrupted: int = 2, n_clean: int = 1, seed: int = 0) -> list[dict[str, Any]]:
-    """Rows for :func:`ssae.report.plots.reconstructions` (Figures 2 and 4): defective test images
+    """Rows for :func:`ssae_book.plots.reconstructions` (Figures 2 and 4): defective test images
     and their reconstructions, validation images corrupted as in training with the clean
     original (the target) beside them, and clean validation images (which the network should
     copy)."""
     import numpy as np
     import torch
-    from .. import data as D
-    from ..corruption import corrupt
-    from ..scoring import reconstruct
-    from ..runs import load_model
+    from ssae import data as D
+    from ssae.corruption import corrupt
+    from ssae.scoring import reconstruct
+    from ssae.runs import load_model
 
     model, cfg = load_model(run_dir, device)
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
@@ -511,15 +511,15 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
     :class:`ssae.references.BlurReference` (a no-network stand-in, said so in the label)."""
     import numpy as np
     import torch
-    from .. import data as D
-    from ..corruption import corrupt
-    from ..scoring import diff, reconstruct, smooth
+    from ssae import data as D
+    from ssae.corruption import corrupt
+    from ssae.scoring import diff, reconstruct, smooth
 
     cfg = make_profile(profile)
     model, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
     if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
-        from ..runs import read_calibration
-        from ..runs import load_model
+        from ssae.runs import read_calibration
+        from ssae.runs import load_model
         model, cfg = load_model(run_dir, device)
         cal, _ = read_calibration(run_dir)
         n, k, threshold = cal["n"], cal["k"], cal["threshold"]
@@ -534,7 +534,7 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
     xh, m, boxes = corrupt(torch.from_numpy(clean.transpose(2, 0, 1).copy())[None], ccfg, gen,
                            return_boxes=True)
     if model is None:
-        from ..references import BlurReference
+        from ssae.references import BlurReference
         model = BlurReference(4.0).to(device).eval()
         what = "BlurReference(sigma=4): no trained model was given"
     x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None].to(device)
@@ -556,7 +556,7 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
 def model_table(f: int = 3, width: float = 1.0, size: int = 512, in_channels: int = 3) -> Table:
     """Table 1 computed from :class:`ssae.model.SSAE` (layer, filters, output size)."""
     import torch
-    from ..model import SSAE, layer_table
+    from ssae.model import SSAE, layer_table
 
     with torch.device("meta"):   # no weights allocated: instant even at width 1
         model = SSAE(in_channels=in_channels, f=f, width=width)

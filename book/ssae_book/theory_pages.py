@@ -7,7 +7,7 @@ and say, one call per table, figure or generated sentence.
 - Theorems 2 and 3 and event (25) (:func:`theorem2_note`, :func:`event25_note`, :func:`theorem3_note`, ...);
 - Figure 9 (:func:`orthogonality_curves`, its table and verdict).
 
-The computations themselves are :mod:`ssae.theory`; the figures :mod:`ssae.report.plots`.
+The computations themselves are :mod:`ssae.theory`; the figures :mod:`ssae_book.plots`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ..errors import SsaeError
+from ssae.errors import SsaeError
 from .book import EMBEDDED, figure_label
 from .tables import Table
 
@@ -42,7 +42,7 @@ def theory_settings(profile: str) -> dict[str, Any]:
 def texture_images(category: str, n: int, size: int, seed: int = 0):
     """``n`` defect-free training images of an embedded look-alike, rendered in memory at
     ``size`` (the same pixels :mod:`ssae.datasets.embedded` writes to disk), as ``H x W x C`` arrays."""
-    from ..datasets import embedded
+    from ssae.datasets import embedded
 
     return [embedded.sample(category, "good", seed=seed, index=i, size=size, split="train").image
             for i in range(n)]
@@ -50,8 +50,8 @@ def texture_images(category: str, n: int, size: int, seed: int = 0):
 
 def folder_images(spec: str, n: int, size: int, seed: int = 0):
     """``n`` training images of a data set folder (or embedded spec) at ``size``."""
-    from .. import data as D
-    from ..config import DataConfig
+    from ssae import data as D
+    from ssae.config import DataConfig
 
     split = D.load_split(spec, DataConfig(image_size=size), seed=seed)
     return D.load_images(split.train[:n], size, split.channels, progress=False)
@@ -59,7 +59,7 @@ def folder_images(spec: str, n: int, size: int, seed: int = 0):
 
 def grey_stack(images, size: int | None = None):
     """``n x H x W`` grey float64 stack (Section 3.4 treats grey images)."""
-    from ..theory import stack_grey
+    from ssae.theory import stack_grey
     return stack_grey(images, size)
 
 
@@ -73,7 +73,7 @@ def theory_sizes_note(profile: str) -> str:
 
 def pixel_stats(categories=EMBEDDED, profile: str = "cpu", seed: int = 0) -> dict[str, Any]:
     """Figure 8's sliding-window statistics for embedded look-alikes: {category: PixelStats}."""
-    from ..theory import sliding_window_pixel_stats
+    from ssae.theory import sliding_window_pixel_stats
 
     st = theory_settings(profile)
     return {c: sliding_window_pixel_stats(texture_images(c, st["n_images"], st["size"], seed),
@@ -81,7 +81,7 @@ def pixel_stats(categories=EMBEDDED, profile: str = "cpu", seed: int = 0) -> dic
 
 
 def pixel_stats_table(stats: dict[str, Any], kind: str = "texture", label: str = "") -> Table:
-    from ..theory import pixel_stats_spread
+    from ssae.theory import pixel_stats_spread
 
     rows = []
     for name, s in stats.items():
@@ -103,7 +103,7 @@ def _share(v: float) -> str:
 def object_pixel_note(textures: dict[str, Any], obj: Any, name: str) -> str:
     """Markdown: Figure 8's object panel against the textures, along the middle row of the
     window for both (what :func:`ssae.theory.pixel_stats_spread` measures with ``kind="object"``)."""
-    from ..theory import pixel_stats_spread
+    from ssae.theory import pixel_stats_spread
 
     tex = {k: pixel_stats_spread(v, "object")["mean_rel_spread"] for k, v in textures.items()}
     worst = max(tex, key=tex.get)
@@ -124,7 +124,7 @@ def prop2_results(images, fractions=(0.05, 0.1, 0.25, 0.5, 0.75), n_pairs: int =
     """Eq. (9) on pairs of independent images, one :class:`ssae.theory.Prop2Result` per
     fraction ``|S|/N`` (``S`` a centred square); ``sigma2`` defaults to the pooled variance."""
     import numpy as np
-    from ..theory import centred_square, distinct_pairs, pooled_variance, proposition2_check
+    from ssae.theory import centred_square, distinct_pairs, pooled_variance, proposition2_check
 
     g = np.asarray(images, dtype=np.float64)
     s2 = pooled_variance(g) if sigma2 is None else float(sigma2)
@@ -175,9 +175,9 @@ def prop2_note(results: dict[str, list], n_images: dict[str, int]) -> str:
 
 
 def fig6_slider_note(ts, sbar_dists=(1.0, 1.3), height: float = 0.7) -> str:
-    """Markdown: Proposition 1 along the path of :func:`ssae.report.plots.fig6_slider`,
+    """Markdown: Proposition 1 along the path of :func:`ssae_book.plots.fig6_slider`,
     counted from :func:`ssae.theory.fig6_path`."""
-    from ..theory import fig6_conclusion_limit, fig6_path
+    from ssae.theory import fig6_conclusion_limit, fig6_path
 
     frames = fig6_path([(t, height) for t in ts], sbar_dists)
     cond = [f for f in frames if f.condition6]
@@ -329,7 +329,7 @@ def prop1_trials(n_trials: int = 2000, dim: int = 12, s_size: int = 4, seed: int
     """Proposition 1 on random vectors: how often premise, condition (6) and conclusion hold,
     and that (premise and (6)) never occurs without the conclusion."""
     import numpy as np
-    from ..theory import proposition1
+    from ssae.theory import proposition1
 
     rng = np.random.default_rng(seed)
     S = np.zeros(dim, bool)
@@ -356,15 +356,15 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
     mappings with known behaviour: the exact nearest-neighbour projection onto the training
     images and the identity. Returns ``(curves, label)``."""
     import numpy as np
-    from .. import data as D
-    from ..theory import NearestNeighbourProjection, identity_map, orthogonality_curve
+    from ssae import data as D
+    from ssae.theory import NearestNeighbourProjection, identity_map, orthogonality_curve
 
     st = theory_settings(profile)
     rng = np.random.default_rng(seed)
     curves = []
     if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
-        from ..scoring import reconstruct
-        from ..runs import load_model
+        from ssae.scoring import reconstruct
+        from ssae.runs import load_model
         model, cfg = load_model(run_dir, device)
         split = D.load_split(data, cfg.data, seed=cfg.train.seed)
         size = cfg.data.image_size
@@ -373,7 +373,7 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
         def F(x):
             return reconstruct(model, x.to(device)).cpu()
 
-        from ..runs import read_summary
+        from ssae.runs import read_summary
         steps = read_summary(run_dir).get("steps")
         curves.append(orthogonality_curve(F, np.stack(imgs), st["orth_widths"], rng,
                                           label=f"trained F ({cfg.profile} profile"

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..calibration import RESTORATION_MIN
-from ..release import BLUR, EARLIER, METRICS
+from ssae.calibration import RESTORATION_MIN
+from ssae.release import BLUR, EARLIER, METRICS
 from .tables import NAMED_HARDWARE, Table, paper_value
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ def _read(path: Path) -> dict | None:
 
 def curve(model_dir: Path) -> list[dict]:
     """The learning curve of a model folder ([] when it has none)."""
-    from ..runs import read_curve
+    from ssae.runs import read_curve
     return read_curve(model_dir)
 
 
@@ -293,7 +293,7 @@ def curve_label(ref: Reference) -> str:
 def evaluate(ref: Reference, kind: str, device: str = "cpu") -> dict:
     """The model re-evaluated on its test split now (needs the data on this machine), with the
     image AUROC of the paper's image score beside the calibrated one."""
-    from ..evaluation import evaluate as _evaluate
+    from ssae.evaluation import evaluate as _evaluate
     from .book import add_paper_sum
     res = _evaluate(ref.models[kind], str(ref.data_path()), device=device, progress=False)
     return add_paper_sum(res, ref.models[kind], str(ref.data_path()), device)
@@ -321,9 +321,9 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
     without masks get no mask column, and the binary mask alone."""
     import torch
 
-    from .. import scoring as S
-    from ..evaluation import anomaly_maps
-    from ..runs import load_model
+    from ssae import scoring as S
+    from ssae.evaluation import anomaly_maps
+    from ssae.runs import load_model
     from .plots import _grid, _show_image, evaluation_map, heat_overlay
 
     d = ref.models[kind]
@@ -338,7 +338,7 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
     model, _ = load_model(d, device)
     fig, axes = _grid(len(picks), 5 if masks else 4, cell=1.9)
     scale = 2 * float(cal["threshold"])
-    from ..data import read_mask
+    from ssae.data import read_mask
     for row, (defect, which, i) in zip(axes, picks):
         x = torch.from_numpy(images[i].transpose(2, 0, 1).copy())[None].to(device)
         recon = S.reconstruct(model, x)[0].cpu().numpy().transpose(1, 2, 0)
@@ -572,10 +572,10 @@ def glance_markdown(refs: list[Reference]) -> str:
 def image_scores(ref: Reference, device: str = "cpu") -> dict[str, tuple[list[int], list[float]]]:
     """Test labels and image scores (each model's calibrated reduction) of every kept model and
     of the blur reference, calibrated like the method; needs the data on this machine."""
-    from .. import scoring as S
-    from ..calibration import calibrate_model
-    from ..evaluation import load_run, model_maps
-    from ..references import BlurReference
+    from ssae import scoring as S
+    from ssae.calibration import calibrate_model
+    from ssae.evaluation import load_run, model_maps
+    from ssae.references import BlurReference
 
     def scored(model, cfg, split, cal, stats):
         items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress=False)
@@ -815,7 +815,7 @@ def verdict_box(refs: list[Reference], results: list[dict] | None = None) -> str
     """The box at the top of the intro: what this reproduction did and did not reproduce (and
     why), one sentence per kept model's data set, and a compact results table; generated from
     ``models/`` and from this build's results (``results``: the tables chapter's results of this
-    build and the kept GPU results, :func:`ssae.report.tables.load_results`)."""
+    build and the kept GPU results, :func:`ssae_book.tables.load_results`)."""
     from .tables import OBJECTS, TEXTURES, mvtec_results
 
     results = results or []

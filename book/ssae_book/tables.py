@@ -9,7 +9,7 @@ The paper's numbers live in ``paper_results.csv`` next to this module, one row p
   plus the pixel-wise maximum ensemble ("Ens.").
 
 Our results are the JSON files written by the evaluation notebook (one per category that was
-run, see :func:`ssae.report.book.write_result`) and, optionally, the files kept in ``book/gpu_results/``
+run, see :func:`ssae_book.book.write_result`) and, optionally, the files kept in ``book/gpu_results/``
 from a paper-profile run on a GPU.
 
 Honesty rule: a reproduced number is placed in an MVTec AD row only when it was measured on
@@ -235,7 +235,7 @@ def load_results(*dirs: str | Path | None) -> list[dict[str, Any]]:
     return out
 
 
-#: the kept reference models (``ssae.report.models``)
+#: the kept reference models (``ssae_book.models``)
 MODELS = Path(__file__).resolve().parents[2] / "models"
 REFERENCE = "kept reference model"
 
