@@ -115,3 +115,17 @@ def test_reference_runs_starts_the_models_asked_for(tmp_path):
         assert p.returncode == 2 and "MODELS" in p.stderr and not (ROOT / "runs" / "ref" / (name + "-x")).exists()
     finally:
         shutil.rmtree(ROOT / "runs" / "ref" / name, ignore_errors=True)
+
+
+def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the_network(tmp_path):
+    out = tmp_path / "throughput.json"
+    text = _run("benchmarks/throughput.py", "--sides", "64", "--loop-sides", "64", "--repeat", "1", "--steps", "12",
+                "--thread-seconds", "0", "--data", "embedded:carpet", "--json", out)
+    res = json.loads(out.read_text())
+    assert set(res["peak"]) == {"matmul_fp32", "conv_fp32", "matmul_bf16", "conv_bf16"}
+    assert all(v > 0 for v in res["peak"].values())
+    net = {r["precision"]: r for r in res["network"]}
+    assert set(net) == {"fp32", "bf16"} and net["fp32"]["gflop_per_step"] == net["bf16"]["gflop_per_step"] > 0
+    assert [(r["side"], r["precision"]) for r in res["loop"]] == [(64, "fp32"), (64, "bf16")]
+    assert all(r["steps_per_s"] > 0 and r["steps"] == 12 for r in res["loop"])
+    assert "loop/network bf16 64 px" in text and "of conv peak" in text

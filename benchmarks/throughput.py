@@ -1,0 +1,232 @@
+"""Training throughput on this CPU, measured against the core's own peak.
+
+One run prints, for the machine at hand (every ratio from numbers measured side by side here):
+
+1. ``peak``: the core's practical peak, one thread: a large matmul and a large 3 x 3
+   convolution (channels last), float32 and bf16;
+2. ``network``: the bare network of the ``cpu`` profile (Table 1 at width 1/4), a batch of 16
+   crops, forward + loss + backward (no optimiser, no data): ms per step and GFLOP/s (counted by
+   ``torch.utils.flop_counter``) at 64, 128 and 256 px, float32 and bf16 autocast, and the
+   network's share of the convolution peak;
+3. ``loop``: the whole training loop (:func:`ssae.training.train` at a fixed crop: crops,
+   corruption, augmentation, loss, Adam, logging), steps/s and its share of the bare network's;
+4. ``threads``: the bare network at 64 px bf16 on one and on two threads, and two one-thread
+   processes side by side against one two-thread process (images/s in total).
+
+Example::
+
+    python benchmarks/throughput.py                       # about five minutes on 2 cores
+    python benchmarks/throughput.py --sides 64 128 --json benchmarks/results/throughput.json
+
+Run it on an idle machine: the goals it reports against (loop >= 95 % of the network's steps/s in
+bf16 at 64 and 128 px; network >= 50 % of the bf16 convolution peak at 128 px) are ratios, but
+another process on the same core moves them.
+"""
+from __future__ import annotations
+
+import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from ssae.config import override, profile
+from ssae.data import load_split
+from ssae.evaluation import hardware
+from ssae.runs import build_model
+from ssae.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "aitex" / "fabric01"
+
+
+def timed(fn, repeat: int, warmup: int = 2) -> float:
+    """Median seconds of ``fn()`` over ``repeat`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak(repeat: int) -> dict:
+    """GFLOP/s of a 2048^2 matmul and of a 3 x 3 convolution (16 x 64 x 128 x 128, 64 filters)."""
+    out = {}
+    for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+        n = 2048
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        out[f"matmul_{name}"] = 2 * n ** 3 / timed(lambda: a @ b, repeat) / 1e9
+        x = torch.randn(16, 64, 128, 128, dtype=dtype).to(memory_format=torch.channels_last)
+        w = torch.randn(64, 64, 3, 3, dtype=dtype).to(memory_format=torch.channels_last)
+        flops = 2 * 16 * 64 * 128 * 128 * 64 * 9
+        with torch.no_grad():
+            out[f"conv_{name}"] = flops / timed(lambda: torch.nn.functional.conv2d(x, w, padding=1), repeat) / 1e9
+    return out
+
+
+def network_step(model, x, bf16: bool):
+    """One forward + loss + backward of the bare network (the part of a training step that is
+    the network's)."""
+    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+
+    def step():
+        with ctx:
+            out = model(x)
+        loss = ((out.float() - x) ** 2).mean()
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+    return step
+
+
+def step_flops(model, x) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        network_step(model, x, False)()
+    return float(counter.get_total_flops())
+
+
+def bare_model(channels: int, side: int):
+    cfg = profile("cpu")
+    cfg.model.in_channels = channels
+    model = build_model(cfg).train()
+    x = torch.rand(cfg.train.batch_size, channels, side, side)
+    if cfg.train.channels_last:
+        model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    return model, x
+
+
+def network(channels: int, sides: list[int], repeat: int) -> list[dict]:
+    rows = []
+    for side in sides:
+        model, x = bare_model(channels, side)
+        flops = step_flops(model, x)
+        for name in ("fp32", "bf16"):
+            s = timed(network_step(model, x, name == "bf16"), max(2, repeat if side < 256 else repeat // 2))
+            rows.append({"side": side, "precision": name, "ms_per_step": 1e3 * s, "steps_per_s": 1 / s,
+                         "gflop_per_step": flops / 1e9, "gflop_per_s": flops / s / 1e9,
+                         "images_per_s": x.shape[0] / s})
+    return rows
+
+
+def loop(data: str, sides: list[int], steps: int) -> list[dict]:
+    """Steps/s of :func:`ssae.training.train` at a fixed crop, from its own log rows (the first
+    logged interval, which holds the start-up, is left out)."""
+    rows = []
+    for side in sides:
+        for name in ("fp32", "bf16"):
+            cfg = override(profile("cpu"), train={
+                "steps": steps, "crop_start": side, "crop_end": side, "log_every": 5, "curve": (),
+                "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": name == "bf16"})
+            cfg.data.image_size = max(side, cfg.data.image_size or side)
+            split = load_split(data, cfg.data, seed=0)
+            with tempfile.TemporaryDirectory() as tmp:
+                res = train(cfg, split, Path(tmp) / "run", progress=False, calibrate=False)
+            hist = [h for h in res["history"] if "seconds" in h]
+            first, last = hist[1], hist[-1]
+            pace = (last["step"] - first["step"]) / max(last["seconds"] - first["seconds"], 1e-9)
+            rows.append({"side": side, "precision": name, "steps_per_s": pace, "steps": res["steps"]})
+    return rows
+
+
+def worker(threads: int, seconds: float) -> float:
+    """Images/s of the bare network at 64 px bf16 on ``threads`` threads for about ``seconds``."""
+    torch.set_num_threads(threads)
+    model, x = bare_model(1, 64)
+    step = network_step(model, x, True)
+    step(), step()
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n * x.shape[0] / (time.perf_counter() - t0)
+
+
+def threads_part(seconds: float) -> dict:
+    me = [sys.executable, __file__, "--worker"]
+    one = float(subprocess.run(me + ["1", str(seconds)], capture_output=True, text=True, check=True).stdout)
+    two = float(subprocess.run(me + ["2", str(seconds)], capture_output=True, text=True, check=True).stdout)
+    procs = [subprocess.Popen(me + ["1", str(seconds)], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    pair = sum(float(p.communicate()[0]) for p in procs)
+    return {"one_thread": one, "two_threads": two, "two_processes_one_thread_each": pair}
+
+
+def report(res: dict) -> str:
+    pk, lines = res["peak"], [f"hardware: {res['hardware']}; {res['date']}; data {res['data']}", ""]
+    lines.append("peak (one thread, GFLOP/s): " + ", ".join(f"{k} {v:.1f}" for k, v in pk.items()))
+    lines += ["", "side  prec  network ms/step  GFLOP/s  of conv peak | loop steps/s  loop/network"]
+    loops = {(r["side"], r["precision"]): r for r in res["loop"]}
+    for r in res["network"]:
+        lp = loops.get((r["side"], r["precision"]))
+        share = r["gflop_per_s"] / pk[f"conv_{r['precision']}"]
+        tail = f"{lp['steps_per_s']:12.2f}  {lp['steps_per_s'] / r['steps_per_s']:12.1%}" if lp else "  (not run)"
+        lines.append(f"{r['side']:4d}  {r['precision']}  {r['ms_per_step']:15.1f}  {r['gflop_per_s']:7.1f}  "
+                     f"{share:12.1%} |{tail}")
+    th = res.get("threads")
+    if th:
+        lines += ["", "bare network, 64 px bf16, images/s: one thread {one_thread:.0f}; two threads "
+                  "{two_threads:.0f} ({:.2f}x); two one-thread processes side by side {two_processes_one_thread_each:.0f} "
+                  "({:.2f}x)".format(th["two_threads"] / th["one_thread"],
+                                     th["two_processes_one_thread_each"] / th["one_thread"], **th)]
+    goals = []
+    for side in (64, 128):
+        lp, nw = loops.get((side, "bf16")), next((r for r in res["network"] if r["side"] == side
+                                                  and r["precision"] == "bf16"), None)
+        if lp and nw:
+            ratio = lp["steps_per_s"] / nw["steps_per_s"]
+            goals.append(f"loop/network bf16 {side} px {ratio:.1%} ({'met' if ratio >= 0.95 else 'missed'}: >= 95 %)")
+    nw = next((r for r in res["network"] if r["side"] == 128 and r["precision"] == "bf16"), None)
+    if nw:
+        share = nw["gflop_per_s"] / pk["conv_bf16"]
+        goals.append(f"network/conv peak bf16 128 px {share:.1%} ({'met' if share >= 0.5 else 'missed'}: >= 50 %)")
+    return "\n".join(lines + ["", "goals: " + "; ".join(goals)])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sides", type=int, nargs="+", default=[64, 128, 256])
+    p.add_argument("--loop-sides", type=int, nargs="+", default=[64, 128])
+    p.add_argument("--data", default=str(DEFAULT_DATA) if DEFAULT_DATA.is_dir() else "embedded:carpet")
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--steps", type=int, default=60, help="training steps per loop measurement")
+    p.add_argument("--thread-seconds", type=float, default=15.0, help="0 leaves out the thread comparison")
+    p.add_argument("--json", help="write the figures here as well")
+    p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        print(worker(int(args.worker[0]), float(args.worker[1])))
+        return 0
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import datetime as _dt
+
+    channels = load_split(args.data, profile("cpu").data, seed=0).channels
+    res = {"hardware": hardware("cpu"), "date": _dt.datetime.now().isoformat(timespec="seconds"),
+           "data": args.data, "channels": channels, "peak": peak(args.repeat),
+           "network": network(channels, args.sides, args.repeat),
+           "loop": loop(args.data, args.loop_sides, args.steps)}
+    if args.thread_seconds > 0:
+        res["threads"] = threads_part(args.thread_seconds)
+    print(report(res))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(args.json).with_suffix(".tmp")
+        tmp.write_text(json.dumps(res, indent=1))
+        tmp.replace(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
