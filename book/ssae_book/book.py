@@ -152,19 +152,58 @@ def figure_label(data: str, image_size: Any, profile: str, device: str = "cpu",
     return f"{kind.label}{size} · {profile} profile · {hardware(device)}"
 
 
+#: Packed models of the generated look-alikes kept beside the book, trained with the book's own
+#: settings by ``scripts/train_lookalikes.py``: a build with those settings evaluates them instead
+#: of training again (a notebook rerun by hand trains from scratch).
+LOOKALIKES = REPO / "book" / "lookalikes"
+
+
+def kept_lookalike(data: str, profile: str, minutes: float | None = None, seed: int = 0,
+                   folder: str | Path = LOOKALIKES) -> Path | None:
+    """The kept packed model of the look-alike ``data`` (``embedded:<category>``) when it was
+    trained with exactly the settings :func:`run_config` gives for ``profile``, ``minutes`` and
+    ``seed``; else None (the build then trains it)."""
+    from ssae.runs import CONFIG, read_run_config
+
+    if not str(data).startswith("embedded:"):
+        return None
+    path = Path(folder) / dataset(data).slug / "ssae"
+    if not (path / CONFIG).is_file():
+        return None
+    have = read_run_config(path)[0].to_dict()
+    want = run_config(profile, minutes=minutes, seed=seed).to_dict()
+    have["model"]["in_channels"] = want["model"]["in_channels"]  # set from the data by training
+    for section, fields in want.items():  # None: decided from the data at training (e.g. augmentation)
+        if isinstance(fields, dict):
+            have[section].update({k: None for k, v in fields.items() if v is None})
+    return path if want == have else None
+
+
 def train_category(data: str, profile: str, run_dir: str | Path, device: str = "cpu", seed: int = 0,
                    minutes: float | None = None, objective: int = 1, corruption: str | None = None,
-                   progress: bool = False) -> dict[str, Any]:
-    """Train one data set (:func:`ssae.training.train`) and return what the notebook shows."""
+                   progress: bool = False, kept: str | Path | None = None) -> dict[str, Any]:
+    """Train one data set (:func:`ssae.training.train`) and return what the notebook shows.
+
+    ``kept``: a packed model of the same settings (:func:`kept_lookalike`) that is copied to
+    ``run_dir`` and shown instead of training one here."""
     from ssae.data import load_split
+    from ssae.runs import HISTORY, SUMMARY, read_json, read_run_config
     from ssae.training import train
 
     cfg = run_config(profile, minutes=minutes, seed=seed, objective=objective, corruption=corruption)
     split = load_split(data, cfg.data, seed=seed)
     t0 = time.time()
-    result = train(cfg, split, run_dir, device=device, data_spec=data, progress=progress)
+    if kept:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+        shutil.copytree(kept, run_dir)
+        cfg, _ = read_run_config(run_dir)
+        result = {**read_json(Path(run_dir) / SUMMARY), "history": read_json(Path(run_dir) / HISTORY)}
+    else:
+        result = train(cfg, split, run_dir, device=device, data_spec=data, progress=progress)
     return {"cfg": cfg, "split": split, "result": result, "history": result["history"],
-            "run_dir": str(run_dir), "wall_seconds": time.time() - t0,
+            "run_dir": str(run_dir), "wall_seconds": time.time() - t0, "kept": str(kept or ""),
             "label": figure_label(data, cfg.data.image_size, profile, device, split.has_masks)}
 
 
@@ -181,7 +220,9 @@ def training_table(run: dict[str, Any]) -> Table:
         ["corruption", cfg.corruption.method],
         ["optimiser steps", f"{res['steps']} of {cfg.train.steps} planned (stopped by {res.get('stopped_by', '?')})"],
         ["crop side", f"{cfg.train.crop_start} → {cfg.train.crop_end} px (progressive)"],
-        ["training time", f"{res['seconds'] / 60:.1f} min"],
+        ["training time", f"{res['seconds'] / 60:.1f} min"
+         + (" (before this build: the kept look-alike model, trained by scripts/train_lookalikes.py)"
+            if run.get("kept") else "")],
         ["profile", cfg.profile],
         ["hardware", run["label"].split(" · ")[-1]],
     ]

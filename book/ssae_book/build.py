@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .book import EMBEDDED, REPO, DataSet, dataset, hardware, write_result
+from .book import EMBEDDED, LOOKALIKES, REPO, DataSet, dataset, hardware, kept_lookalike, write_result
 from ssae.config import PROFILES
 from ssae.errors import SsaeError
 from .tables import classify, size_text
@@ -461,9 +461,12 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
                device: str = "cpu", minutes: float | None = None, compare: list[str] | None = None,
                out: str | Path = "_build", shared: str | Path | bool = True, seed: int = 0,
                build: bool = True, log: Callable[[str], None] | None = None, repo: Path = REPO,
-               models_dir: str | Path | None = None, argv: list[str] | None = None) -> int:
+               models_dir: str | Path | None = None, argv: list[str] | None = None,
+               lookalikes: str | Path = LOOKALIKES) -> int:
     """Run every notebook and build the book; returns the exit status (0: all went well).
-    ``argv``: the ``ssae-book`` arguments, shown on the reproducing page.
+    ``argv``: the ``ssae-book`` arguments, shown on the reproducing page. A look-alike with a kept
+    model of the build's settings in ``lookalikes`` (:func:`ssae_book.book.kept_lookalike`) is
+    evaluated through it instead of being trained.
 
     The trained reference models in ``models_dir`` (default: the repository's ``models/``)
     get a page each and the learning-curves chapter; a data set found in ``../shared/data``
@@ -490,6 +493,9 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
              + (f"; objective (4) and cut-out for {', '.join(sorted(plan.compare))}" if plan.compare else "")
              + (f"; {plan.minutes:g} min training per data set" if plan.minutes else "")
              + (f"; reference models: {', '.join(r.name for r in references)}" if references else ""))
+    kept_names = [d.slug for d in datasets if kept_lookalike(d.spec, profile, plan.minutes, seed, lookalikes)]
+    if kept_names:
+        progress(f"kept look-alike models (evaluated, not trained): {', '.join(kept_names)}")
 
     # fresh staging folders (run directories of the profile too: a book build is reproducible)
     for d in (plan.nb_dir, plan.results_dir, plan.book_dir / "book", plan.book_dir / "_build"):
@@ -530,10 +536,11 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     for ds in datasets:
         run_dir = plan.runs_dir / ds.slug
         results_json = plan.results_dir / f"{ds.slug}.json"
+        kept = kept_lookalike(ds.spec, profile, plan.minutes, seed, lookalikes)
         params = dict(common, data=ds.spec, run_dir=str(run_dir), minutes=plan.minutes or 0.0,
                       results_json=str(results_json), title=ds.title, slug=ds.slug,
                       compare=ds.slug in plan.compare,
-                      compare_minutes=(plan.minutes / 2 if plan.minutes else 0.0))
+                      compare_minutes=(plan.minutes / 2 if plan.minutes else 0.0), kept=str(kept or ""))
         o = run("train", f"train_{ds.slug}", params, ds.slug, ds.title)
         if o.ok:
             o = run("evaluate", f"evaluate_{ds.slug}", params, ds.slug, ds.title)
