@@ -155,9 +155,9 @@ def figure_label(data: str, image_size: Any, profile: str, device: str = "cpu",
 def train_category(data: str, profile: str, run_dir: str | Path, device: str = "cpu", seed: int = 0,
                    minutes: float | None = None, objective: int = 1, corruption: str | None = None,
                    progress: bool = False) -> dict[str, Any]:
-    """Train one data set (:func:`ssae.training.train`) and return what the notebook shows."""
+    """Train one data set (:func:`ssae.pipeline.train`) and return what the notebook shows."""
     from ssae.data import load_split
-    from ssae.training import train
+    from ssae.pipeline import train
 
     cfg = run_config(profile, minutes=minutes, seed=seed, objective=objective, corruption=corruption)
     split = load_split(data, cfg.data, seed=seed)
