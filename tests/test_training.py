@@ -246,3 +246,14 @@ def test_a_version_1_run_folder_keeps_its_scoring():
     doc["corruption"]["p_clean"] = 0.5
     with pytest.raises(ValueError, match="p_clean"):
         Config.from_dict(doc)
+
+
+def test_train_leaves_its_config_untouched(mvtec_grey_dir, tmp_path):
+    """The channels and the augmentation used are recorded in config.json, not written into the caller's config."""
+    cfg = smoke(steps=1)
+    before = cfg.to_dict()
+    split = load_split(str(mvtec_grey_dir), cfg.data)
+    T.train(cfg, split, tmp_path / "run", progress=False)
+    assert cfg.to_dict() == before
+    used, _ = T.read_run_config(tmp_path / "run")
+    assert used.model.in_channels == 1 != cfg.model.in_channels and used.data.rot90 is not None
