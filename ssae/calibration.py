@@ -337,7 +337,7 @@ def rethreshold(run_dir, split: D.Split, device: str = "cpu", precision: str = I
     """Recompute only the thresholds of a calibrated run or packed model (:func:`thresholds`)
     with its recorded scoring, avgmap and stdmap unchanged; rewrites ``calibration.json`` and
     returns it. The maps, and so every test metric, stay as they were."""
-    from .runs import CALIBRATION, read_calibration, write_json
+    from .runs import RunDir, read_calibration, write_json
 
     run_dir = Path(run_dir)
     model, cfg = load_model(run_dir, device)
@@ -346,7 +346,7 @@ def rethreshold(run_dir, split: D.Split, device: str = "cpu", precision: str = I
     raw = S.diff_maps(model, val, cal["diff"], device, precision=precision)
     cal.update(thresholds(S.finish_maps(raw, cal["n"], cal["k"], None, 0), cal, cfg.score.threshold_quantile))
     cal["threshold_precision"] = precision
-    write_json(run_dir / CALIBRATION, cal)
+    write_json(RunDir(run_dir).calibration, cal)
     return cal
 
 

@@ -186,11 +186,12 @@ def _say(line: str | None) -> None:
 
 def _warn_restoration(run_dir: Path) -> None:
     """Print the restoration check's warning (see ssae.evaluation.restoration_warning), if any."""
-    from .runs import CALIBRATION, read_calibration
+    from .runs import RunDir
     from .calibration import restoration_warning
 
-    if (run_dir / CALIBRATION).is_file():
-        _say(restoration_warning(read_calibration(run_dir)[0]))
+    run = RunDir(run_dir)
+    if run.is_calibrated():
+        _say(restoration_warning(run.read_calibration()[0]))
 
 
 def cmd_predict(args) -> int:

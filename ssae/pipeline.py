@@ -24,7 +24,7 @@ from .config import Config, override
 from .data import Split
 from .errors import SsaeError
 from .evaluation import curve_point
-from .runs import CALIBRATION, DONE, read_calibration, read_summary
+from .runs import RunDir
 
 #: Retry k of :func:`train_until_restored` uses initial weights seeded with base + k * RETRY_SEED_STEP.
 RETRY_SEED_STEP = 1000
@@ -86,11 +86,12 @@ def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, devic
         if k:
             print(f"restoration check {attempts[-1]['restoration']:.2f} < {calibration.RESTORATION_MIN}: "
                   f"training again with train.init_seed={kcfg.train.init_seed} into {out}", flush=True)
-        if k == 0 or not (out / DONE).is_file():
+        run = RunDir(out)
+        if k == 0 or not run.is_done():
             res = train(kcfg, split, out, device, data_spec=data_spec, progress=progress)
         else:
-            res = read_summary(out)
-        check = read_calibration(out)[0].get("restoration_pixel_auroc") if (out / CALIBRATION).is_file() else None
+            res = run.read_summary()
+        check = run.read_calibration()[0].get("restoration_pixel_auroc") if run.is_calibrated() else None
         attempts.append({"run_dir": out, "init_seed": kcfg.train.init_seed,
                          "restoration": check, "steps": res.get("steps"), "seconds": res.get("seconds"),
                          "stopped_by": res.get("stopped_by")})

@@ -13,7 +13,7 @@ One step:
 The whole training set is decoded once and kept on the device, so a GPU is not starved by
 image decoding. Checkpoints hold the model, the optimiser, the step, the random states and
 the full config; they are written to a temporary name and renamed, and :func:`train` resumes
-from the last one after an interruption. ``run_dir/done`` is written last.
+from the last one after an interruption. ``done`` (:class:`ssae.runs.RunDir`) is written last.
 
 A run folder is written by one training at a time (``RUN/lock``, :mod:`ssae.runlock`), and a
 training run again on a folder changes nothing in it until it has something new to write:
@@ -51,9 +51,8 @@ from .objectives import flatness, loss as objective_loss
 from .progress import TrainLog
 from .precision import autocast as precision_autocast, precision as forward_precision
 from .runlock import lock_run
-from .runs import (AVGMAP, CALIBRATION, CHECKPOINT, CONFIG, DONE, HISTORY, STDMAP, SUMMARY, WEIGHTS, append_curve,
-                   build_model, read_checkpoint, read_curve, read_run_config, save_checkpoint, write_calibration,
-                   write_json)
+from .runs import (CHECKPOINT, WEIGHTS, RunDir, append_curve, build_model, read_checkpoint, save_checkpoint,
+                   write_calibration, write_json)
 
 #: first step of the geometric learning-curve grid (:func:`curve_grid`)
 CURVE_FIRST = 250
@@ -246,7 +245,7 @@ class State:
     """Everything one training holds between its steps; made by :func:`setup`."""
     cfg: Config                      # the settings as used (a copy, see prepare)
     split: Split
-    run_dir: Path
+    run: RunDir
     device: torch.device
     rank: int
     world: int
@@ -357,9 +356,10 @@ def setup(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | Non
     device = torch.device(device)
     rank, world = rank_and_world()
     t = cfg.train
-    resuming = (run_dir / CHECKPOINT).is_file()
+    run = RunDir(run_dir)
+    resuming = run.checkpoint.is_file()
     if rank == 0:
-        _check_folder(run_dir, cfg, resuming)
+        _check_folder(run, cfg, resuming)
 
     torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)  # the initial weights
     model = build_model(cfg).to(device)
@@ -373,9 +373,9 @@ def setup(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | Non
             "device": torch.Generator(device=device).manual_seed(t.seed * 1000 + 7 + rank)}
     state = dict(step=0, history=[], seconds_before=0.0, escape={"flat": None, "step": None})
     if resuming:
-        state = _resume(run_dir, model, optimiser, gens, device)
+        state = _resume(run, model, optimiser, gens, device)
         if progress and rank == 0:
-            print(f"resuming {run_dir} from step {state['step']}", flush=True)  # on a terminal and in a pipe alike
+            print(f"resuming {run.path} from step {state['step']}", flush=True)  # on a terminal and in a pipe alike
 
     model = _distribute(model, device, world)
     images = TrainingImages(load_images(split.train, cfg.data.image_size, split.channels,
@@ -385,14 +385,14 @@ def setup(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | Non
     occluders = _occluders(cfg, split, device)
     if rank == 0 and not resuming:
         _warn_untrained(cfg, images, max_side)
-    s = State(cfg=cfg, split=split, run_dir=run_dir, device=device, rank=rank, world=world, model=model,
+    s = State(cfg=cfg, split=split, run=run, device=device, rank=rank, world=world, model=model,
               forward=torch.compile(model) if t.compile else model, optimiser=optimiser, gens=gens, images=images,
               occluders=occluders, max_side=max_side,
               precision=forward_precision(device, t.amp), autocast=precision_autocast(device, t.amp),
               progress=progress, data_spec=data_spec, **state)
     s.saved_step = s.step
     s.curve_at = set(t.curve)
-    s.on_curve = {r["step"] for r in read_curve(run_dir)} if rank == 0 else set()
+    s.on_curve = {r["step"] for r in run.read_curve()} if rank == 0 else set()
     s.fraction = fraction_done(t, s.step, s.seconds_before)
     s.side = crop_size(s.fraction, cfg, max_side)
     s.flat_mean = None if s.escape["flat"] is None else torch.tensor(s.escape["flat"], device=device)
@@ -490,9 +490,9 @@ def finish(s: State, result: dict, scoring: tuple | None = None) -> None:
     :func:`ssae.calibration.calibrate_model`, if any), ``train_summary.json``, then ``done``."""
     retire(s)  # (without new steps, only now: the new scoring is ready)
     if scoring is not None:
-        write_calibration(s.run_dir, *scoring)
-    write_json(s.run_dir / SUMMARY, {k: v for k, v in result.items() if k != "history"})
-    (s.run_dir / DONE).write_text("ok\n")
+        write_calibration(s.run.path, *scoring)
+    write_json(s.run.summary, {k: v for k, v in result.items() if k != "history"})
+    s.run.done.write_text("ok\n")
 
 
 # ----------------------------------------------------------------------------- the steps' parts
@@ -527,7 +527,7 @@ def _curve_point(s: State, elapsed: float, on_curve: CurveFn) -> float:
     s.network.train()
     row.update({"step": s.step, "train_seconds": round(elapsed, 1), "precision": s.precision,
                 "phase": s.phase(), "lr": learning_rate(s.cfg.train, s.fraction), "crop": s.side})
-    append_curve(s.run_dir, row)
+    append_curve(s.run.path, row)
     s.on_curve.add(s.step)
     if s.progress:
         tqdm.write(f"curve at step {s.step}: restoration {row['restoration_pixel_auroc']:.3f}, image AUROC "
@@ -574,10 +574,10 @@ def _check_divergence(s: State, m: Metrics) -> None:
     (no host synchronisation per step)."""
     if bool(s.bad):
         raise SsaeError(_divergence(m.health, s.step - 1, exact=s.device.type != "cuda", lr=m.lr,
-                                    run_dir=s.run_dir))
+                                    run=s.run))
 
 
-def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run_dir: Path) -> str:
+def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run: RunDir) -> str:
     """The one-line message of a diverged training: which of the loss, the gradients' norm and
     the weights' norm (``health``) went wrong, at which step and learning rate, and which
     checkpoint is kept."""
@@ -587,7 +587,7 @@ def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run_
              f"weight norm reached {weight_norm:.3g} (limit {WEIGHT_NORM_LIMIT:g})"
              if not (math.isfinite(weight_norm) and weight_norm <= WEIGHT_NORM_LIMIT) else ""]
     when = f"at step {step}" if exact else f"at or before step {step}"
-    path = run_dir / CHECKPOINT
+    path = run.checkpoint
     kept = f"the last good checkpoint {path} is kept" if path.is_file() else "no checkpoint was written"
     return (f"training diverged {when} at learning rate {lr:.3g}: {', '.join(s for s in signs if s)}; "
             f"{kept}; lower train.lr (--set train.lr=...)")
@@ -598,9 +598,9 @@ def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run_
 def save(s: State, seconds: float) -> None:
     """Write the checkpoint and ``history.json`` (rank 0), retiring the old run first."""
     retire(s)
-    save_checkpoint(s.run_dir, s.model, s.optimiser, s.step, s.history, s.gens, s.cfg, seconds,
+    save_checkpoint(s.run.path, s.model, s.optimiser, s.step, s.history, s.gens, s.cfg, seconds,
                     extra={"escape": dict(s.escape)})
-    write_json(s.run_dir / HISTORY, s.history)
+    write_json(s.run.history, s.history)
     s.saved_step = s.step
 
 
@@ -609,16 +609,16 @@ def retire(s: State) -> None:
     finished (``done``, the scoring and the summary go, ``done`` first) and ``config.json``
     takes the new settings, so that old scoring never sits beside new weights."""
     if not s.retired:
-        for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
-            (s.run_dir / name).unlink(missing_ok=True)
-        _write_config(s.run_dir, s.cfg, s.split, s.data_spec)
+        for path in (s.run.done, s.run.calibration, s.run.avgmap, s.run.stdmap, s.run.summary):
+            path.unlink(missing_ok=True)
+        _write_config(s.run, s.cfg, s.split, s.data_spec)
         s.retired = True
 
 
-def _resume(run_dir: Path, model, optimiser, gens: dict, device: torch.device) -> dict:
+def _resume(run: RunDir, model, optimiser, gens: dict, device: torch.device) -> dict:
     """Load the checkpoint's weights, optimiser and random states; return its step, history,
     training seconds and start-up state."""
-    state = read_checkpoint(run_dir, device)
+    state = read_checkpoint(run.path, device)
     model.load_state_dict(state["model"])
     optimiser.load_state_dict(state["optimiser"])
     for k, g in gens.items():
@@ -628,25 +628,25 @@ def _resume(run_dir: Path, model, optimiser, gens: dict, device: torch.device) -
             "escape": {"flat": None, "step": None, **state.get("escape", {})}}
 
 
-def _check_folder(run_dir: Path, cfg: Config, resuming: bool) -> None:
+def _check_folder(run: RunDir, cfg: Config, resuming: bool) -> None:
     """Refuse a packed model folder, and a run trained with other settings (the budget and the
     scoring may change between resumptions)."""
     if not resuming:
-        if (run_dir / WEIGHTS).is_file():
-            raise SsaeError(f"{run_dir} is a packed model folder ({WEIGHTS}, no {CHECKPOINT}); "
+        if run.weights.is_file():
+            raise SsaeError(f"{run.path} is a packed model folder ({WEIGHTS}, no {CHECKPOINT}); "
                             f"train into another --out folder")
         return
-    old_cfg, _ = read_run_config(run_dir)
+    old_cfg, _ = run.read_config()
     a, b = old_cfg.to_dict(), cfg.to_dict()
     for d in (a, b):
         d["train"].pop("steps"), d["train"].pop("max_minutes"), d["train"].pop("curve", None)
         d["score"] = None
     if a != b:
-        raise SsaeError(f"{run_dir} holds a run with other settings; use a new --out folder")
+        raise SsaeError(f"{run.path} holds a run with other settings; use a new --out folder")
 
 
-def _write_config(run_dir: Path, cfg: Config, split: Split, data_spec: str | None) -> None:
+def _write_config(run: RunDir, cfg: Config, split: Split, data_spec: str | None) -> None:
     """Write ``config.json``: the settings and the data they were used on."""
     meta = {"data": data_spec or split.name, "name": split.name, "channels": split.channels,
             "has_masks": split.has_masks, "ssae_version": __version__}
-    write_json(run_dir / CONFIG, {"config": cfg.to_dict(), "meta": meta})
+    write_json(run.config, {"config": cfg.to_dict(), "meta": meta})

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import ssae.pipeline as P
+import ssae.runs as R
 import ssae.training as T
 from ssae.runs import load_model
 from ssae.config import override, profile
@@ -74,12 +75,12 @@ def test_interrupted_training_resumes_from_last_checkpoint(mvtec_dir, tmp_path, 
     monkeypatch.setattr(T, "objective_loss", interrupt_at_third)
     with pytest.raises(KeyboardInterrupt):
         P.train(cfg, split, run, progress=False)
-    assert not (run / T.DONE).exists()  # an interrupted run does not look complete
+    assert not (run / R.DONE).exists()  # an interrupted run does not look complete
     assert torch.load(run / T.CHECKPOINT, weights_only=True)["step"] == 2
 
     monkeypatch.setattr(T, "objective_loss", real)
     res = P.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
-    assert res["steps"] == 4 and (run / T.DONE).exists()
+    assert res["steps"] == 4 and (run / R.DONE).exists()
     assert [h["step"] for h in res["history"]] == [1, 2, 3, 4]
 
 
@@ -89,7 +90,7 @@ def test_nan_loss_is_a_clear_error(mvtec_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(T, "objective_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(SsaeError, match="diverged at step 0 at learning rate .*: loss became nan"):
         P.train(cfg, split, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / T.DONE).exists()
+    assert not (tmp_path / "run" / R.DONE).exists()
 
 
 def test_resume_refuses_other_settings(mvtec_dir, tmp_path):
@@ -111,11 +112,11 @@ def test_incompatible_run_directory(tmp_path):
 
 def test_stored_settings_are_type_checked(tmp_path):
     doc = {"config": smoke().to_dict(), "meta": {}}
-    cfg, _ = T.read_run_config(_write_config(tmp_path / "ok", doc))        # JSON lists become tuples
+    cfg, _ = R.read_run_config(_write_config(tmp_path / "ok", doc))        # JSON lists become tuples
     assert cfg == smoke()
     doc["config"]["train"]["steps"] = "many"                               # e.g. a hand-edited file
     with pytest.raises(SsaeError, match="incompatible run directory .*train.steps must be int"):
-        T.read_run_config(_write_config(tmp_path / "bad", doc))
+        R.read_run_config(_write_config(tmp_path / "bad", doc))
 
 
 def _write_config(run_dir, doc):
@@ -255,5 +256,5 @@ def test_train_leaves_its_config_untouched(mvtec_grey_dir, tmp_path):
     split = load_split(str(mvtec_grey_dir), cfg.data)
     T.train(cfg, split, tmp_path / "run", progress=False)
     assert cfg.to_dict() == before
-    used, _ = T.read_run_config(tmp_path / "run")
+    used, _ = R.read_run_config(tmp_path / "run")
     assert used.model.in_channels == 1 != cfg.model.in_channels and used.data.rot90 is not None

@@ -513,11 +513,12 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
     import torch
     from ssae import data as D
     from ssae.corruption import corrupt
+    from ssae.runs import RunDir
     from ssae.scoring import diff, reconstruct, smooth
 
     cfg = make_profile(profile)
     model, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
-    if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
+    if run_dir and RunDir(run_dir).has_weights():
         from ssae.runs import read_calibration
         from ssae.runs import load_model
         model, cfg = load_model(run_dir, device)

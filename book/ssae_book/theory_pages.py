@@ -357,12 +357,13 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
     images and the identity. Returns ``(curves, label)``."""
     import numpy as np
     from ssae import data as D
+    from ssae.runs import RunDir
     from ssae.theory import NearestNeighbourProjection, identity_map, orthogonality_curve
 
     st = theory_settings(profile)
     rng = np.random.default_rng(seed)
     curves = []
-    if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
+    if run_dir and RunDir(run_dir).has_weights():
         from ssae.scoring import reconstruct
         from ssae.runs import load_model
         model, cfg = load_model(run_dir, device)
