@@ -78,7 +78,7 @@ def measure(run: Path, path: str) -> dict:
     """The row of one finished run: its escape, flatness on validation images, restoration check."""
     import numpy as np
 
-    from ssae.data import load_images, load_split
+    from ssae.data import load_split
     from ssae.runs import RunDir, read_calibration, read_run_config, read_summary
 
     cfg, meta = read_run_config(run)
@@ -90,7 +90,7 @@ def measure(run: Path, path: str) -> dict:
     handover = next((h["step"] for h in history if h.get("phase") == "objective"), None) \
         if cfg.train.startup == "whole" else None
     split = load_split(path, cfg.data, seed=cfg.train.seed)
-    val = load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    val = split.images(split.val, cfg.data.image_size)
     variance = float(np.mean([a.var(axis=(0, 1)).mean() for a in val]))
     return {"steps": summary["steps"], "seconds": round(summary["seconds"], 1),
             "left_flat_at": left, "handover_at": handover,

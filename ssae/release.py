@@ -78,7 +78,7 @@ def paper_sum(model, cfg, split, n: int, k: int, device: str = "cpu") -> dict:
     from . import scoring as S
 
     items = split.test
-    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    images = split.images(items, cfg.data.image_size)
     raw = S.diff_maps(model, images, "l2", device)
     maps = S.finish_maps(raw, int(n), int(k), None, 0)
     scores = S.image_scores(maps)["sum"]

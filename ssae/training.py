@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import LR_SCHEDULES, Config, check, eval_tile, override
 from .corruption import corrupt, random_rotation
-from .data import Split, augment, load_images, occluder_images, resolve_augmentation
+from .data import Split, augment, occluder_images, resolve_augmentation
 from .errors import SsaeError
 from .objectives import flatness, loss as objective_loss
 from .progress import TrainLog
@@ -378,8 +378,8 @@ def setup(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | Non
             print(f"resuming {run.path} from step {state['step']}", flush=True)  # on a terminal and in a pipe alike
 
     model = _distribute(model, device, world)
-    images = TrainingImages(load_images(split.train, cfg.data.image_size, split.channels,
-                                        progress=progress is True and rank == 0), device)
+    images = TrainingImages(split.images(split.train, cfg.data.image_size, progress=progress is True and rank == 0),
+                            device)
     # crops never exceed a same-size training set; images of varying size are padded instead
     max_side = max(8, images.min_side // 8 * 8) if images.same_size else t.crop_end
     occluders = _occluders(cfg, split, device)

@@ -258,3 +258,13 @@ def test_train_leaves_its_config_untouched(mvtec_grey_dir, tmp_path):
     assert cfg.to_dict() == before
     used, _ = R.read_run_config(tmp_path / "run")
     assert used.model.in_channels == 1 != cfg.model.in_channels and used.data.rot90 is not None
+
+
+def test_run_dir_names_every_file_of_a_run(tmp_path):
+    run = R.RunDir(tmp_path / "r")
+    names = [getattr(run, f).name for f in ("config", "checkpoint", "history", "summary", "curve", "calibration",
+                                            "avgmap", "stdmap", "done", "lock")]
+    assert names == [R.CONFIG, R.CHECKPOINT, R.HISTORY, R.SUMMARY, R.CURVE, R.CALIBRATION, R.AVGMAP, R.STDMAP,
+                     R.DONE, "lock"] and sorted(names) == sorted(R.RUN_FILES)
+    assert not run.is_done() and not run.has_weights() and run.read_history() == [] and run.read_curve() == []
+    assert str(tmp_path / "r") == __import__("os").fspath(run)

@@ -334,7 +334,7 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
     cal, stats = read_calibration(run_dir)
     items = pick_items(split.test, n, good, seed)
-    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    images = split.images(items, cfg.data.image_size)
     raw = diff_maps(model, images, cal["diff"], device)
     maps = calibrated_maps(raw, cal, stats)
     masks = []
@@ -482,19 +482,18 @@ def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_d
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
     rows: list[dict[str, Any]] = []
     bad = pick_items(split.test, n_defective, 0, seed)
-    for it, img in zip(bad, D.load_images([it.path for it in bad], cfg.data.image_size, split.channels,
-                                          progress=False)):
+    for it, img in zip(bad, split.images(bad, cfg.data.image_size)):
         mask = D.read_mask(it.mask_path, img.shape[:2]) if (split.has_masks and it.mask_path) else None
         rows.append({"input": img, "mask": mask, "name": f"test: {it.defect}"})
     val = (split.val + split.train)[:n_corrupted]
     gen = torch.Generator().manual_seed(seed)
-    for img in D.load_images(val, cfg.data.image_size, split.channels, progress=False):
+    for img in split.images(val, cfg.data.image_size):
         x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None]
         xh, m = corrupt(x, cfg.corruption, gen)
         rows.append({"input": xh[0].numpy().transpose(1, 2, 0), "clean": img,
                      "mask": m[0, 0].numpy(), "name": f"corrupted ({cfg.corruption.method})"})
     clean = (split.val + split.train)[n_corrupted:n_corrupted + n_clean]
-    for img in D.load_images(clean, cfg.data.image_size, split.channels, progress=False):
+    for img in split.images(clean, cfg.data.image_size):
         rows.append({"input": img, "clean": img, "mask": None, "name": "clean"})
     for row in rows:
         x = torch.from_numpy(np.ascontiguousarray(row["input"].transpose(2, 0, 1)))[None].float().to(device)
