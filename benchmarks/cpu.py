@@ -52,7 +52,7 @@ def child(args) -> dict:
     from ssae.calibration import calibrate_model
     from ssae.evaluation import evaluate, evaluate_model
     from ssae.references import BlurReference
-    from ssae.training import train
+    from ssae.pipeline import train
 
     torch.set_num_threads(args.threads)
     name, _, spec = args.child.partition("=")

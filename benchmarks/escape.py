@@ -56,8 +56,10 @@ def parse_data(spec: str) -> tuple[str, str, str | None]:
 def train_one(name: str, path: str, settings: str | None, startup: str, seed: int, steps: int, crop: int,
               out_root: Path) -> Path:
     """Train one run with the ``ssae train`` command line, one thread, into its own folder."""
+    from ssae.runs import RunDir
+
     run = out_root / name / f"{startup}-s{seed}"
-    if (run / "done").is_file():
+    if RunDir(run).is_done():
         return run
     cmd = [sys.executable, "-m", "ssae.cli", "train", "--data", path, "--out", str(run), "--profile", "cpu",
            "--steps", str(steps), "--seed", str(seed)]
@@ -76,11 +78,11 @@ def measure(run: Path, path: str) -> dict:
     """The row of one finished run: its escape, flatness on validation images, restoration check."""
     import numpy as np
 
-    from ssae.data import load_images, load_split
-    from ssae.runs import read_calibration, read_json, read_run_config, read_summary
+    from ssae.data import load_split
+    from ssae.runs import RunDir, read_calibration, read_run_config, read_summary
 
     cfg, meta = read_run_config(run)
-    history = read_json(run / "history.json")
+    history = RunDir(run).read_history()
     summary = read_summary(run)
     cal, _ = read_calibration(run)
     ratio = cfg.train.escape_ratio
@@ -88,7 +90,7 @@ def measure(run: Path, path: str) -> dict:
     handover = next((h["step"] for h in history if h.get("phase") == "objective"), None) \
         if cfg.train.startup == "whole" else None
     split = load_split(path, cfg.data, seed=cfg.train.seed)
-    val = load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    val = split.images(split.val, cfg.data.image_size)
     variance = float(np.mean([a.var(axis=(0, 1)).mean() for a in val]))
     return {"steps": summary["steps"], "seconds": round(summary["seconds"], 1),
             "left_flat_at": left, "handover_at": handover,

@@ -213,13 +213,13 @@ def main(argv=None) -> int:
         return rc
 
     from ssae.evaluation import hardware
-    from ssae.runs import read_summary
+    from ssae.runs import RunDir, read_summary
 
     metrics = json.loads(eval_json.read_text())
     label["train_summary"] = read_summary(run_dir) or None
     label["hardware"] = hardware(args.device)
     label["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    history = json.loads((run_dir / "history.json").read_text()) if (run_dir / "history.json").is_file() else []
+    history = RunDir(run_dir).read_history()
     t2 = time.time()
     figs = figure_data(run_dir, args.data, args.device, history)
     label["figures_wall_seconds"] = round(time.time() - t2, 1)

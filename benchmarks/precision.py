@@ -79,7 +79,7 @@ def quality(data: str, steps: int, seeds=(0, 1, 2), crop: int = 64, draws: int =
     from ssae.data import load_split
     from ssae.evaluation import calibration_draws, evaluate
     from ssae.runs import load_model
-    from ssae.training import train
+    from ssae.pipeline import train
 
     rows = []
     out = Path(out)

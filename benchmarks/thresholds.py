@@ -40,7 +40,7 @@ def measure(folder: Path, data: str, device: str = "cpu") -> dict:
     model, cfg, split, cal, stats = load_run(folder, data, device)
 
     def maps_of(paths):
-        images = D.load_images(paths, cfg.data.image_size, split.channels, progress=False)
+        images = split.images(paths, cfg.data.image_size)
         return S.calibrated_maps(S.diff_maps(model, images, cal["diff"], device), cal, stats)
 
     def score(m):

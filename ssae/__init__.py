@@ -8,7 +8,8 @@ Autoencoders for Visual Anomaly Detection". One module per concept of the paper:
 - :mod:`ssae.corruption`   Section 3.2 / Figure 5: corrupted training inputs
 - :mod:`ssae.model`        Section 3.3 / Table 1: the autoencoder with stacked dilated convolutions
 - :mod:`ssae.objectives`   Section 3.1: objectives (1) and (4)
-- :mod:`ssae.training`     Adam, progressive crops, checkpoints, resume, learning curves
+- :mod:`ssae.training`     Adam, progressive crops, checkpoints, resume
+- :mod:`ssae.pipeline`     the order of ``ssae train``: training (with its learning curve), then calibration
 - :mod:`ssae.runs`         the run folder: config, checkpoints, summaries, calibration files
 - :mod:`ssae.scoring`      eqs. (2), (3), (13), (14): Diff, anomap, avgmap, scores
 - :mod:`ssae.calibration`  the scoring chosen on validation images; the restoration check

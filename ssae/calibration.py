@@ -78,7 +78,7 @@ def calibrate_model(model, cfg: Config, split: D.Split, device: str = "cpu",
     """
     say = log or (lambda line: None)
     sc, search = cfg.score, cfg.calibration.search
-    val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    val = split.images(split.val, cfg.data.image_size)
     proxy = proxy_corruption(cfg)
     draws = cfg.calibration.proxy_draws
     corrupted, masks = _corrupted(val, proxy, seed, draws)
@@ -337,16 +337,16 @@ def rethreshold(run_dir, split: D.Split, device: str = "cpu", precision: str = I
     """Recompute only the thresholds of a calibrated run or packed model (:func:`thresholds`)
     with its recorded scoring, avgmap and stdmap unchanged; rewrites ``calibration.json`` and
     returns it. The maps, and so every test metric, stay as they were."""
-    from .runs import CALIBRATION, read_calibration, write_json
+    from .runs import RunDir, read_calibration, write_json
 
     run_dir = Path(run_dir)
     model, cfg = load_model(run_dir, device)
     cal, _ = read_calibration(run_dir)
-    val = D.load_images(split.val, cfg.data.image_size, split.channels, progress=False)
+    val = split.images(split.val, cfg.data.image_size)
     raw = S.diff_maps(model, val, cal["diff"], device, precision=precision)
     cal.update(thresholds(S.finish_maps(raw, cal["n"], cal["k"], None, 0), cal, cfg.score.threshold_quantile))
     cal["threshold_precision"] = precision
-    write_json(run_dir / CALIBRATION, cal)
+    write_json(RunDir(run_dir).calibration, cal)
     return cal
 
 

@@ -133,7 +133,8 @@ def check_device(device: str) -> str:
 def cmd_train(args) -> int:
     from .data import load_split
     from .runs import check_train_folder
-    from .training import init_distributed, train_until_restored
+    from .pipeline import train_until_restored
+    from .training import init_distributed
 
     check_train_folder(args.out)
     args.device = init_distributed(check_device(args.device))
@@ -149,7 +150,7 @@ def cmd_train(args) -> int:
               f"run directory {a['run_dir']}", flush=True)
     if args.retries > 0:  # with --retries, the last line names the run to use, retried or not
         checks = ", ".join(f"{a['run_dir'].name} " + ("n/a" if a["restoration"] is None else f"{a['restoration']:.2f}")
-                           for a in attempts)  # None: no calibration (train_until_restored)
+                           for a in attempts)  # None: no calibration (pipeline.train_until_restored)
         print(f"use run directory {chosen} (restoration checks: {checks})", flush=True)
     _warn_restoration(Path(chosen))
     return 0
@@ -185,11 +186,12 @@ def _say(line: str | None) -> None:
 
 def _warn_restoration(run_dir: Path) -> None:
     """Print the restoration check's warning (see ssae.evaluation.restoration_warning), if any."""
-    from .runs import CALIBRATION, read_calibration
+    from .runs import RunDir
     from .calibration import restoration_warning
 
-    if (run_dir / CALIBRATION).is_file():
-        _say(restoration_warning(read_calibration(run_dir)[0]))
+    run = RunDir(run_dir)
+    if run.is_calibrated():
+        _say(restoration_warning(run.read_calibration()[0]))
 
 
 def cmd_predict(args) -> int:

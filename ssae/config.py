@@ -11,7 +11,7 @@ data (:mod:`ssae.calibration`): in the paper profile n and k of eq. (3) alone.
 
 A run is described by a :class:`Config`; :func:`profile` returns the defaults of the
 ``smoke`` (tests), ``cpu`` (a laptop) and ``paper`` (a GPU) profiles. :func:`check` checks
-every setting's range before a run starts (the command line and :func:`ssae.training.train`
+every setting's range before a run starts (the command line and :func:`ssae.pipeline.train`
 call it).
 """
 from __future__ import annotations

@@ -56,6 +56,11 @@ class Split:
     channels: int              # 1 for grey data sets, 3 for colour
     has_masks: bool            # pixel masks available for the defective test images
 
+    def images(self, items, size: int | None, progress: bool = False) -> list[np.ndarray]:
+        """The images of ``items`` (paths, or :class:`TestItem`) at ``size`` (a run's
+        ``data.image_size``; None: native) with the split's channels (:func:`load_images`)."""
+        return load_images([getattr(it, "path", it) for it in items], size, self.channels, progress=progress)
+
 
 # -----------------------------------------------------------------------------
 # splits

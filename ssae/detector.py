@@ -26,7 +26,7 @@ from . import data as D
 from . import scoring as S
 from .errors import SsaeError
 from .precision import INFERENCE, check_precision
-from .runs import CONFIG, load_model, read_calibration
+from .runs import CONFIG, RunDir, load_model, read_calibration
 
 #: the model kind a bare data-set name means (``aitex-fabric01`` -> ``models/aitex-fabric01/ssae``)
 DEFAULT_KIND = "ssae"
@@ -61,7 +61,7 @@ def resolve(model) -> Path:
     for its ``ssae`` model, ``aitex-fabric01/plain`` for another kind); else a one-line error
     saying where the reference models are."""
     path = Path(model)
-    if (path / CONFIG).is_file():
+    if RunDir(path).config.is_file():
         return path
     if path.exists():
         raise SsaeError(f"{path} is not a model folder (no {CONFIG}): pass a run folder of `ssae train` or a "
@@ -73,7 +73,7 @@ def resolve(model) -> Path:
     if len(parts) in (1, 2) and all(parts) and not path.is_absolute():
         candidates = [d / parts[0] / (parts[1] if len(parts) == 2 else DEFAULT_KIND) for d in models_dirs()]
         for c in candidates:
-            if (c / CONFIG).is_file():
+            if RunDir(c).config.is_file():
                 return c
     folders = [c.parent for d in models_dirs() for c in d.glob(f"*/*/{CONFIG}")]
     known = sorted({f.parent.name if f.name == DEFAULT_KIND else f"{f.parent.name}/{f.name}" for f in folders})

@@ -83,7 +83,7 @@ def model_maps(model, cfg: Config, split: D.Split, cal: dict, stats, device: str
     """Anomaly maps of the test split for any model; also returns the seconds spent on the maps
     (model, Diff, smoothing; image decoding excluded)."""
     items = split.test
-    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=progress)
+    images = split.images(items, cfg.data.image_size, progress=progress)
     start = time.time()
     raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps", precision=precision)
     maps = S.calibrated_maps(raw, cal, stats)
@@ -210,7 +210,7 @@ def calibration_draws(model, cfg: Config, split: D.Split, seeds=range(1, 9), dev
     a difference between models the proxy's draw alone can make; it uses test labels, so it is
     reported, never used to choose."""
     items = split.test
-    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    images = split.images(items, cfg.data.image_size)
     labels = [it.label for it in items]
     raw, rows, truth = {}, [], None
     for seed in seeds:

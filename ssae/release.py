@@ -36,16 +36,16 @@ import shutil
 from pathlib import Path
 
 from .errors import SsaeError
-from .runs import WEIGHTS, load_weights, save_weights
+from .runs import CONFIG, CURVE, HISTORY, SUMMARY, WEIGHTS, RunDir, load_weights, save_weights
 
 METRICS = "metrics.json"
 BLUR = "blur.json"
 #: files copied as they are from a run folder (those that exist)
-COPIED = ("history.json", "train_summary.json", "curve.jsonl")
+COPIED = (HISTORY, SUMMARY, CURVE)
 #: the folder of a packed model that keeps the replaced model's curve and metrics
 EARLIER = "earlier"
 #: what :data:`EARLIER` keeps of the replaced model
-KEPT_EARLIER = ("curve.jsonl", METRICS, "train_summary.json", "config.json")
+KEPT_EARLIER = (CURVE, METRICS, SUMMARY, CONFIG)
 
 
 def keep_earlier(old: Path, new: Path) -> None:
@@ -55,9 +55,8 @@ def keep_earlier(old: Path, new: Path) -> None:
     if (old / EARLIER).is_dir():
         shutil.copytree(old / EARLIER, new / EARLIER)
         return
-    summary = "train_summary.json"
-    if not (old / summary).is_file() or ((new / summary).is_file()
-                                         and (old / summary).read_bytes() == (new / summary).read_bytes()):
+    old_summary, new_summary = RunDir(old).summary, RunDir(new).summary
+    if not old_summary.is_file() or (new_summary.is_file() and old_summary.read_bytes() == new_summary.read_bytes()):
         return
     (new / EARLIER).mkdir()
     for name in KEPT_EARLIER:
@@ -79,7 +78,7 @@ def paper_sum(model, cfg, split, n: int, k: int, device: str = "cpu") -> dict:
     from . import scoring as S
 
     items = split.test
-    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    images = split.images(items, cfg.data.image_size)
     raw = S.diff_maps(model, images, "l2", device)
     maps = S.finish_maps(raw, int(n), int(k), None, 0)
     scores = S.image_scores(maps)["sum"]
@@ -103,10 +102,10 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     from .calibration import calibrate, calibrate_model
     from .evaluation import calibration_draws, evaluate, evaluate_model
     from .references import BlurReference
-    from .runs import CONFIG, DONE, build_model, load_model, read_run_config, write_json
+    from .runs import build_model, load_model, read_run_config, write_json
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if not (run_dir / DONE).is_file():
+    if not RunDir(run_dir).is_done():
         raise SsaeError(f"{run_dir} has not finished training; finish it with `ssae train` before packing")
     cfg, meta = read_run_config(run_dir)
     data_spec = data_spec or meta.get("data")
@@ -117,11 +116,12 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     for name in COPIED:
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, tmp / name)
-    write_json(tmp / CONFIG, {"config": cfg.to_dict(), "meta": meta})  # an older run format, written as today's
-    save_weights(model, tmp / WEIGHTS)
+    write_json(RunDir(tmp).config, {"config": cfg.to_dict(), "meta": meta})  # an older run format, written as today's
+    packed = RunDir(tmp)
+    save_weights(model, packed.weights)
     half = build_model(cfg)
-    half.load_state_dict(load_weights(tmp / WEIGHTS))
-    (tmp / DONE).write_text("ok\n")
+    half.load_state_dict(load_weights(packed.weights))
+    packed.done.write_text("ok\n")
     split = load_split(data_spec, cfg.data, seed=cfg.train.seed)
     calibrate(tmp, split, device=device, model=half.to(device).eval(), progress=progress, precision=precision)
     res = evaluate(tmp, data_spec, device=device, progress=progress, precision=precision)

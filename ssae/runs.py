@@ -31,6 +31,7 @@ from . import __version__
 from .config import eval_tile, Config
 from .errors import SsaeError
 from .model import SSAE
+from .runlock import LOCK
 from .scoring import ValidationMaps
 
 CHECKPOINT = "checkpoint.pt"
@@ -45,8 +46,73 @@ STDMAP = "stdmap.npy"
 WEIGHTS = "model.safetensors"
 
 
-#: the files a run folder may hold (and ``lock``, and ``*.tmp`` files of an interrupted write)
-RUN_FILES = (CHECKPOINT, CONFIG, HISTORY, DONE, SUMMARY, CURVE, CALIBRATION, AVGMAP, STDMAP, "lock")
+#: the files a run folder may hold (and ``*.tmp`` files of an interrupted write)
+RUN_FILES = (CHECKPOINT, CONFIG, HISTORY, DONE, SUMMARY, CURVE, CALIBRATION, AVGMAP, STDMAP, LOCK)
+
+
+def _file(name: str) -> property:
+    return property(lambda self: self.path / name, doc=f"the path of ``{name}``")
+
+
+class RunDir:
+    """A run folder (or a packed model folder, :mod:`ssae.release`): the paths of its files and
+    their readers, so that no caller types a file name. ``os.fspath(run)`` is its path."""
+
+    config = _file(CONFIG)
+    checkpoint = _file(CHECKPOINT)
+    weights = _file(WEIGHTS)
+    history = _file(HISTORY)
+    summary = _file(SUMMARY)
+    curve = _file(CURVE)
+    calibration = _file(CALIBRATION)
+    avgmap = _file(AVGMAP)
+    stdmap = _file(STDMAP)
+    done = _file(DONE)
+    lock = _file(LOCK)
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    def is_done(self) -> bool:
+        """Training and calibration finished (``done`` is written last)."""
+        return self.done.is_file()
+
+    def is_packed(self) -> bool:
+        """A packed model folder: float16 weights and no checkpoint."""
+        return self.weights.is_file() and not self.checkpoint.is_file()
+
+    def has_weights(self) -> bool:
+        """A checkpoint or packed weights to load (:func:`load_model`)."""
+        return self.checkpoint.is_file() or self.weights.is_file()
+
+    def is_calibrated(self) -> bool:
+        return self.calibration.is_file()
+
+    def read_config(self) -> tuple[Config, dict]:
+        """:func:`read_run_config`."""
+        return read_run_config(self.path)
+
+    def read_history(self) -> list[dict]:
+        """The loss per logged step (``history.json``), ``[]`` without one."""
+        return read_json(self.history) if self.history.is_file() else []
+
+    def read_summary(self) -> dict:
+        """:func:`read_summary`."""
+        return read_summary(self.path)
+
+    def read_curve(self) -> list[dict]:
+        """:func:`read_curve`."""
+        return read_curve(self.path)
+
+    def read_calibration(self):
+        """:func:`read_calibration`."""
+        return read_calibration(self.path)
 
 
 def check_train_folder(out) -> None:

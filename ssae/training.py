@@ -13,7 +13,7 @@ One step:
 The whole training set is decoded once and kept on the device, so a GPU is not starved by
 image decoding. Checkpoints hold the model, the optimiser, the step, the random states and
 the full config; they are written to a temporary name and renamed, and :func:`train` resumes
-from the last one after an interruption. ``run_dir/done`` is written last.
+from the last one after an interruption. ``done`` (:class:`ssae.runs.RunDir`) is written last.
 
 A run folder is written by one training at a time (``RUN/lock``, :mod:`ssae.runlock`), and a
 training run again on a folder changes nothing in it until it has something new to write:
@@ -28,10 +28,14 @@ batches, gradients are averaged by DistributedDataParallel, rank 0 writes the ru
 """
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -41,16 +45,14 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import LR_SCHEDULES, Config, check, eval_tile, override
 from .corruption import corrupt, random_rotation
-from .data import Split, augment, load_images, occluder_images, resolve_augmentation
+from .data import Split, augment, occluder_images, resolve_augmentation
 from .errors import SsaeError
 from .objectives import flatness, loss as objective_loss
 from .progress import TrainLog
 from .precision import autocast as precision_autocast, precision as forward_precision
 from .runlock import lock_run
-from .calibration import calibrate_model
-from .evaluation import curve_point
-from .runs import (CHECKPOINT, CONFIG, DONE, HISTORY, SUMMARY, WEIGHTS, append_curve, build_model, read_checkpoint,
-                   read_curve, read_run_config, read_summary, save_checkpoint, write_calibration, write_json)
+from .runs import (CHECKPOINT, WEIGHTS, RunDir, append_curve, build_model, read_checkpoint, save_checkpoint,
+                   write_calibration, write_json)
 
 #: first step of the geometric learning-curve grid (:func:`curve_grid`)
 CURVE_FIRST = 250
@@ -145,7 +147,8 @@ def curve_grid(steps: int, first: int = CURVE_FIRST) -> tuple[int, ...]:
     return tuple(grid)
 
 
-def _dist_info() -> tuple[int, int]:
+def rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (0 and 1 outside ``torchrun``)."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -186,7 +189,7 @@ class TrainingImages:
         return torch.stack(crops)
 
 
-# ----------------------------------------------------------------------------- checkpoints
+# ----------------------------------------------------------------------------- processes
 
 def init_distributed(device: str) -> str:
     """Under ``torchrun`` (WORLD_SIZE > 1): join the process group (NCCL on CUDA, gloo on CPU)
@@ -204,59 +207,159 @@ def init_distributed(device: str) -> str:
 
 
 def _unwrap(model):
+    """The network inside DistributedDataParallel (or the network itself)."""
     return model.module if hasattr(model, "module") else model
+
+
+def _distribute(model, device: torch.device, world: int):
+    """The model wrapped in DistributedDataParallel under ``torchrun``: gradients are averaged
+    over the processes."""
+    if world <= 1:
+        return model
+    ids = [device.index] if device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def _all_stop(out_of_time: bool, device) -> bool:
+    """Whether any process is out of time (all processes stop at the same log step)."""
+    flag = torch.tensor([float(out_of_time)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def _mean_over_processes(x: torch.Tensor, world: int) -> torch.Tensor:
+    """``x`` averaged over the processes, in place (every process hands over at the same step)."""
+    dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    x /= world
+    return x
 
 
 # ----------------------------------------------------------------------------- training
 
-def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | None = None,
-          progress: bool | str = True, calibrate: bool = True) -> dict:
-    """Train a model for ``split`` into ``run_dir``; resume if ``run_dir`` holds a checkpoint.
+#: what the learning curve's evaluator gets (the network, in eval mode) and returns (test metrics)
+CurveFn = Callable[[torch.nn.Module], dict]
 
-    ``progress``: True draws progress bars (a terminal), ``"lines"`` prints a plain line every
-    ``train.log_every`` steps and at calibration (a pipe or a log, :mod:`ssae.progress`), False
-    prints nothing.
 
-    Returns ``{"history": [...], "seconds": float, "steps": int, "stopped_by": "steps"|"time"}``.
-    ``cfg.model.in_channels`` is set from the data. With ``calibrate`` (default) the scoring
-    settings are chosen on validation data afterwards (:func:`ssae.evaluation.calibrate_model`).
+@dataclass
+class State:
+    """Everything one training holds between its steps; made by :func:`setup`."""
+    cfg: Config                      # the settings as used (a copy, see prepare)
+    split: Split
+    run: RunDir
+    device: torch.device
+    rank: int
+    world: int
+    model: torch.nn.Module           # wrapped in DistributedDataParallel under torchrun
+    forward: Callable                # the model, or its torch.compile'd version
+    optimiser: torch.optim.Optimizer
+    gens: dict[str, torch.Generator]  # "sample" (which images, where to crop), "device" (augmentation, corruption)
+    images: TrainingImages
+    occluders: torch.Tensor | None
+    max_side: int                    # crops never exceed it
+    precision: str                   # "bf16" or "fp32"
+    autocast: object
+    progress: bool | str
+    data_spec: str | None
+    step: int = 0
+    history: list = field(default_factory=list)
+    seconds_before: float = 0.0      # training seconds of earlier sessions
+    escape: dict = field(default_factory=lambda: {"flat": None, "step": None})  # the start-up's hand-over
+    flat_mean: torch.Tensor | None = None
+    saved_step: int = 0              # the step of the weights in checkpoint.pt
+    retired: bool = False            # whether the old run's done, scoring and summary are gone (retire)
+    curve_at: set = field(default_factory=set)    # the steps of train.curve
+    on_curve: set = field(default_factory=set)    # the steps curve.jsonl holds
+    fraction: float = 0.0            # fraction_done at the current step
+    side: int = 8                    # crop side at the current step
+    start: float = 0.0               # time.time() when this session's steps began (moved on by curve points)
+    stopped_by: str = "steps"
+    bad: torch.Tensor | None = None  # whether any step since the last check diverged (on the device)
+    log: TrainLog | None = None
+    bar: object = None
 
-    Every setting is checked (:func:`ssae.config.check`) before anything is written. The folder
-    is locked for the whole training (:func:`ssae.runlock.lock_run`; another training into it
-    is refused with one line naming the holder). A finished run trained again keeps its
-    ``done``, scoring and summary until a new checkpoint replaces its weights or a new scoring
-    is ready (see the module docstring); a folder made for a training that failed before it
-    wrote anything is removed again.
-    """
-    run_dir = Path(run_dir)
+    @property
+    def network(self) -> torch.nn.Module:
+        return _unwrap(self.model)
+
+    def phase(self) -> str:
+        """Where training stands: "start-up" (whole-image error, train.startup) or "objective"."""
+        return "start-up" if self.cfg.train.startup == "whole" and self.escape["step"] is None else "objective"
+
+
+@dataclass
+class Metrics:
+    """What one step measured: the loss, (loss, gradient norm, weight norm) and the learning rate."""
+    loss: torch.Tensor
+    health: torch.Tensor
+    diverged: torch.Tensor
+    lr: float
+    starting: bool
+
+
+def prepare(cfg: Config, split: Split) -> Config:
+    """A copy of ``cfg`` as a training on ``split`` uses it (``cfg`` stays untouched): the
+    data's channels, the augmentation of the category (:func:`ssae.data.resolve_augmentation`),
+    every setting checked (:func:`ssae.config.check`)."""
+    cfg = copy.deepcopy(cfg)
     cfg.model.in_channels = split.channels
     resolve_augmentation(cfg.data, split.name)  # written to config.json as used
-    check(cfg)
-    if _dist_info()[0] != 0:  # under torchrun only rank 0 writes the folder
-        return _train(cfg, split, run_dir, device, data_spec, progress, calibrate)
+    return check(cfg)
+
+
+def train(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | None = None,
+          progress: bool | str = True, on_curve: CurveFn | None = None) -> dict:
+    """Train a model for ``split`` into ``run_dir``, resuming from its checkpoint; no scoring
+    (:func:`ssae.pipeline.train` adds the calibration).
+
+    ``progress``: True draws progress bars (a terminal), ``"lines"`` prints a plain line every
+    ``train.log_every`` steps (a pipe or a log, :mod:`ssae.progress`), False prints nothing.
+    ``on_curve``: the learning curve's evaluator, called with the network at the steps of
+    ``train.curve`` and at the last step (None: no curve).
+
+    Returns ``{"history": [...], "seconds": float, "steps": int, "stopped_by": "steps"|"time", ...}``.
+    """
+    with session(cfg, split, run_dir, device, data_spec=data_spec, progress=progress) as state:
+        result = loop(state, on_curve)
+        if state.rank == 0:
+            finish(state, result)
+    return result
+
+
+@contextlib.contextmanager
+def session(cfg: Config, split: Split, run_dir, device="cpu", *, data_spec: str | None = None,
+            progress: bool | str = True):
+    """The :class:`State` of a training into ``run_dir``, for a ``with`` block.
+
+    Every setting is checked (:func:`prepare`) before anything is written. The folder is
+    locked for the whole block (:func:`ssae.runlock.lock_run`; another training into it is
+    refused with one line naming the holder); a folder made for a training that failed before
+    it wrote anything is removed again. Under ``torchrun`` only rank 0 locks and writes."""
+    cfg = prepare(cfg, split)
+    run_dir = Path(run_dir)
+    if rank_and_world()[0] != 0:
+        yield setup(cfg, split, run_dir, device, data_spec, progress)
+        return
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with lock_run(run_dir):
-            return _train(cfg, split, run_dir, device, data_spec, progress, calibrate)
+            yield setup(cfg, split, run_dir, device, data_spec, progress)
     finally:
         if created and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
 
 
-def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | None, progress: bool | str,
-           calibrate: bool) -> dict:
-    """:func:`train` once its settings are checked and its folder is locked."""
+def setup(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | None = None,
+          progress: bool | str = True) -> State:
+    """The network at its initial weights (or the checkpoint's), Adam, the random generators
+    and the decoded training set on ``device``; ``cfg`` as :func:`prepare` returns it."""
     device = torch.device(device)
-    rank, world = _dist_info()
+    rank, world = rank_and_world()
     t = cfg.train
-    resuming = (run_dir / CHECKPOINT).is_file()
+    run = RunDir(run_dir)
+    resuming = run.checkpoint.is_file()
     if rank == 0:
-        if resuming:
-            _check_same_settings(run_dir, cfg)
-        elif (run_dir / WEIGHTS).is_file():
-            raise SsaeError(f"{run_dir} is a packed model folder ({WEIGHTS}, no {CHECKPOINT}); "
-                            f"train into another --out folder")
+        _check_folder(run, cfg, resuming)
 
     torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)  # the initial weights
     model = build_model(cfg).to(device)
@@ -268,193 +371,195 @@ def _train(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | No
     optimiser = torch.optim.Adam(model.parameters(), lr=t.lr, fused=cuda)
     gens = {"sample": torch.Generator().manual_seed(t.seed * 1000 + rank),
             "device": torch.Generator(device=device).manual_seed(t.seed * 1000 + 7 + rank)}
-
-    step, history, seconds_before = 0, [], 0.0
-    # the start-up (train.startup): running mean of objectives.flatness and the step of the hand-over
-    escape = {"flat": None, "step": None}
+    state = dict(step=0, history=[], seconds_before=0.0, escape={"flat": None, "step": None})
     if resuming:
-        state = read_checkpoint(run_dir, device)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step, history, seconds_before = state["step"], list(state["history"]), state.get("seconds", 0.0)
-        escape.update(state.get("escape", {}))
-        for k, g in gens.items():
-            if k in state.get("rng", {}):
-                g.set_state(state["rng"][k].cpu() if k == "sample" or not cuda else state["rng"][k])
+        state = _resume(run, model, optimiser, gens, device)
         if progress and rank == 0:
-            print(f"resuming {run_dir} from step {step}", flush=True)  # on a terminal and in a pipe alike
-    saved_step = step   # the step of the weights in checkpoint.pt
-    retired = False     # whether the old run's done, scoring and summary are gone (retire())
+            print(f"resuming {run.path} from step {state['step']}", flush=True)  # on a terminal and in a pipe alike
 
-    def retire() -> None:
-        """Before the first new file replaces part of the old run (once): the old run stops
-        looking finished and config.json takes the new settings."""
-        nonlocal retired
-        if not retired:
-            _retire_finished_run(run_dir)
-            _write_config(run_dir, cfg, split, data_spec)
-            retired = True
-
-    def save(seconds: float) -> None:
-        nonlocal saved_step
-        retire()
-        save_checkpoint(run_dir, model, optimiser, step, history, gens, cfg, seconds, extra={"escape": dict(escape)})
-        write_json(run_dir / HISTORY, history)
-        saved_step = step
-
-    if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    step_fn = model
-    if t.compile:
-        step_fn = torch.compile(model)
-    params = [p for p in model.parameters()]
-
-    images = TrainingImages(load_images(split.train, cfg.data.image_size, split.channels,
-                                        progress=progress is True and rank == 0), device)
-    occluders = None
-    if cfg.corruption.occluders:  # occlusion content from another data source (Sec. 4)
-        arrays = occluder_images(cfg.corruption.occluders, cfg.data.image_size, split.channels)
-        side = min(min(a.shape[:2]) for a in arrays)  # one stack: the top-left squares
-        occluders = torch.stack([torch.from_numpy(np.ascontiguousarray(a[:side, :side].transpose(2, 0, 1)))
-                                 for a in arrays]).to(device)
+    model = _distribute(model, device, world)
+    images = TrainingImages(split.images(split.train, cfg.data.image_size, progress=progress is True and rank == 0),
+                            device)
     # crops never exceed a same-size training set; images of varying size are padded instead
     max_side = max(8, images.min_side // 8 * 8) if images.same_size else t.crop_end
+    occluders = _occluders(cfg, split, device)
+    if rank == 0 and not resuming:
+        _warn_untrained(cfg, images, max_side)
+    s = State(cfg=cfg, split=split, run=run, device=device, rank=rank, world=world, model=model,
+              forward=torch.compile(model) if t.compile else model, optimiser=optimiser, gens=gens, images=images,
+              occluders=occluders, max_side=max_side,
+              precision=forward_precision(device, t.amp), autocast=precision_autocast(device, t.amp),
+              progress=progress, data_spec=data_spec, **state)
+    s.saved_step = s.step
+    s.curve_at = set(t.curve)
+    s.on_curve = {r["step"] for r in run.read_curve()} if rank == 0 else set()
+    s.fraction = fraction_done(t, s.step, s.seconds_before)
+    s.side = crop_size(s.fraction, cfg, max_side)
+    s.flat_mean = None if s.escape["flat"] is None else torch.tensor(s.escape["flat"], device=device)
+    return s
 
+
+def step(s: State) -> Metrics:
+    """One optimiser step at the crop side ``s.side`` (the module docstring's steps 1-4); the
+    running mean of the flatness (the start-up's hand-over) moves on."""
+    t, cfg = s.cfg.train, s.cfg
+    target = s.images.sample(t.batch_size, s.side, s.gens["sample"])
+    target = augment(target, s.gens["device"], rot90=cfg.data.rot90, flips=cfg.data.flips)
+    if cfg.corruption.rotation:
+        target = random_rotation(target, s.gens["device"])
+    corrupted, mask = corrupt(target, cfg.corruption, s.gens["device"], occluders=s.occluders)
+    if t.channels_last:
+        corrupted = corrupted.contiguous(memory_format=torch.channels_last)
+    with s.autocast:
+        out = s.forward(corrupted)
+    starting = s.phase() == "start-up"
+    out = out.float()
+    value = objective_loss(t, out, target, corrupted, mask, starting=starting)
+    flat = flatness(out, target, mask)
+    s.flat_mean = flat if s.flat_mean is None else 0.95 * s.flat_mean + 0.05 * flat
+    s.optimiser.zero_grad(set_to_none=True)
+    value.backward()
+    params = list(s.model.parameters())
+    grad_norm = _norm([p.grad for p in params if p.grad is not None], s.device)
+    lr = learning_rate(t, s.fraction)
+    for group in s.optimiser.param_groups:
+        group["lr"] = lr
+    s.optimiser.step()
+    health = torch.stack([value.detach().float(), grad_norm, _norm(params, s.device)])
+    return Metrics(loss=value.detach(), health=health, lr=lr, starting=starting,
+                   diverged=~torch.isfinite(health).all() | (health[2] > WEIGHT_NORM_LIMIT))
+
+
+def loop(s: State, on_curve: CurveFn | None = None) -> dict:
+    """Steps until ``train.steps`` or the time budget, with log lines, checkpoints and
+    learning-curve points (``on_curve``), then the last checkpoint and curve point. Returns
+    what :func:`train` returns."""
+    t = s.cfg.train
+    if _curve_due(s, on_curve):  # interrupted during an evaluation
+        _curve_point(s, s.seconds_before, on_curve)
+    s.start = time.time()
+    # a run that its time budget stopped takes no further step when run again with that budget
+    s.stopped_by = "time" if (s.step < t.steps and t.max_minutes is not None
+                              and s.seconds_before > 60 * t.max_minutes) else "steps"
+    s.log = TrainLog(t.steps, t.log_every, start=s.step, enabled=s.progress == "lines" and s.rank == 0)
+    s.bar = tqdm(total=t.steps, initial=s.step, disable=s.progress is not True or s.rank != 0,
+                 desc=f"train {s.split.name}", unit="step")
+    s.model.train()
+    while s.step < t.steps and s.stopped_by == "steps":
+        s.fraction = fraction_done(t, s.step, s.seconds_before + time.time() - s.start if s.world == 1 else None)
+        s.side = crop_size(s.fraction, s.cfg, s.max_side)
+        m = step(s)
+        s.bad = m.diverged if s.bad is None else s.bad | m.diverged
+        s.step += 1
+        s.bar.update(1)
+        elapsed = s.seconds_before + time.time() - s.start
+        log_step = s.step % t.log_every == 0 or s.step == t.steps
+        out_of_time = t.max_minutes is not None and elapsed > 60 * t.max_minutes
+        if s.world > 1 and t.max_minutes is not None:  # all processes stop at the same (log) step
+            out_of_time = out_of_time and log_step
+            if log_step:
+                out_of_time = _all_stop(out_of_time, s.device)
+        saving = s.rank == 0 and (s.step % t.checkpoint_every == 0 or s.step == t.steps or out_of_time)
+        if s.device.type != "cuda" or log_step or saving:
+            _check_divergence(s, m)
+        if log_step:
+            _record(s, m, elapsed)
+        if saving or (s.rank == 0 and s.step in s.curve_at):
+            save(s, elapsed)
+        if _curve_due(s, on_curve):
+            s.start += _curve_point(s, elapsed, on_curve)
+        if out_of_time:
+            s.stopped_by = "time"
+            break
+    s.bar.close()
+    seconds = s.seconds_before + time.time() - s.start
+    result = {"history": s.history, "seconds": seconds, "steps": s.step, "stopped_by": s.stopped_by,
+              "world_size": s.world, "batch_size": t.batch_size, "precision": s.precision,
+              "images_per_s": s.step * t.batch_size * s.world / max(seconds, 1e-9),
+              "startup": t.startup, "handover_step": s.escape["step"], "flatness": s.escape["flat"]}
+    if s.rank == 0:
+        if s.step != s.saved_step:
+            save(s, seconds)
+        if on_curve is not None and s.curve_at and s.step not in s.on_curve:
+            _curve_point(s, seconds, on_curve)  # a curve ends at the last step, wherever the budget ended
+    return result
+
+
+def finish(s: State, result: dict, scoring: tuple | None = None) -> None:
+    """Mark the run finished (rank 0): the scoring (``(calibration, ValidationMaps)`` of
+    :func:`ssae.calibration.calibrate_model`, if any), ``train_summary.json``, then ``done``."""
+    retire(s)  # (without new steps, only now: the new scoring is ready)
+    if scoring is not None:
+        write_calibration(s.run.path, *scoring)
+    write_json(s.run.summary, {k: v for k, v in result.items() if k != "history"})
+    s.run.done.write_text("ok\n")
+
+
+# ----------------------------------------------------------------------------- the steps' parts
+
+def _record(s: State, m: Metrics, elapsed: float) -> None:
+    """A log step: the start-up's hand-over, a row of the loss history, the log line."""
+    t = s.cfg.train
+    if s.world > 1:  # every process hands over at the same step
+        _mean_over_processes(s.flat_mean, s.world)
+    s.escape["flat"] = float(s.flat_mean)
+    if m.starting and s.escape["flat"] < t.escape_ratio:
+        s.escape["step"] = s.step
+        if s.progress and s.rank == 0:
+            tqdm.write(f"step {s.step}: the output left the flat start (error on clean pixels "
+                       f"{s.escape['flat']:.2f} of the crops' variance); objective ({t.objective}) from here")
+    s.history.append({"step": s.step, "loss": float(m.loss), "crop": s.side,
+                      "seconds": round(elapsed, 2), "lr": m.lr, "flat": round(s.escape["flat"], 4),
+                      "phase": "start-up" if m.starting else "objective"})
+    s.bar.set_postfix(loss=f"{s.history[-1]['loss']:.4f}", crop=s.side)
+    s.log.step(s.step, s.history[-1]["loss"], None if t.max_minutes is None else 60 * t.max_minutes - elapsed)
+
+
+def _curve_due(s: State, on_curve: CurveFn | None) -> bool:
+    return on_curve is not None and s.rank == 0 and s.step in s.curve_at and s.step not in s.on_curve
+
+
+def _curve_point(s: State, elapsed: float, on_curve: CurveFn) -> float:
+    """Evaluate the network at this step for the learning curve (rank 0) into ``curve.jsonl``;
+    returns the seconds spent, which do not count against the training budget."""
+    began = time.time()
+    row = on_curve(s.network.eval())
+    s.network.train()
+    row.update({"step": s.step, "train_seconds": round(elapsed, 1), "precision": s.precision,
+                "phase": s.phase(), "lr": learning_rate(s.cfg.train, s.fraction), "crop": s.side})
+    append_curve(s.run.path, row)
+    s.on_curve.add(s.step)
+    if s.progress:
+        tqdm.write(f"curve at step {s.step}: restoration {row['restoration_pixel_auroc']:.3f}, image AUROC "
+                   f"{row['image_auroc']:.3f}" + (f", pixel AUROC {row['pixel_auroc']:.3f}"
+                                                  if row.get("pixel_auroc") is not None else ""))
+    return time.time() - began
+
+
+def _occluders(cfg: Config, split: Split, device) -> torch.Tensor | None:
+    """Occlusion content from another data source (Sec. 4): one stack of the top-left squares."""
+    if not cfg.corruption.occluders:
+        return None
+    arrays = occluder_images(cfg.corruption.occluders, cfg.data.image_size, split.channels)
+    side = min(min(a.shape[:2]) for a in arrays)
+    return torch.stack([torch.from_numpy(np.ascontiguousarray(a[:side, :side].transpose(2, 0, 1)))
+                        for a in arrays]).to(device)
+
+
+def _warn_untrained(cfg: Config, images: TrainingImages, max_side: int) -> None:
+    """Warn when the last crops are smaller than what the network sees at evaluation and some
+    weights used there get no gradient (:func:`untrained_weights`)."""
     eval_side = evaluated_side(cfg) if images.same_size else None
     final_side = crop_size(1.0, cfg, max_side)
-    if rank == 0 and not resuming and eval_side and final_side < eval_side:
+    if eval_side and final_side < eval_side:
         unused = untrained_weights(cfg, final_side, eval_side)
         if unused:
             print(f"warning: crops end at {final_side} px but the model is evaluated at {eval_side} px, where "
                   f"{len(unused)} parameters ({unused[0]}, ...) have entries that no crop trains; "
                   f"set train.crop_end={eval_side} or score.tiled=true", flush=True)
 
-    autocast = precision_autocast(device, t.amp)
-    precision = forward_precision(device, t.amp)
-    curve_at = set(t.curve)
-    on_curve = {r["step"] for r in read_curve(run_dir)} if rank == 0 else set()
 
-    def curve(elapsed: float) -> float:
-        """Evaluate the model at this step for the learning curve (rank 0); returns the seconds
-        spent, which do not count against the training budget."""
-        began = time.time()
-        row = curve_point(_unwrap(model).eval(), cfg, split, str(device))
-        _unwrap(model).train()
-        row.update({"step": step, "train_seconds": round(elapsed, 1), "precision": precision,
-                    "phase": phase(), "lr": learning_rate(t, done), "crop": side})
-        append_curve(run_dir, row)
-        on_curve.add(step)
-        if progress:
-            tqdm.write(f"curve at step {step}: restoration {row['restoration_pixel_auroc']:.3f}, image AUROC "
-                       f"{row['image_auroc']:.3f}" + (f", pixel AUROC {row['pixel_auroc']:.3f}"
-                                                      if row.get("pixel_auroc") is not None else ""))
-        return time.time() - began
-
-    def phase() -> str:
-        """Where training stands: "start-up" (whole-image error, train.startup) or "objective"."""
-        return "start-up" if t.startup == "whole" and escape["step"] is None else "objective"
-
-    done = fraction_done(t, step, seconds_before)
-    side = crop_size(done, cfg, max_side)
-    flat_mean = None if escape["flat"] is None else torch.tensor(escape["flat"], device=device)
-    if rank == 0 and step in curve_at and step not in on_curve:  # interrupted during an evaluation
-        curve(seconds_before)
-    start = time.time()
-    # a run that its time budget stopped takes no further step when run again with that budget
-    stopped_by = "time" if (step < t.steps and t.max_minutes is not None
-                            and seconds_before > 60 * t.max_minutes) else "steps"
-    bad = None
-    plain = TrainLog(t.steps, t.log_every, start=step, enabled=progress == "lines" and rank == 0)
-    bar = tqdm(total=t.steps, initial=step, disable=progress is not True or rank != 0,
-               desc=f"train {split.name}", unit="step")
-    model.train()
-    while step < t.steps and stopped_by == "steps":
-        done = fraction_done(t, step, seconds_before + time.time() - start if world == 1 else None)
-        side = crop_size(done, cfg, max_side)
-        target = images.sample(t.batch_size, side, gens["sample"])
-        target = augment(target, gens["device"], rot90=cfg.data.rot90, flips=cfg.data.flips)
-        if cfg.corruption.rotation:
-            target = random_rotation(target, gens["device"])
-        corrupted, mask = corrupt(target, cfg.corruption, gens["device"], occluders=occluders)
-        if t.channels_last:
-            corrupted = corrupted.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            out = step_fn(corrupted)
-        starting = phase() == "start-up"
-        out = out.float()
-        value = objective_loss(t, out, target, corrupted, mask, starting=starting)
-        flat = flatness(out, target, mask)
-        flat_mean = flat if flat_mean is None else 0.95 * flat_mean + 0.05 * flat
-        optimiser.zero_grad(set_to_none=True)
-        value.backward()
-        grad_norm = _norm([p.grad for p in params if p.grad is not None], device)
-        lr = learning_rate(t, done)
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        optimiser.step()
-        # divergence is flagged on the device and read back on the CPU every step, on CUDA only
-        # at log and checkpoint steps (no host synchronisation per step)
-        health = torch.stack([value.detach().float(), grad_norm, _norm(params, device)])
-        diverged = ~torch.isfinite(health).all() | (health[2] > WEIGHT_NORM_LIMIT)
-        bad = diverged if bad is None else bad | diverged
-        step += 1
-        bar.update(1)
-        elapsed = seconds_before + time.time() - start
-        log_step = step % t.log_every == 0 or step == t.steps
-        out_of_time = t.max_minutes is not None and elapsed > 60 * t.max_minutes
-        if world > 1 and t.max_minutes is not None:  # all processes stop at the same (log) step
-            out_of_time = out_of_time and log_step
-            if log_step:
-                flag = torch.tensor([float(out_of_time)], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                out_of_time = bool(flag.item())
-        saving = rank == 0 and (step % t.checkpoint_every == 0 or step == t.steps or out_of_time)
-        if (not cuda or log_step or saving) and bool(bad):
-            raise SsaeError(_divergence(health, step - 1, exact=not cuda, lr=lr, run_dir=run_dir))
-        if log_step:
-            if world > 1:  # every process hands over at the same step
-                dist.all_reduce(flat_mean, op=dist.ReduceOp.SUM)
-                flat_mean /= world
-            escape["flat"] = float(flat_mean)
-            if starting and escape["flat"] < t.escape_ratio:
-                escape["step"] = step
-                if progress and rank == 0:
-                    tqdm.write(f"step {step}: the output left the flat start (error on clean pixels "
-                               f"{escape['flat']:.2f} of the crops' variance); objective ({t.objective}) from here")
-            history.append({"step": step, "loss": float(value.detach()), "crop": side,
-                            "seconds": round(elapsed, 2), "lr": lr, "flat": round(escape["flat"], 4),
-                            "phase": "start-up" if starting else "objective"})
-            bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", crop=side)
-            plain.step(step, history[-1]["loss"],
-                       None if t.max_minutes is None else 60 * t.max_minutes - elapsed)
-        if saving or (rank == 0 and step in curve_at):
-            save(elapsed)
-        if rank == 0 and step in curve_at and step not in on_curve:
-            start += curve(elapsed)
-        if out_of_time:
-            stopped_by = "time"
-            break
-    bar.close()
-    seconds = seconds_before + time.time() - start
-    result = {"history": history, "seconds": seconds, "steps": step, "stopped_by": stopped_by,
-              "world_size": world, "batch_size": t.batch_size, "precision": precision,
-              "images_per_s": step * t.batch_size * world / max(seconds, 1e-9),
-              "startup": t.startup, "handover_step": escape["step"], "flatness": escape["flat"]}
-    if rank == 0:
-        if step != saved_step:
-            save(seconds)
-        if curve_at and step not in on_curve:  # a curve ends at the last step, wherever the budget ended
-            curve(seconds)
-        if calibrate:
-            plain.calibrating(len(split.val))
-        scoring = calibrate_model(_unwrap(model).eval(), cfg, split, str(device), log=plain.say) if calibrate else None
-        retire()  # (without new steps, only now: the new scoring is ready)
-        if scoring is not None:
-            write_calibration(run_dir, *scoring)
-        write_json(run_dir / SUMMARY, {k: v for k, v in result.items() if k != "history"})
-        (run_dir / DONE).write_text("ok\n")
-    return result
-
+# ----------------------------------------------------------------------------- divergence
 
 def _norm(tensors, device) -> torch.Tensor:
     """The overall L2 norm of ``tensors`` as a float32 scalar on ``device`` (0 for none)."""
@@ -463,7 +568,16 @@ def _norm(tensors, device) -> torch.Tensor:
     return torch.nn.utils.get_total_norm([x.detach() for x in tensors]).float().to(device)
 
 
-def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run_dir: Path) -> str:
+def _check_divergence(s: State, m: Metrics) -> None:
+    """Stop with one line when a step since the last check diverged. The flag is kept on the
+    device and read back here: every step on the CPU, on CUDA only at log and checkpoint steps
+    (no host synchronisation per step)."""
+    if bool(s.bad):
+        raise SsaeError(_divergence(m.health, s.step - 1, exact=s.device.type != "cuda", lr=m.lr,
+                                    run=s.run))
+
+
+def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run: RunDir) -> str:
     """The one-line message of a diverged training: which of the loss, the gradients' norm and
     the weights' norm (``health``) went wrong, at which step and learning rate, and which
     checkpoint is kept."""
@@ -473,90 +587,66 @@ def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run_
              f"weight norm reached {weight_norm:.3g} (limit {WEIGHT_NORM_LIMIT:g})"
              if not (math.isfinite(weight_norm) and weight_norm <= WEIGHT_NORM_LIMIT) else ""]
     when = f"at step {step}" if exact else f"at or before step {step}"
-    path = run_dir / CHECKPOINT
+    path = run.checkpoint
     kept = f"the last good checkpoint {path} is kept" if path.is_file() else "no checkpoint was written"
     return (f"training diverged {when} at learning rate {lr:.3g}: {', '.join(s for s in signs if s)}; "
             f"{kept}; lower train.lr (--set train.lr=...)")
 
 
-#: Retry k of :func:`train_until_restored` uses initial weights seeded with base + k * RETRY_SEED_STEP.
-RETRY_SEED_STEP = 1000
+# ----------------------------------------------------------------------------- the run folder
+
+def save(s: State, seconds: float) -> None:
+    """Write the checkpoint and ``history.json`` (rank 0), retiring the old run first."""
+    retire(s)
+    save_checkpoint(s.run.path, s.model, s.optimiser, s.step, s.history, s.gens, s.cfg, seconds,
+                    extra={"escape": dict(s.escape)})
+    write_json(s.run.history, s.history)
+    s.saved_step = s.step
 
 
-def retry_dir(run_dir, k: int) -> Path:
-    """Run directory of retry ``k`` of ``run_dir``: a sibling ``<name>-retry<k>``."""
-    run_dir = Path(run_dir)
-    return run_dir.with_name(f"{run_dir.name}-retry{k}")
+def retire(s: State) -> None:
+    """Before the first new file replaces part of the old run (once): the old run stops looking
+    finished (``done``, the scoring and the summary go, ``done`` first) and ``config.json``
+    takes the new settings, so that old scoring never sits beside new weights."""
+    if not s.retired:
+        for path in (s.run.done, s.run.calibration, s.run.avgmap, s.run.stdmap, s.run.summary):
+            path.unlink(missing_ok=True)
+        _write_config(s.run, s.cfg, s.split, s.data_spec)
+        s.retired = True
 
 
-def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, device="cpu", *,
-                         data_spec: str | None = None, progress: bool | str = True) -> tuple[Path, list[dict]]:
-    """Train into ``run_dir``; while the model fails the restoration check (ours: pixel AUROC
-    of its maps on validation images corrupted as in training below
-    :data:`ssae.evaluation.RESTORATION_MIN`), train again with other initial weights, at most
-    ``retries`` times: retry k uses ``train.init_seed`` = (init_seed or seed) + k x
-    :data:`RETRY_SEED_STEP` and the same data stream, into :func:`retry_dir` (run_dir, k).
-
-    The rule uses validation data only (see the book's chapter 'What moves the numbers on real
-    defects'). Returns the run directory to use
-    (the first that passes, else the one with the highest check) and one dict per attempt:
-    ``run_dir``, ``init_seed``, ``restoration`` (None without a calibration), ``steps``,
-    ``seconds``, ``stopped_by``. A retry directory that finished earlier is not trained again,
-    so rerunning the same command resumes where it stopped.
-    """
-    from .runs import CALIBRATION, read_calibration
-    from .calibration import RESTORATION_MIN
-
-    if retries < 0:
-        raise SsaeError(f"retries must be >= 0, got {retries}")
-    if retries and _dist_info()[1] > 1:
-        raise SsaeError("retries are not supported under torchrun; retrain with --set train.init_seed=N")
-    base = cfg.train.init_seed if cfg.train.init_seed is not None else cfg.train.seed
-    attempts: list[dict] = []
-    for k in range(retries + 1):
-        out = Path(run_dir) if k == 0 else retry_dir(run_dir, k)
-        kcfg = cfg if k == 0 else override(cfg, train={"init_seed": base + k * RETRY_SEED_STEP})
-        if k:
-            print(f"restoration check {attempts[-1]['restoration']:.2f} < {RESTORATION_MIN}: training again "
-                  f"with train.init_seed={kcfg.train.init_seed} into {out}", flush=True)
-        if k == 0 or not (out / DONE).is_file():
-            res = train(kcfg, split, out, device, data_spec=data_spec, progress=progress)
-        else:
-            res = read_summary(out)
-        check = read_calibration(out)[0].get("restoration_pixel_auroc") if (out / CALIBRATION).is_file() else None
-        attempts.append({"run_dir": out, "init_seed": kcfg.train.init_seed,
-                         "restoration": check, "steps": res.get("steps"), "seconds": res.get("seconds"),
-                         "stopped_by": res.get("stopped_by")})
-        if check is None or not np.isfinite(check) or check >= RESTORATION_MIN:
-            return out, attempts
-    best = max(attempts, key=lambda a: a["restoration"])
-    return best["run_dir"], attempts
+def _resume(run: RunDir, model, optimiser, gens: dict, device: torch.device) -> dict:
+    """Load the checkpoint's weights, optimiser and random states; return its step, history,
+    training seconds and start-up state."""
+    state = read_checkpoint(run.path, device)
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    for k, g in gens.items():
+        if k in state.get("rng", {}):
+            g.set_state(state["rng"][k].cpu() if k == "sample" or device.type != "cuda" else state["rng"][k])
+    return {"step": state["step"], "history": list(state["history"]), "seconds_before": state.get("seconds", 0.0),
+            "escape": {"flat": None, "step": None, **state.get("escape", {})}}
 
 
-def _check_same_settings(run_dir: Path, cfg: Config) -> None:
-    """Refuse to resume a run trained with other settings (the budget and the scoring may change
-    between resumptions)."""
-    old_cfg, _ = read_run_config(run_dir)
+def _check_folder(run: RunDir, cfg: Config, resuming: bool) -> None:
+    """Refuse a packed model folder, and a run trained with other settings (the budget and the
+    scoring may change between resumptions)."""
+    if not resuming:
+        if run.weights.is_file():
+            raise SsaeError(f"{run.path} is a packed model folder ({WEIGHTS}, no {CHECKPOINT}); "
+                            f"train into another --out folder")
+        return
+    old_cfg, _ = run.read_config()
     a, b = old_cfg.to_dict(), cfg.to_dict()
     for d in (a, b):
         d["train"].pop("steps"), d["train"].pop("max_minutes"), d["train"].pop("curve", None)
         d["score"] = None
     if a != b:
-        raise SsaeError(f"{run_dir} holds a run with other settings; use a new --out folder")
+        raise SsaeError(f"{run.path} holds a run with other settings; use a new --out folder")
 
 
-def _write_config(run_dir: Path, cfg: Config, split: Split, data_spec: str | None) -> None:
+def _write_config(run: RunDir, cfg: Config, split: Split, data_spec: str | None) -> None:
     """Write ``config.json``: the settings and the data they were used on."""
     meta = {"data": data_spec or split.name, "name": split.name, "channels": split.channels,
             "has_masks": split.has_masks, "ssae_version": __version__}
-    write_json(run_dir / CONFIG, {"config": cfg.to_dict(), "meta": meta})
-
-
-def _retire_finished_run(run_dir: Path) -> None:
-    """Remove ``done`` (first), the scoring (calibration, avgmap, stdmap) and the summary: what
-    says that the run's weights are finished and scored. Called just before a new checkpoint or a
-    new scoring replaces them, so that old scoring never sits beside new weights."""
-    from .runs import AVGMAP, CALIBRATION, STDMAP  # evaluation imports this module
-
-    for name in (DONE, CALIBRATION, AVGMAP, STDMAP, SUMMARY):
-        (run_dir / name).unlink(missing_ok=True)
+    write_json(run.config, {"config": cfg.to_dict(), "meta": meta})

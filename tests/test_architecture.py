@@ -62,6 +62,16 @@ def test_training_and_evaluation_import_without_a_cycle():
     assert out.returncode == 0, out.stderr[-2000:]
 
 
+def test_training_imports_neither_calibration_nor_evaluation():
+    """The order train -> calibrate lives in ssae.pipeline; training gets the learning curve's
+    evaluator as a callback."""
+    code = ("import sys, ssae.training\n"
+            "print(sorted(m for m in sys.modules if m in ('ssae.calibration', 'ssae.evaluation')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PKG.parent)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
 def test_table_1_at_width_1_has_the_paper_s_parameter_count():
     from ssae.model import SSAE
 

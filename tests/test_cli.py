@@ -32,13 +32,13 @@ def test_evaluate_writes_the_promised_json(smoke_run, tmp_path):
 
 def test_retries_name_the_run_even_when_it_has_no_restoration_check(tmp_path, monkeypatch, capsys):
     """An attempt without a calibration (restoration None) is listed as n/a, not a traceback."""
-    import ssae.training as T
+    import ssae.pipeline as P
 
     data = fixtures.make_mvtec(tmp_path)
     out = tmp_path / "r"
     attempt = {"run_dir": out, "init_seed": None, "restoration": None, "steps": 2, "seconds": 1.0,
                "stopped_by": "steps"}
-    monkeypatch.setattr(T, "train_until_restored", lambda *a, **k: (out, [attempt]))
+    monkeypatch.setattr(P, "train_until_restored", lambda *a, **k: (out, [attempt]))
     assert main(["train", "--data", str(data), "--out", str(out), "--profile", "smoke", "--retries", "1"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"use run directory {out} (restoration checks: r n/a)"
 

@@ -217,7 +217,7 @@ def test_training_reads_the_occluders_folder(mvtec_dir, tmp_path):
         Image.fromarray((np.random.default_rng(i).random((50, 60, 3)) * 255).astype("uint8")).save(folder / f"{i}.png")
     cfg = override(profile("smoke"), corruption={"method": "occlusion", "occluders": str(folder)}, train={"steps": 2})
     split = load_split(str(mvtec_dir), cfg.data)
-    assert train(cfg, split, tmp_path / "run", progress=False, calibrate=False)["steps"] == 2
+    assert train(cfg, split, tmp_path / "run", progress=False)["steps"] == 2
     bad = override(cfg, corruption={"occluders": str(tmp_path / "empty")})
     with pytest.raises(Exception, match="no image files"):
-        train(bad, split, tmp_path / "run2", progress=False, calibrate=False)
+        train(bad, split, tmp_path / "run2", progress=False)

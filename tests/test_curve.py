@@ -2,6 +2,8 @@
 
 import pytest
 
+import ssae.pipeline as P
+import ssae.runs as R
 import ssae.training as T
 from ssae.cli import build_config, make_parser
 from ssae.config import override, profile
@@ -25,8 +27,8 @@ def test_a_run_evaluates_itself_at_its_curve_steps_and_at_the_end(mvtec_dir, tmp
     cfg = override(profile("smoke"), train={"steps": 5, "curve": (2, 4)})
     split = load_split(str(mvtec_dir), cfg.data)
     run = tmp_path / "run"
-    T.train(cfg, split, run, progress=False)
-    rows = T.read_curve(run)
+    P.train(cfg, split, run, progress=False)
+    rows = R.read_curve(run)
     assert [r["step"] for r in rows] == [2, 4, 5]  # the grid, then the last step
     for r in rows:
         for key in ("image_auroc", "pixel_auroc", "aupro", "restoration_pixel_auroc", "train_seconds",
@@ -40,13 +42,13 @@ def test_a_run_evaluates_itself_at_its_curve_steps_and_at_the_end(mvtec_dir, tmp
 def test_a_continued_run_extends_its_curve(mvtec_dir, tmp_path):
     split = load_split(str(mvtec_dir), profile("smoke").data)
     run = tmp_path / "run"
-    T.train(override(profile("smoke"), train={"steps": 3, "curve": (2,)}), split, run, progress=False)
-    first = T.read_curve(run)
+    P.train(override(profile("smoke"), train={"steps": 3, "curve": (2,)}), split, run, progress=False)
+    first = R.read_curve(run)
     assert [r["step"] for r in first] == [2, 3]
     # a larger budget and a longer grid: the run resumes at step 3 and the curve goes on
-    res = T.train(override(profile("smoke"), train={"steps": 8, "curve": (2, 4)}), split, run, progress=False)
+    res = P.train(override(profile("smoke"), train={"steps": 8, "curve": (2, 4)}), split, run, progress=False)
     assert res["steps"] == 8
-    rows = T.read_curve(run)
+    rows = R.read_curve(run)
     assert [r["step"] for r in rows] == [2, 3, 4, 8]
     assert rows[0] == first[0]  # earlier points are kept as they were
 
@@ -55,21 +57,21 @@ def test_an_interrupted_curve_evaluation_is_redone_on_resume(mvtec_dir, tmp_path
     cfg = override(profile("smoke"), train={"steps": 4, "curve": (2,), "checkpoint_every": 100})
     split = load_split(str(mvtec_dir), cfg.data)
     run = tmp_path / "run"
-    real = T.curve_point
+    real = P.curve_point
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(T, "curve_point", interrupted)
+    monkeypatch.setattr(P, "curve_point", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        T.train(cfg, split, run, progress=False)
-    assert T.read_curve(run) == []
-    monkeypatch.setattr(T, "curve_point", real)
-    T.train(cfg, split, run, progress=False)
-    assert [r["step"] for r in T.read_curve(run)] == [2, 4]
+        P.train(cfg, split, run, progress=False)
+    assert R.read_curve(run) == []
+    monkeypatch.setattr(P, "curve_point", real)
+    P.train(cfg, split, run, progress=False)
+    assert [r["step"] for r in R.read_curve(run)] == [2, 4]
 
 
 def test_a_damaged_curve_file_is_a_one_line_error(tmp_path):
     (tmp_path / "curve.jsonl").write_text('{"step": 1}\nnot json\n')
     with pytest.raises(T.SsaeError, match=r"curve.jsonl:2"):
-        T.read_curve(tmp_path)
+        R.read_curve(tmp_path)

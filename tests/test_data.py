@@ -243,3 +243,16 @@ def test_augment_non_square_keeps_shape():
     assert y.shape == x.shape
     for a, b in zip(x, y):                                    # identity or rotation by 180 only
         assert torch.equal(a, b) or torch.equal(a.flip(-1).flip(-2), b)
+
+
+def test_a_split_loads_its_images_at_a_size_with_its_channels(mvtec_grey_dir):
+    from ssae.config import DataConfig
+    from ssae.data import load_images, load_split
+
+    split = load_split(str(mvtec_grey_dir), DataConfig(image_size=16))
+    items = split.test[:3]
+    images = split.images(items, 16)
+    assert [a.shape for a in images] == [(16, 16, 1)] * 3
+    direct = load_images([it.path for it in items], 16, 1, progress=False)
+    assert all((a == b).all() for a, b in zip(images, direct))
+    assert split.images(split.train[:1], None)[0].shape == (32, 32, 1)  # native size

@@ -33,6 +33,7 @@ import torch
 from PIL import Image
 
 import fixtures
+import ssae.pipeline as P
 import ssae.training as T
 from ssae.cli import main
 from ssae.errors import SsaeError
@@ -211,7 +212,7 @@ def test_the_library_checks_the_settings_too(mvtec_dir, tmp_path):
 
     cfg = override(profile("smoke"), train={"log_every": 0})
     with pytest.raises(SsaeError, match="setting train.log_every must be"):
-        T.train(cfg, load_split(str(mvtec_dir), cfg.data), tmp_path / "r", progress=False)
+        P.train(cfg, load_split(str(mvtec_dir), cfg.data), tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
 
 

@@ -17,7 +17,7 @@ def test_render_replaces_only_the_marked_block():
 
 
 def test_the_python_example_runs(mvtec_dir, tmp_path, monkeypatch):
-    code = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "training.train" in b)
+    code = next(b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S) if "pipeline.train" in b)
     code = code.replace('"cpu"', '"smoke"').replace('"my-surface"', repr(str(mvtec_dir)))
     monkeypatch.chdir(tmp_path)
     scope: dict = {}

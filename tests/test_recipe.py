@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+import ssae.pipeline as P
 import ssae.training as T
 from ssae.cli import build_config, main as cli_main
 from ssae.config import check, override, profile
@@ -66,7 +67,7 @@ def test_a_run_stopped_by_its_budget_ends_at_the_end_of_its_schedule(mvtec_grey_
     cfg = override(profile("smoke"), train={"steps": 100_000, "max_minutes": 1.0, "lr_schedule": "cosine",
                                             "log_every": 1, "crop_start": 32, "crop_end": 64})
     split = load_split(str(mvtec_grey_dir), cfg.data)
-    res = T.train(cfg, split, tmp_path / "run", progress=False, calibrate=False)
+    res = T.train(cfg, split, tmp_path / "run", progress=False)
     assert res["stopped_by"] == "time" and res["steps"] < 100
     last = res["history"][-1]
     assert last["lr"] < 0.02 * cfg.train.lr and last["crop"] == 64
@@ -111,7 +112,7 @@ def _train(cfg, split, run, monkeypatch, calls):
         return real(t, out, target, corrupted, mask, starting=starting)
 
     monkeypatch.setattr(T, "objective_loss", spy)
-    return T.train(cfg, split, run, progress=False, calibrate=False)
+    return T.train(cfg, split, run, progress=False)
 
 
 def test_the_whole_image_start_hands_over_once_the_output_leaves_the_flat_state(mvtec_grey_dir, tmp_path,
@@ -145,7 +146,7 @@ def test_the_handover_survives_a_resumption(mvtec_grey_dir, tmp_path, monkeypatc
                                             "startup": "whole", "escape_ratio": 0.999})
     split = load_split(str(mvtec_grey_dir), cfg.data)
     monkeypatch.setattr(T, "flatness", lambda out, target, mask: torch.tensor(0.0))
-    first = T.train(cfg, split, tmp_path / "run", progress=False, calibrate=False)
+    first = T.train(cfg, split, tmp_path / "run", progress=False)
     assert first["handover_step"] == 1
     calls: list[bool] = []
     res = _train(override(cfg, train={"steps": 8}), split, tmp_path / "run", monkeypatch, calls)
@@ -155,7 +156,7 @@ def test_the_handover_survives_a_resumption(mvtec_grey_dir, tmp_path, monkeypatc
 def test_a_curve_point_says_its_phase(mvtec_grey_dir, tmp_path):
     cfg = override(profile("smoke"), train={"steps": 2, "curve": (1,), "startup": "whole"})
     split = load_split(str(mvtec_grey_dir), cfg.data)
-    T.train(cfg, split, tmp_path / "run", progress=False, calibrate=False)
+    P.train(cfg, split, tmp_path / "run", progress=False, calibrate=False)
     rows = [json.loads(line) for line in (tmp_path / "run" / "curve.jsonl").read_text().splitlines()]
     assert rows and all(r["phase"] in ("start-up", "objective") and "lr" in r and "crop" in r for r in rows)
 
@@ -163,7 +164,7 @@ def test_a_curve_point_says_its_phase(mvtec_grey_dir, tmp_path):
 def test_training_warns_when_crops_end_below_the_evaluation_size(mvtec_grey_dir, tmp_path, capsys):
     cfg = override(profile("smoke"), data={"image_size": 256}, train={"steps": 1, "crop_start": 32, "crop_end": 128})
     split = load_split(str(mvtec_grey_dir), cfg.data)
-    T.train(cfg, split, tmp_path / "run", progress=False, calibrate=False)
+    T.train(cfg, split, tmp_path / "run", progress=False)
     assert "train.crop_end=256" in capsys.readouterr().out
 
 

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+import ssae.pipeline as P
+import ssae.runs as R
 import ssae.training as T
 from ssae.runs import load_model
 from ssae.config import override, profile
@@ -37,7 +39,7 @@ def test_train_writes_a_complete_run(mvtec_dir, tmp_path):
     cfg = smoke()
     split = load_split(str(mvtec_dir), cfg.data)
     run = tmp_path / "run"
-    res = T.train(cfg, split, run, progress=False)
+    res = P.train(cfg, split, run, progress=False)
     assert res["steps"] == cfg.train.steps and res["stopped_by"] == "steps"
     for name in ("config.json", "checkpoint.pt", "history.json", "calibration.json", "done"):
         assert (run / name).is_file(), name
@@ -50,8 +52,8 @@ def test_train_writes_a_complete_run(mvtec_dir, tmp_path):
 def test_same_seed_same_weights(mvtec_grey_dir, tmp_path):
     cfg = smoke(steps=2)
     split = load_split(str(mvtec_grey_dir), cfg.data)
-    T.train(cfg, split, tmp_path / "a", progress=False, calibrate=False)
-    T.train(smoke(steps=2), split, tmp_path / "b", progress=False, calibrate=False)
+    T.train(cfg, split, tmp_path / "a", progress=False)
+    T.train(smoke(steps=2), split, tmp_path / "b", progress=False)
     a = torch.load(tmp_path / "a" / T.CHECKPOINT, weights_only=True)["model"]
     b = torch.load(tmp_path / "b" / T.CHECKPOINT, weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -72,13 +74,13 @@ def test_interrupted_training_resumes_from_last_checkpoint(mvtec_dir, tmp_path, 
 
     monkeypatch.setattr(T, "objective_loss", interrupt_at_third)
     with pytest.raises(KeyboardInterrupt):
-        T.train(cfg, split, run, progress=False)
-    assert not (run / T.DONE).exists()  # an interrupted run does not look complete
+        P.train(cfg, split, run, progress=False)
+    assert not (run / R.DONE).exists()  # an interrupted run does not look complete
     assert torch.load(run / T.CHECKPOINT, weights_only=True)["step"] == 2
 
     monkeypatch.setattr(T, "objective_loss", real)
-    res = T.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
-    assert res["steps"] == 4 and (run / T.DONE).exists()
+    res = P.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
+    assert res["steps"] == 4 and (run / R.DONE).exists()
     assert [h["step"] for h in res["history"]] == [1, 2, 3, 4]
 
 
@@ -87,17 +89,17 @@ def test_nan_loss_is_a_clear_error(mvtec_dir, tmp_path, monkeypatch):
     split = load_split(str(mvtec_dir), cfg.data)
     monkeypatch.setattr(T, "objective_loss", lambda *a, **k: torch.tensor(float("nan"), requires_grad=True))
     with pytest.raises(SsaeError, match="diverged at step 0 at learning rate .*: loss became nan"):
-        T.train(cfg, split, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / T.DONE).exists()
+        P.train(cfg, split, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / R.DONE).exists()
 
 
 def test_resume_refuses_other_settings(mvtec_dir, tmp_path):
     cfg = smoke(steps=1)
     split = load_split(str(mvtec_dir), cfg.data)
-    T.train(cfg, split, tmp_path / "run", progress=False, calibrate=False)
+    T.train(cfg, split, tmp_path / "run", progress=False)
     other = override(smoke(steps=1), model={"width": 1 / 8})
     with pytest.raises(SsaeError, match="other settings"):
-        T.train(other, split, tmp_path / "run", progress=False)
+        P.train(other, split, tmp_path / "run", progress=False)
 
 
 def test_incompatible_run_directory(tmp_path):
@@ -110,11 +112,11 @@ def test_incompatible_run_directory(tmp_path):
 
 def test_stored_settings_are_type_checked(tmp_path):
     doc = {"config": smoke().to_dict(), "meta": {}}
-    cfg, _ = T.read_run_config(_write_config(tmp_path / "ok", doc))        # JSON lists become tuples
+    cfg, _ = R.read_run_config(_write_config(tmp_path / "ok", doc))        # JSON lists become tuples
     assert cfg == smoke()
     doc["config"]["train"]["steps"] = "many"                               # e.g. a hand-edited file
     with pytest.raises(SsaeError, match="incompatible run directory .*train.steps must be int"):
-        T.read_run_config(_write_config(tmp_path / "bad", doc))
+        R.read_run_config(_write_config(tmp_path / "bad", doc))
 
 
 def _write_config(run_dir, doc):
@@ -145,7 +147,7 @@ def test_an_interrupted_resumption_leaves_no_old_scoring_behind(mvtec_dir, tmp_p
 
     split = load_split(str(mvtec_dir), smoke().data)
     run = tmp_path / "run"
-    T.train(smoke(steps=2, checkpoint_every=1), split, run, progress=False)
+    P.train(smoke(steps=2, checkpoint_every=1), split, run, progress=False)
     assert (run / "calibration.json").is_file() and (run / "avgmap.npy").is_file()
 
     real, calls = T.objective_loss, []
@@ -158,7 +160,7 @@ def test_an_interrupted_resumption_leaves_no_old_scoring_behind(mvtec_dir, tmp_p
 
     monkeypatch.setattr(T, "objective_loss", interrupt_at_second)
     with pytest.raises(KeyboardInterrupt):  # step 3 is checkpointed, step 4 interrupted
-        T.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
+        P.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
     assert torch.load(run / T.CHECKPOINT, weights_only=True)["step"] == 3
     for name in ("done", "calibration.json", "avgmap.npy", "stdmap.npy", "train_summary.json"):
         assert not (run / name).exists(), name
@@ -207,7 +209,7 @@ def test_init_seed_sets_the_initial_weights_alone(mvtec_grey_dir, tmp_path, monk
     monkeypatch.setattr(T, "build_model", build_and_keep_the_initial_weights)
     w = {}
     for name, cfg in runs.items():
-        T.train(cfg, split, tmp_path / name, progress=False, calibrate=False)
+        T.train(cfg, split, tmp_path / name, progress=False)
         w[name] = built[-1]
     assert all(torch.equal(w["s0"][k], w["s1_init0"][k]) for k in w["s0"])
     assert not all(torch.equal(w["s0"][k], w["s1"][k]) for k in w["s0"])
@@ -245,3 +247,24 @@ def test_a_version_1_run_folder_keeps_its_scoring():
     doc["corruption"]["p_clean"] = 0.5
     with pytest.raises(ValueError, match="p_clean"):
         Config.from_dict(doc)
+
+
+def test_train_leaves_its_config_untouched(mvtec_grey_dir, tmp_path):
+    """The channels and the augmentation used are recorded in config.json, not written into the caller's config."""
+    cfg = smoke(steps=1)
+    before = cfg.to_dict()
+    split = load_split(str(mvtec_grey_dir), cfg.data)
+    T.train(cfg, split, tmp_path / "run", progress=False)
+    assert cfg.to_dict() == before
+    used, _ = R.read_run_config(tmp_path / "run")
+    assert used.model.in_channels == 1 != cfg.model.in_channels and used.data.rot90 is not None
+
+
+def test_run_dir_names_every_file_of_a_run(tmp_path):
+    run = R.RunDir(tmp_path / "r")
+    names = [getattr(run, f).name for f in ("config", "checkpoint", "history", "summary", "curve", "calibration",
+                                            "avgmap", "stdmap", "done", "lock")]
+    assert names == [R.CONFIG, R.CHECKPOINT, R.HISTORY, R.SUMMARY, R.CURVE, R.CALIBRATION, R.AVGMAP, R.STDMAP,
+                     R.DONE, "lock"] and sorted(names) == sorted(R.RUN_FILES)
+    assert not run.is_done() and not run.has_weights() and run.read_history() == [] and run.read_curve() == []
+    assert str(tmp_path / "r") == __import__("os").fspath(run)

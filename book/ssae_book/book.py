@@ -163,14 +163,14 @@ def kept_lookalike(data: str, profile: str, minutes: float | None = None, seed: 
     """The kept packed model of the look-alike ``data`` (``embedded:<category>``) when it was
     trained with exactly the settings :func:`run_config` gives for ``profile``, ``minutes`` and
     ``seed``; else None (the build then trains it)."""
-    from ssae.runs import CONFIG, read_run_config
+    from ssae.runs import RunDir
 
     if not str(data).startswith("embedded:"):
         return None
     path = Path(folder) / dataset(data).slug / "ssae"
-    if not (path / CONFIG).is_file():
+    if not RunDir(path).config.is_file():
         return None
-    have = read_run_config(path)[0].to_dict()
+    have = RunDir(path).read_config()[0].to_dict()
     want = run_config(profile, minutes=minutes, seed=seed).to_dict()
     have["model"]["in_channels"] = want["model"]["in_channels"]  # set from the data by training
     for section, fields in want.items():  # None: decided from the data at training (e.g. augmentation)
@@ -182,13 +182,13 @@ def kept_lookalike(data: str, profile: str, minutes: float | None = None, seed: 
 def train_category(data: str, profile: str, run_dir: str | Path, device: str = "cpu", seed: int = 0,
                    minutes: float | None = None, objective: int = 1, corruption: str | None = None,
                    progress: bool = False, kept: str | Path | None = None) -> dict[str, Any]:
-    """Train one data set (:func:`ssae.training.train`) and return what the notebook shows.
+    """Train one data set (:func:`ssae.pipeline.train`) and return what the notebook shows.
 
     ``kept``: a packed model of the same settings (:func:`kept_lookalike`) that is copied to
     ``run_dir`` and shown instead of training one here."""
     from ssae.data import load_split
-    from ssae.runs import HISTORY, SUMMARY, read_json, read_run_config
-    from ssae.training import train
+    from ssae.pipeline import train
+    from ssae.runs import RunDir
 
     cfg = run_config(profile, minutes=minutes, seed=seed, objective=objective, corruption=corruption)
     split = load_split(data, cfg.data, seed=seed)
@@ -198,8 +198,9 @@ def train_category(data: str, profile: str, run_dir: str | Path, device: str = "
 
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.copytree(kept, run_dir)
-        cfg, _ = read_run_config(run_dir)
-        result = {**read_json(Path(run_dir) / SUMMARY), "history": read_json(Path(run_dir) / HISTORY)}
+        shown = RunDir(run_dir)
+        cfg, _ = shown.read_config()
+        result = {**shown.read_summary(), "history": shown.read_history()}
     else:
         result = train(cfg, split, run_dir, device=device, data_spec=data, progress=progress)
     return {"cfg": cfg, "split": split, "result": result, "history": result["history"],
@@ -375,7 +376,7 @@ def example_maps(run_dir: str | Path, data: str, device: str = "cpu", n: int = 4
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
     cal, stats = read_calibration(run_dir)
     items = pick_items(split.test, n, good, seed)
-    images = D.load_images([it.path for it in items], cfg.data.image_size, split.channels, progress=False)
+    images = split.images(items, cfg.data.image_size)
     raw = diff_maps(model, images, cal["diff"], device)
     maps = calibrated_maps(raw, cal, stats)
     masks = []
@@ -523,19 +524,18 @@ def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_d
     split = D.load_split(data, cfg.data, seed=cfg.train.seed)
     rows: list[dict[str, Any]] = []
     bad = pick_items(split.test, n_defective, 0, seed)
-    for it, img in zip(bad, D.load_images([it.path for it in bad], cfg.data.image_size, split.channels,
-                                          progress=False)):
+    for it, img in zip(bad, split.images(bad, cfg.data.image_size)):
         mask = D.read_mask(it.mask_path, img.shape[:2]) if (split.has_masks and it.mask_path) else None
         rows.append({"input": img, "mask": mask, "name": f"test: {it.defect}"})
     val = (split.val + split.train)[:n_corrupted]
     gen = torch.Generator().manual_seed(seed)
-    for img in D.load_images(val, cfg.data.image_size, split.channels, progress=False):
+    for img in split.images(val, cfg.data.image_size):
         x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None]
         xh, m = corrupt(x, cfg.corruption, gen)
         rows.append({"input": xh[0].numpy().transpose(1, 2, 0), "clean": img,
                      "mask": m[0, 0].numpy(), "name": f"corrupted ({cfg.corruption.method})"})
     clean = (split.val + split.train)[n_corrupted:n_corrupted + n_clean]
-    for img in D.load_images(clean, cfg.data.image_size, split.channels, progress=False):
+    for img in split.images(clean, cfg.data.image_size):
         rows.append({"input": img, "clean": img, "mask": None, "name": "clean"})
     for row in rows:
         x = torch.from_numpy(np.ascontiguousarray(row["input"].transpose(2, 0, 1)))[None].float().to(device)
@@ -554,11 +554,12 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
     import torch
     from ssae import data as D
     from ssae.corruption import corrupt
+    from ssae.runs import RunDir
     from ssae.scoring import diff, reconstruct, smooth
 
     cfg = make_profile(profile)
     model, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
-    if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
+    if run_dir and RunDir(run_dir).has_weights():
         from ssae.runs import read_calibration
         from ssae.runs import load_model
         model, cfg = load_model(run_dir, device)

@@ -21,6 +21,7 @@ import numpy as np
 
 from ssae.calibration import RESTORATION_MIN
 from ssae.release import BLUR, EARLIER, METRICS
+from ssae.runs import RunDir
 from .tables import NAMED_HARDWARE, Table, paper_value
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,7 +81,7 @@ def find(models_dir: str | Path = MODELS) -> list[Reference]:
             if (folder / kind / METRICS).is_file():
                 ref.models[kind] = folder / kind
         if ref.models:
-            meta = json.loads((next(iter(ref.models.values())) / "config.json").read_text())["meta"]
+            _, meta = RunDir(next(iter(ref.models.values()))).read_config()
             ref.data = meta.get("data", "")
             out.append(ref)
     return out
@@ -112,7 +113,7 @@ def blur(ref: Reference) -> dict | None:
 
 def training(model_dir: Path) -> dict:
     """Steps, hours, precision and hardware of a model's training run."""
-    s = _read(Path(model_dir) / "train_summary.json") or {}
+    s = RunDir(model_dir).read_summary()
     rows = curve(model_dir)
     last = rows[-1] if rows else {}
     hardware = last.get("hardware") or recorded(model_dir).get("hardware")
@@ -272,10 +273,10 @@ def training_sentence(ref: Reference, kind: str) -> str:
     """'The method (objective 1) trained at 256 px (Table 1 at width 0.25) for 30,464 steps,
     2.0 h on one core of <hardware> (bf16), recorded <date>.' for a kept model."""
     d = ref.models[kind]
-    cfg = json.loads((d / "config.json").read_text())["config"]
+    cfg, _ = RunDir(d).read_config()
     t = training(d)
     name = KINDS[kind][0].upper() + KINDS[kind][1:]
-    return (f"{name} trained at {cfg['data']['image_size']} px (Table 1 at width {cfg['model']['width']:g}) "
+    return (f"{name} trained at {cfg.data.image_size} px (Table 1 at width {cfg.model.width:g}) "
             f"for {t['steps']:,} steps, {t['hours']:.1f} h on one core of {t['hardware']} "
             f"({t['precision'] or 'fp32'}), recorded {t['date']}.")
 
@@ -283,10 +284,10 @@ def training_sentence(ref: Reference, kind: str) -> str:
 def curve_label(ref: Reference) -> str:
     """Data set, image size, training and hardware of a reference's curves, for figure titles."""
     d = next(iter(ref.models.values()))
-    cfg = json.loads((d / "config.json").read_text())["config"]
+    cfg, _ = RunDir(d).read_config()
     t = training(d)
-    size = cfg["data"]["image_size"]
-    return (f"{size} px · Table 1 at width {cfg['model']['width']:g} · {t['hours']:.1f} h on one core of "
+    size = cfg.data.image_size
+    return (f"{size} px · Table 1 at width {cfg.model.width:g} · {t['hours']:.1f} h on one core of "
             f"{t['hardware']} ({t['precision']}), recorded {t['date']}")
 
 
@@ -546,7 +547,7 @@ def glance_markdown(refs: list[Reference]) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     hardware, ranged = set(), False
     for ref in refs:
-        size = json.loads((next(iter(ref.models.values())) / "config.json").read_text())["config"]["data"]["image_size"]
+        size = RunDir(next(iter(ref.models.values()))).read_config()[0].data.image_size
         for kind, d in ref.models.items():
             m, t = recorded(d), training(d)
             hardware.add(t["hardware"])
@@ -768,7 +769,7 @@ def verdict_sentence(ref: Reference) -> str:
     if "ssae" not in ref.models:
         return f"**{ref.title}**: no model of the method is kept."
     m, t = recorded(ref.models["ssae"]), training(ref.models["ssae"])
-    size = json.loads((ref.models["ssae"] / "config.json").read_text())["config"]["data"]["image_size"]
+    size = RunDir(ref.models["ssae"]).read_config()[0].data.image_size
     check = m.get("restoration_pixel_auroc")
     passed = ("no restoration check recorded" if check is None else
               f"restoration check {'passed' if check >= RESTORATION_MIN else '**not** passed'} ({check:.2f})")
@@ -826,8 +827,7 @@ def verdict_box(refs: list[Reference], results: list[dict] | None = None) -> str
     hours = sorted({f"{training(r.models['ssae'])['hours']:.1f}" for r in with_model})
     span = f"{hours[0]} h" if len(hours) == 1 else f"{hours[0]}–{hours[-1]} h"
     lines = ["::::{admonition} In short: what was reproduced, and what was not", ":class: important", ""]
-    widths = sorted({json.loads((r.models["ssae"] / "config.json").read_text())["config"]["model"]["width"]
-                     for r in with_model})
+    widths = sorted({RunDir(r.models["ssae"]).read_config()[0].model.width for r in with_model})
     width = ("a quarter of its width" if widths == [0.25] else "its full width" if widths == [1.0] else
              "width " + ", ".join(f"{w:g}" for w in widths))
     if with_model:

@@ -51,7 +51,7 @@ def gradient_rows(datasets: dict[str, str], seeds=(0, 1, 2), crop: int = 64, bat
     the ``cpu`` profile's network and corruption, on crops of ``crop`` px, one row per seed."""
     from ssae.config import override, profile
     from ssae.corruption import corrupt
-    from ssae.data import load_images, load_split
+    from ssae.data import load_split
     from ssae.runs import build_model
     from ssae.training import TrainingImages
 
@@ -60,7 +60,7 @@ def gradient_rows(datasets: dict[str, str], seeds=(0, 1, 2), crop: int = 64, bat
         cfg = profile("cpu")
         split = load_split(spec, cfg.data)
         cfg = override(cfg, model={"in_channels": split.channels})
-        images = TrainingImages(load_images(split.train[:64], cfg.data.image_size, split.channels, progress=False),
+        images = TrainingImages(split.images(split.train[:64], cfg.data.image_size),
                                 torch.device("cpu"))
         for seed in seeds:
             gen = torch.Generator().manual_seed(seed)

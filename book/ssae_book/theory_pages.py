@@ -54,7 +54,7 @@ def folder_images(spec: str, n: int, size: int, seed: int = 0):
     from ssae.config import DataConfig
 
     split = D.load_split(spec, DataConfig(image_size=size), seed=seed)
-    return D.load_images(split.train[:n], size, split.channels, progress=False)
+    return split.images(split.train[:n], size)
 
 
 def grey_stack(images, size: int | None = None):
@@ -357,18 +357,19 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
     images and the identity. Returns ``(curves, label)``."""
     import numpy as np
     from ssae import data as D
+    from ssae.runs import RunDir
     from ssae.theory import NearestNeighbourProjection, identity_map, orthogonality_curve
 
     st = theory_settings(profile)
     rng = np.random.default_rng(seed)
     curves = []
-    if run_dir and any((Path(run_dir) / f).is_file() for f in ("checkpoint.pt", "model.safetensors")):
+    if run_dir and RunDir(run_dir).has_weights():
         from ssae.scoring import reconstruct
         from ssae.runs import load_model
         model, cfg = load_model(run_dir, device)
         split = D.load_split(data, cfg.data, seed=cfg.train.seed)
         size = cfg.data.image_size
-        imgs = D.load_images(split.train[:st["orth_images"]], size, split.channels, progress=False)
+        imgs = split.images(split.train[:st["orth_images"]], size)
 
         def F(x):
             return reconstruct(model, x.to(device)).cpu()
