@@ -84,8 +84,9 @@ train_eval() {  # name data minutes reserve_s [extra args]
   if [ -z "$minutes" ]; then stamp "skip $name: too little time left"; return 0; fi
   stamp "$name: train $minutes min + evaluate"
   local limit; limit=$(python3 -c "print(int(min(float('$minutes') * 60 + 2 * $reserve, max(60, $(left) - 5))))")
+  # the paper profile with one explicit departure: bf16 training (more steps in the minutes given)
   timeout "$limit" python3 benchmarks/paper_run.py --name "$name" --data "$data" --profile "$PROFILE" \
-    --device "$DEVICE" --minutes "$minutes" --steps auto --benchmark "$RESULTS/benchmark/gpu.json" \
+    --set train.amp=true --device "$DEVICE" --minutes "$minutes" --steps auto --benchmark "$RESULTS/benchmark/gpu.json" \
     --runs "$RUNS" --results "$RESULTS" "$@" || echo "$name failed or timed out (status $?)"
   pack
 }
