@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -22,21 +20,10 @@ from . import metrics as M
 from . import scoring as S
 from .config import Config
 from .errors import SsaeError
-from .precision import INFERENCE, check_precision, cpu_info
+from .hardware import hardware
+from .precision import INFERENCE, check_precision
 from .calibration import RESTORATION_KEYS, calibrate_model
 from .runs import load_model, read_calibration, read_summary
-
-def hardware(device: str) -> str:
-    """A short description of the machine that produced a number."""
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    return f"CPU: {cpu_name()} ({platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}"
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else "CPU"."""
-    return cpu_info().get("model name") or "CPU"
-
 
 # ----------------------------------------------------------------------------- maps
 

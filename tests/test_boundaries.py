@@ -49,3 +49,21 @@ def test_no_private_names_of_ssae_outside_it():
         for path in sorted((ROOT / folder).rglob("*.py")):
             bad += [f"{path.relative_to(ROOT)}: {name}" for name in private_uses(path.read_text())]
     assert not bad, "private names of ssae used outside it (make them public, with a docstring): " + "; ".join(bad)
+
+
+def test_one_hardware_label():
+    """ssae.hardware.hardware is the only code that names the machine: nothing else asks torch
+    for the GPU's name or reads the CPU's model."""
+    from ssae.hardware import hardware
+
+    label = hardware("cpu")
+    assert label.startswith("CPU: ") and " cores), torch " in label
+    allowed = {"ssae/hardware.py", "ssae/precision.py"}   # precision.py reads /proc/cpuinfo's flags
+    others = []
+    for folder in ("ssae", *OUTSIDE):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            rel = str(path.relative_to(ROOT))
+            text = path.read_text()
+            if rel not in allowed and ("get_device_name" in text or '"model name"' in text or "cpu_name" in text):
+                others.append(rel)
+    assert not others, f"hardware labels made outside ssae/hardware.py: {others}"

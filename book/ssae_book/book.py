@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ssae.hardware import hardware  # noqa: F401  (the notebooks call book.hardware)
 from ssae.config import Config, override, profile as make_profile, provenance
 from .tables import Table, classify, size_text
 
@@ -105,11 +106,6 @@ def run_config(profile: str, *, minutes: float | None = None, seed: int = 0, obj
     if corruption:
         sections["corruption"] = {"method": corruption}
     return override(cfg, **sections)
-
-
-def hardware(device: str = "cpu") -> str:
-    from ssae.evaluation import hardware as _hw
-    return _hw(device)
 
 
 def figure_label(data: str, image_size: Any, profile: str, device: str = "cpu",

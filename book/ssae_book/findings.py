@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .tables import NAMED_HARDWARE, Table
+from .tables import Table, recorded_hardware
 
 REPO = Path(__file__).resolve().parents[2]
 #: the committed result rows
@@ -226,7 +226,7 @@ def provenance(R: Results) -> str:
     prof = sorted({r.get("profile") for r in rows if r.get("profile")})
     dates = sorted(str(r.get("date", ""))[:10] for r in rows if r.get("date"))
     width = sorted({r.get("width") for r in rows if r.get("width")})
-    named = sorted({NAMED_HARDWARE.get(h, h) for h in hw})
+    named = sorted({recorded_hardware(h) for h in hw})
     return (f"The tables of this chapter read {len(rows)} result rows from {len(R.files_read)} files in "
             f"`benchmarks/results/`. Hardware recorded in the rows: {'; '.join(named)}; profile "
             f"`{', '.join(prof)}`, Table 1 at width {' or '.join(_frac(w) for w in width)}; runs dated "

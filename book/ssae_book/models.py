@@ -21,7 +21,7 @@ import numpy as np
 
 from ssae.calibration import RESTORATION_MIN
 from ssae.release import BLUR, EARLIER, METRICS
-from .tables import NAMED_HARDWARE, Table, paper_value
+from .tables import Table, paper_value, recorded_hardware
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
@@ -117,7 +117,7 @@ def training(model_dir: Path) -> dict:
     last = rows[-1] if rows else {}
     hardware = last.get("hardware") or recorded(model_dir).get("hardware")
     return {"steps": s.get("steps"), "hours": (s.get("seconds") or 0) / 3600, "precision": s.get("precision"),
-            "hardware": NAMED_HARDWARE.get(hardware, hardware),
+            "hardware": recorded_hardware(hardware),
             "date": str(last.get("date") or recorded(model_dir).get("date", ""))[:10]}
 
 
@@ -636,7 +636,7 @@ def precision_check(path: str | Path = PRECISION) -> tuple[list[Table], str]:
     doc = _read(Path(path))
     if doc is None:
         return [], f"The bf16 check has not been run here (`{Path(path).name}` is missing)."
-    hw = NAMED_HARDWARE.get(doc["hardware"], doc["hardware"])
+    hw = recorded_hardware(doc["hardware"])
     speed = Table(f"Training steps per second on one thread ({hw})",
                   ["crop", "batch", "float32 steps/s", "bf16 steps/s", "bf16 / float32"],
                   [[f"{r['crop']} px", str(r["batch"]), f"{r['fp32_steps_per_s']:.2f}",
