@@ -150,7 +150,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "metric_size": size,
         "n_test_images": len(items),
         "n_defective": int(sum(labels)),
-        "image_size": cfg.data.image_size if cfg.data.image_size else "native",
+        "image_size": cfg.data.image_size,   # None: native size
         "profile": cfg.profile,
         "device": str(device),
         "hardware": hardware(device),
@@ -237,7 +237,7 @@ def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
                             "(its data settings differ); an ensemble needs the same test images")
         if not members:
             first_items, first_split, reduce = items, split, cal["reduce"]
-        members.append({"run_dir": str(run_dir), "image_size": cfg.data.image_size or "native",
+        members.append({"run_dir": str(run_dir), "image_size": cfg.data.image_size,
                         "standardized": bool(cal["standardize"]), "maps": at_metric_size(maps, size),
                         "reduce": cal["reduce"]})
     ensemble_maps = [S.ensemble(*(torch.from_numpy(m["maps"][i]) for m in members)).numpy()

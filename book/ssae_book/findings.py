@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .tables import Table, recorded_hardware
+from .tables import Table, recorded_hardware, size_text
 
 REPO = Path(__file__).resolve().parents[2]
 #: the committed result rows
@@ -359,7 +359,7 @@ def image_size(R: Results) -> Part:
     rows = []
     for m, size, crop, corr, lam, rs in spec:
         r = rs[0]
-        rows.append([MODELS[m], f"{r['image_size']} px", crop, corr, lam, str(r.get("threads") or _threads(r)),
+        rows.append([MODELS[m], size_text(r['image_size']), crop, corr, lam, str(r.get("threads") or _threads(r)),
                      steps(rs), f2(metric(r, "check")) if m != "blur" else "–", means(rs)])
     table = Table("MTD: image size, and whole tiles against crops (one draw per row)",
                   ["model", "image size", "training input", "corruption", "λ", "threads", "steps",

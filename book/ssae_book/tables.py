@@ -322,7 +322,8 @@ def _diff(ours: float | None, paper: float) -> str:
 
 
 def size_text(size: Any) -> str:
-    """'256 px' for an int size, 'native size' otherwise (None or "native")."""
+    """'256 px' for an int size, 'native size' otherwise: None, or "native" in result files
+    written before native size was None there too."""
     return f"{size} px" if isinstance(size, int) and not isinstance(size, bool) else "native size"
 
 
