@@ -402,6 +402,16 @@ def test_settings_table_covers_every_field():
     assert cells["train.lr"][cpu] == "0.001 (ours)" and cells["train.steps"][cpu] == "4000"
 
 
+def test_every_profile_can_build_the_book():
+    from ssae.config import PROFILES
+    from ssae_book import theory_pages
+
+    for name in PROFILES:
+        assert theory_pages.theory_settings(name)["size"] >= 64
+        assert name in bookbuild.DEFAULT_MINUTES
+        assert book.settings_table((name,)).rows
+
+
 def test_kept_gpu_results_are_shown_with_hardware_and_date(tmp_path):
     import numpy as np
     from ssae_book import tables
