@@ -61,7 +61,7 @@ def test_one_hardware_label():
     allowed = {"ssae/hardware.py", "ssae/precision.py"}   # precision.py reads /proc/cpuinfo's flags
     others = []
     for folder in ("ssae", *OUTSIDE):
-        for path in sorted((ROOT / folder).rglob("*.py")):
+        for path in sorted([*(ROOT / folder).rglob("*.py"), *(ROOT / folder).rglob("*.sh")]):
             rel = str(path.relative_to(ROOT))
             text = path.read_text()
             if rel not in allowed and ("get_device_name" in text or '"model name"' in text or "cpu_name" in text):
