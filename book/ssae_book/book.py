@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssae.hardware import hardware  # noqa: F401  (the notebooks call book.hardware)
 from ssae.config import Config, override, profile as make_profile, provenance
+from ssae.hardware import hardware  # noqa: F401  (the notebooks call book.hardware)
 from .tables import Table, classify, size_text
 
 REPO = Path(__file__).resolve().parents[2]
