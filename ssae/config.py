@@ -72,7 +72,7 @@ class DataConfig:
     rot90: bool | None = paper(None,
         "rotations by multiples of 90 degrees \"depending on the category\"; None = data.AUGMENTATION's choice for the category (ours)")
     flips: bool | None = paper(None,
-        "horizontal and vertical flips \"depending on the category\"; None = as for rot90")
+        'horizontal and vertical flips "depending on the category"; None = as for rot90')
     max_train: int | None = ours(None,
         "cap on training images (None = all)")
     max_test: int | None = ours(None,
@@ -84,7 +84,7 @@ class CorruptionConfig:
     method: str = paper("elastic",
         "elastic deformation worked best. Also: cutout | swap | occlusion | none")
     alternate: tuple[str, ...] = paper((),
-        "(objects) extra methods applied alternately, e.g. (\"occlusion\",)")
+        '(objects) extra methods applied alternately, e.g. ("occlusion",)')
     patch_min: float = ours(0.05,
         "smallest patch side as a fraction of the crop side")
     patch_max: float = ours(0.35,
@@ -96,19 +96,19 @@ class CorruptionConfig:
     elastic_sigma: float = ours(0.08,
         "smoothing of the displacement field, fraction of the patch side")
     shape: str = paper("blob",
-        "\"random smooth real-valued shape mask\" (blob). Ours: \"band\", a hard-edged stripe across the patch")
+        '"random smooth real-valued shape mask" (blob). Ours: "band", a hard-edged stripe across the patch')
     shape_sigma: float = ours(0.15,
         "smoothness of the random shape mask X2, fraction of the patch side")
     band_min: float = ours(0.2,
-        "(shape \"band\") narrowest stripe, fraction of the patch side")
+        '(shape "band") narrowest stripe, fraction of the patch side')
     band_max: float = ours(0.6,
-        "(shape \"band\") widest stripe")
+        '(shape "band") widest stripe')
     brightness: float = ours(0.1,
         "the paper mentions a brightness variation; ours: its amount, the max relative brightness change of the patch")
     rotation: bool = paper(False,
         "(transistor) rotate corrupted images around the centre")
     occluders: str | None = ours(None,
-        "(objects) occlusion shapes take \"content from a different data source\": a folder of such images (ours); None = smooth colour noise")
+        '(objects) occlusion shapes take "content from a different data source": a folder of such images (ours); None = smooth colour noise')
 
 
 @dataclass
@@ -134,7 +134,7 @@ class TrainConfig:
     lr: float = paper(1e-4,
         "Adam, initial learning rate 1e-4")
     lr_schedule: str = paper("constant",
-        "the paper gives an \"initial\" lr and no schedule: constant. Ours: \"cosine\" decays to 0 by the end")
+        'the paper gives an "initial" lr and no schedule: constant. Ours: "cosine" decays to 0 by the end')
     lr_warmup: float = ours(0.0,
         "fraction of training over which the lr rises linearly from 0 (0 = none)")
     batch_size: int = ours(16,
@@ -170,7 +170,7 @@ class TrainConfig:
 @dataclass
 class ScoreConfig:
     diff: str = paper("l2",
-        "eq. (2) squared difference; \"ssim\" for the SSIM-based Diff; \"lowpass\" (ours): the signed difference box-averaged (9 px) before squaring")
+        'eq. (2) squared difference; "ssim" for the SSIM-based Diff; "lowpass" (ours): the signed difference box-averaged (9 px) before squaring')
     n: int = ours(1,
         "G_k^n smoothing of eq. (3), n repetitions: a hyperparameter in the paper, which gives no value; 1 is ours")
     k: int = ours(9,
@@ -203,15 +203,15 @@ class CalibrationConfig:
     nk: tuple[tuple[int, int], ...] = ours((),
         "(n, k) pairs of G_k^n compared, e.g. ((0, 1), (1, 3), (1, 5)); () = calibration.NK_GRID (sized for 256 px)")
     diff: tuple[str, ...] = ours((),
-        "Diffs compared, e.g. (\"l2\", \"ssim\"); () = score.diff alone")
+        'Diffs compared, e.g. ("l2", "ssim"); () = score.diff alone')
     t: tuple[int, ...] = ours((),
         "eq. (14) exponents compared, e.g. (0, 1, 2); () = score.t alone")
     standardize: tuple[bool, ...] = ours((),
         "standardised maps compared with plain ones, e.g. (False, True); () = score.standardize alone")
     reduce: tuple[str, ...] = ours((),
-        "image-score reductions compared, e.g. (\"sum\", \"max\"); () = score.reduce alone (the paper: the sum)")
+        'image-score reductions compared, e.g. ("sum", "max"); () = score.reduce alone (the paper: the sum)')
     proxy: tuple[str, ...] = ours((),
-        "corruption methods of the validation proxy, e.g. (\"cutout\", \"swap\", \"occlusion\"), at the default corruption settings whatever the model trained on; () = the training corruption")
+        'corruption methods of the validation proxy, e.g. ("cutout", "swap", "occlusion"), at the default corruption settings whatever the model trained on; () = the training corruption')
     proxy_patch_min: float | None = ours(None,
         "smallest patch side of the proxy corruptions, fraction of the image side; None = that of the proxy's corruption")
     proxy_patch_max: float | None = ours(None,
