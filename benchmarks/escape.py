@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="append one row per run to this JSONL file")
     args = ap.parse_args(argv)
 
-    from ssae.evaluation import hardware
+    from ssae.hardware import hardware
 
     data = [parse_data(d) for d in (args.data or DEFAULT_DATA)]
     startups = args.startups.split(",")

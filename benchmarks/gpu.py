@@ -59,6 +59,7 @@ from ssae import scoring  # noqa: E402
 from ssae.config import profile  # noqa: E402
 from ssae.corruption import corrupt  # noqa: E402
 from ssae.data import augment  # noqa: E402
+from ssae.hardware import hardware  # noqa: E402
 from ssae.model import SSAE  # noqa: E402
 from ssae.objectives import loss as objective_loss  # noqa: E402
 
@@ -141,12 +142,6 @@ def is_cuda(device: torch.device) -> bool:
 def sync(device: torch.device) -> None:
     if is_cuda(device):
         torch.cuda.synchronize(device)
-
-
-def device_name(device: torch.device) -> str:
-    if is_cuda(device):
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.machine()} ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"
 
 
 def peak_for(name: str, override: float | None) -> tuple[float | None, str]:
@@ -444,12 +439,12 @@ def run(args) -> dict:
     if cuda:
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = not args.no_cudnn_benchmark
-    name = device_name(device)
+    name = hardware(str(device))
     peak, peak_source = peak_for(name, args.peak_tflops)
     command = "python benchmarks/gpu.py" + ("" if not args.argv else " " + shlex.join(args.argv))
     meta = {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "device": str(device), "device_name": name, "torch": torch.__version__,
+        "device": str(device), "device_name": name, "threads": torch.get_num_threads(), "torch": torch.__version__,
         "cuda": torch.version.cuda if cuda else None, "python": platform.python_version(),
         "host": platform.node(), "command": command, "quick": args.quick, "compile": args.compile,
         "precision": "bf16 autocast, channels_last" if cuda else "float32 (CPU)",

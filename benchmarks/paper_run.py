@@ -212,7 +212,7 @@ def main(argv=None) -> int:
         _write(results / f"{args.name}.failed.json", {"gpu_run": label})
         return rc
 
-    from ssae.evaluation import hardware
+    from ssae.hardware import hardware
     from ssae.runs import RunDir, read_summary
 
     metrics = json.loads(eval_json.read_text())

@@ -152,7 +152,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from ssae.evaluation import hardware
+    from ssae.hardware import hardware
 
     torch.set_num_threads(args.threads)
     print(f"{hardware('cpu')}, {args.threads} thread(s)")

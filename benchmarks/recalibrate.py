@@ -26,7 +26,7 @@ import torch
 
 
 def main(argv=None) -> int:
-    from ssae.cli import _parse_value
+    from ssae.cli import parse_value
     from ssae.config import override
     from ssae.data import load_split
     from ssae.errors import SsaeError
@@ -66,7 +66,7 @@ def main(argv=None) -> int:
                 section, _, name = key.strip().partition(".")
                 if not eq or not name:
                     raise SsaeError(f"--set wants SECTION.FIELD=VALUE, got {item!r}")
-                sections.setdefault(section, {})[name] = _parse_value(value.strip())
+                sections.setdefault(section, {})[name] = parse_value(value.strip())
             cfg = override(cfg0, **sections)
             cal, stats = calibrate_model(model, cfg, split, "cpu")
             res = evaluate_model(model, cfg, split, cal, stats, "cpu", data_spec=args.data, progress=False)

@@ -78,7 +78,7 @@ def measure(folder: Path, data: str, device: str = "cpu") -> dict:
 
 def main(argv=None) -> int:
     from ssae.errors import SsaeError
-    from ssae.evaluation import hardware
+    from ssae.hardware import hardware
     from ssae_book import models as R
     from ssae.runs import write_json
 

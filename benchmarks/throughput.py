@@ -41,7 +41,7 @@ import torch
 
 from ssae.config import override, profile
 from ssae.data import load_split
-from ssae.evaluation import hardware
+from ssae.hardware import hardware
 from ssae.runs import build_model
 from ssae.training import train
 
@@ -133,7 +133,7 @@ def loop(data: str, sides: list[int], steps: int) -> list[dict]:
             cfg.data.image_size = max(side, cfg.data.image_size or side)
             split = load_split(data, cfg.data, seed=0)
             with tempfile.TemporaryDirectory() as tmp:
-                res = train(cfg, split, Path(tmp) / "run", progress=False, calibrate=False)
+                res = train(cfg, split, Path(tmp) / "run", progress=False)  # training alone: no calibration
             hist = [h for h in res["history"] if "seconds" in h]
             first, last = hist[1], hist[-1]
             pace = (last["step"] - first["step"]) / max(last["seconds"] - first["seconds"], 1e-9)

@@ -68,7 +68,7 @@ fit() { python3 -c "import sys; w, l, r = float(sys.argv[1]), float(sys.argv[2])
 
 stamp "start: commit ${SSAE_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)} on $(hostname)"
 { nvidia-smi -L || true; } 2>/dev/null
-python3 -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')"
+python3 -c "import sys, torch; from ssae.hardware import hardware; print('python', sys.version.split()[0], 'torch', torch.__version__, hardware('$DEVICE'))"
 ls "$DATA" 2>/dev/null || echo "no $DATA/: only embedded data will be trained (run 'prepare' here and carry $DATA)"
 
 # 1. speed: training, inference, PatchCore-style scorer (about a minute on an H200)
@@ -84,8 +84,9 @@ train_eval() {  # name data minutes reserve_s [extra args]
   if [ -z "$minutes" ]; then stamp "skip $name: too little time left"; return 0; fi
   stamp "$name: train $minutes min + evaluate"
   local limit; limit=$(python3 -c "print(int(min(float('$minutes') * 60 + 2 * $reserve, max(60, $(left) - 5))))")
+  # the paper profile with one explicit departure: bf16 training (more steps in the minutes given)
   timeout "$limit" python3 benchmarks/paper_run.py --name "$name" --data "$data" --profile "$PROFILE" \
-    --device "$DEVICE" --minutes "$minutes" --steps auto --benchmark "$RESULTS/benchmark/gpu.json" \
+    --set train.amp=true --device "$DEVICE" --minutes "$minutes" --steps auto --benchmark "$RESULTS/benchmark/gpu.json" \
     --runs "$RUNS" --results "$RESULTS" "$@" || echo "$name failed or timed out (status $?)"
   pack
 }

@@ -193,7 +193,7 @@ def search_space(cfg: Config) -> dict[str, tuple]:
     """The scorings the calibration compares (``cfg.calibration``), one tuple of candidates
     per setting: ``diff``, ``nk`` ((n, k) of eq. (3); default :data:`NK_GRID`), ``t``
     (eq. 14), ``standardize`` (ours; only with t = 0) and ``reduce``. A setting without
-    candidates keeps ``cfg.score``'s value, so the paper profile searches n and k alone."""
+    candidates keeps ``cfg.score``'s value, so the paper-fast profile searches n and k alone."""
     sc, cal = cfg.score, cfg.calibration
     return {"diff": tuple(cal.diff or (sc.diff,)),
             "nk": S.nk_pairs(cal.nk) or NK_GRID,

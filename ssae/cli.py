@@ -24,7 +24,11 @@ CORRUPTIONS = ("elastic", "cutout", "swap", "occlusion", "none")
 SETTINGS_DIR = Path(__file__).parent / "settings"
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
+    """The value of a ``--set SECTION.FIELD=VALUE`` item as Python: ``none``/``null`` is None,
+    ``true``/``false`` a bool, a Python literal (number, tuple, quoted string) itself, anything
+    else the text (``--set corruption.method=swap``). :func:`ssae.config.override` then checks
+    it against the field's type."""
     if text.lower() in ("none", "null"):
         return None
     if text.lower() in ("true", "false"):
@@ -82,7 +86,7 @@ def build_config(args):
             section, dot, field = key.strip().partition(".")
             if not sep or not dot:
                 raise SsaeError(f"--set expects section.field=value, got {item!r}")
-            sections.setdefault(section, {})[field] = _parse_value(value.strip())
+            sections.setdefault(section, {})[field] = parse_value(value.strip())
 
     apply(i for spec in getattr(args, "settings", None) or [] for i in read_settings(spec))
     if args.objective is not None:

@@ -9,8 +9,6 @@
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -22,21 +20,10 @@ from . import metrics as M
 from . import scoring as S
 from .config import Config
 from .errors import SsaeError
-from .precision import INFERENCE, check_precision, cpu_info
+from .hardware import hardware
+from .precision import INFERENCE, check_precision
 from .calibration import RESTORATION_KEYS, calibrate_model
 from .runs import load_model, read_calibration, read_summary
-
-def hardware(device: str) -> str:
-    """A short description of the machine that produced a number."""
-    if str(device).startswith("cuda") and torch.cuda.is_available():
-        return f"{torch.cuda.get_device_name(0)} (CUDA {torch.version.cuda})"
-    return f"CPU: {cpu_name()} ({platform.machine()}, {os.cpu_count()} cores), torch {torch.__version__}"
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), else "CPU"."""
-    return cpu_info().get("model name") or "CPU"
-
 
 # ----------------------------------------------------------------------------- maps
 
@@ -163,7 +150,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         "metric_size": size,
         "n_test_images": len(items),
         "n_defective": int(sum(labels)),
-        "image_size": cfg.data.image_size if cfg.data.image_size else "native",
+        "image_size": cfg.data.image_size,   # None: native size
         "profile": cfg.profile,
         "device": str(device),
         "hardware": hardware(device),
@@ -250,7 +237,7 @@ def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
                             "(its data settings differ); an ensemble needs the same test images")
         if not members:
             first_items, first_split, reduce = items, split, cal["reduce"]
-        members.append({"run_dir": str(run_dir), "image_size": cfg.data.image_size or "native",
+        members.append({"run_dir": str(run_dir), "image_size": cfg.data.image_size,
                         "standardized": bool(cal["standardize"]), "maps": at_metric_size(maps, size),
                         "reduce": cal["reduce"]})
     ensemble_maps = [S.ensemble(*(torch.from_numpy(m["maps"][i]) for m in members)).numpy()

@@ -393,9 +393,23 @@ def test_settings_table_covers_every_field():
                            ("score", config.ScoreConfig)):
         for f in klass.__dataclass_fields__:
             assert f"{section}.{f}" in names
-    src = dict((r[0], r[4]) for r in t.rows)
+    source = t.columns.index("Source")
+    src = {r[0]: r[source] for r in t.rows}
     assert src["train.lr"] == "paper" and src["train.steps"] == "ours"
-    assert all(s in ("paper", "ours", "paper + ours") for s in src.values()), src
+    assert all(s in ("paper", "ours") for s in src.values()), src
+    cells = {r[0]: r for r in t.rows}
+    cpu = t.columns.index("cpu profile")
+    assert cells["train.lr"][cpu] == "0.001 (ours)" and cells["train.steps"][cpu] == "4000"
+
+
+def test_every_profile_can_build_the_book():
+    from ssae.config import PROFILES
+    from ssae_book import theory_pages
+
+    for name in PROFILES:
+        assert theory_pages.theory_settings(name)["size"] >= 64
+        assert name in bookbuild.DEFAULT_MINUTES
+        assert book.settings_table((name,)).rows
 
 
 def test_kept_gpu_results_are_shown_with_hardware_and_date(tmp_path):

@@ -320,3 +320,18 @@ def test_bad_settings_files_are_one_line(tmp_path, content, needles):
     rc, _, err = run_cli("train", "--data", data, "--out", tmp_path / "r", "--profile", "smoke", "--settings", path)
     assert_one_line_error(rc, err, *needles)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_native_size_result_row_says_none(smoke_run):
+    """Native size is None in a result row, as in the config (older files say "native", which
+    the book still reads)."""
+    from ssae import data as D, evaluation
+    from ssae_book.tables import size_text
+
+    data, run = smoke_run
+    model, cfg, _, cal, stats = evaluation.load_run(run, str(data))
+    cfg.data.image_size = None
+    split = D.load_split(str(data), cfg.data, seed=cfg.train.seed)
+    res = evaluation.evaluate_model(model, cfg, split, cal, stats, data_spec=str(data), progress=False)
+    assert res["image_size"] is None and json.loads(json.dumps(res))["image_size"] is None
+    assert size_text(res["image_size"]) == size_text("native") == "native size" and size_text(64) == "64 px"

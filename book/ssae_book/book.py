@@ -16,7 +16,6 @@ Running the notebooks and building the HTML is :mod:`ssae_book.build` (``ssae-bo
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import re
 import time
@@ -24,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ssae.config import SECTIONS, Config, override, profile as make_profile
+from ssae.config import Config, override, profile as make_profile, provenance
+from ssae.hardware import hardware  # noqa: F401  (the notebooks call book.hardware)
 from .tables import Table, classify, size_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,50 +34,22 @@ EMBEDDED = ("carpet", "grid", "leather", "tile", "wood")
 
 # =========================================================================== settings chapter
 
-def config_comments() -> dict[tuple[str, str], str]:
-    """{(section, field): comment} from the source of :mod:`ssae.config` (the ``# paper: ...``
-    and ``# ours: ...`` comment on each field's line)."""
-    from ssae import config as C
-
-    out: dict[tuple[str, str], str] = {}
-    for section, klass in C.SECTIONS.items():
-        src = inspect.getsource(klass)
-        for line in src.splitlines():
-            m = re.match(r"\s+(\w+)\s*:\s*[^=]+=\s*.*?#\s*(.*)$", line)
-            if m:
-                out[(section, m.group(1))] = m.group(2).strip()
-    return out
-
-
-def source_of(comment: str) -> str:
-    """'paper', 'ours' or 'paper + ours' from a field comment."""
-    c = comment.lower()
-    paper = c.startswith("paper")
-    ours = c.startswith("ours") or "ours" in c
-    if paper and ours:
-        return "paper + ours"
-    return "paper" if paper else "ours" if ours else "?"
-
-
-def settings_table(profiles: tuple[str, ...] = ("paper", "cpu", "smoke")) -> Table:
-    """Every config field with its default in each profile and whether the paper fixes it."""
-    comments = config_comments()
+def settings_table(profiles: tuple[str, ...] = ("paper", "paper-fast", "cpu", "smoke")) -> Table:
+    """Every config field with its default in each profile and whether the paper fixes it
+    (the fields' metadata, :func:`ssae.config.provenance`)."""
     cfgs = {p: make_profile(p).to_dict() for p in profiles}
     rows = []
-    for section in SECTIONS:
-        for name in cfgs[profiles[0]][section]:
-            comment = comments.get((section, name), "")
-            source = source_of(comment)
-            paper_value = make_profile("paper").to_dict()[section][name]
-            # a profile that departs from a value the paper fixes says so in its own cell
-            values = [_show(cfgs[p][section][name])
-                      + (" (ours)" if source.startswith("paper") and cfgs[p][section][name] != paper_value else "")
-                      for p in profiles]
-            rows.append([f"{section}.{name}", *values, source, comment])
+    for row in provenance(Config):
+        section, name = row.setting.split(".")
+        # a profile that departs from a value the paper fixes says so in its own cell
+        values = [_show(cfgs[p][section][name])
+                  + (" (ours)" if row.source == "paper" and cfgs[p][section][name] != row.value else "")
+                  for p in profiles]
+        rows.append([row.setting, *values, row.source, row.note])
     return Table("Every setting, its default per profile, and where it comes from",
                  ["Setting", *[f"{p} profile" for p in profiles], "Source", "Note (ssae/config.py)"],
-                 rows, caption="'paper': fixed by the paper; 'ours': chosen by this reproduction; a profile's value "
-                         "marked (ours) departs from the paper's for that profile.")
+                 rows, caption="'paper': the paper fixes the default; 'ours': this reproduction chose it; "
+                         "a profile's value marked (ours) departs from the paper's for that profile.")
 
 
 def _show(v: Any) -> str:
@@ -134,11 +106,6 @@ def run_config(profile: str, *, minutes: float | None = None, seed: int = 0, obj
     if corruption:
         sections["corruption"] = {"method": corruption}
     return override(cfg, **sections)
-
-
-def hardware(device: str = "cpu") -> str:
-    from ssae.evaluation import hardware as _hw
-    return _hw(device)
 
 
 def figure_label(data: str, image_size: Any, profile: str, device: str = "cpu",

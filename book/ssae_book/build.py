@@ -53,7 +53,7 @@ NOTEBOOKS = {
     "objective1": "12_objective1.ipynb",
 }
 #: Training budget per data set (minutes) when ``--minutes`` is not given.
-DEFAULT_MINUTES = {"smoke": None, "cpu": 1.5, "paper": None}
+DEFAULT_MINUTES = {"smoke": None, "cpu": 1.5, "paper": None, "paper-fast": None}
 #: Embedded categories compared against objective (4) and cut-out when ``--compare`` is not given.
 DEFAULT_COMPARE = ("embedded:wood",)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .tables import NAMED_HARDWARE, Table
+from .tables import Table, recorded_hardware, size_text
 
 REPO = Path(__file__).resolve().parents[2]
 #: the committed result rows
@@ -226,7 +226,7 @@ def provenance(R: Results) -> str:
     prof = sorted({r.get("profile") for r in rows if r.get("profile")})
     dates = sorted(str(r.get("date", ""))[:10] for r in rows if r.get("date"))
     width = sorted({r.get("width") for r in rows if r.get("width")})
-    named = sorted({NAMED_HARDWARE.get(h, h) for h in hw})
+    named = sorted({recorded_hardware(h) for h in hw})
     return (f"The tables of this chapter read {len(rows)} result rows from {len(R.files_read)} files in "
             f"`benchmarks/results/`. Hardware recorded in the rows: {'; '.join(named)}; profile "
             f"`{', '.join(prof)}`, Table 1 at width {' or '.join(_frac(w) for w in width)}; runs dated "
@@ -359,7 +359,7 @@ def image_size(R: Results) -> Part:
     rows = []
     for m, size, crop, corr, lam, rs in spec:
         r = rs[0]
-        rows.append([MODELS[m], f"{r['image_size']} px", crop, corr, lam, str(r.get("threads") or _threads(r)),
+        rows.append([MODELS[m], size_text(r['image_size']), crop, corr, lam, str(r.get("threads") or _threads(r)),
                      steps(rs), f2(metric(r, "check")) if m != "blur" else "–", means(rs)])
     table = Table("MTD: image size, and whole tiles against crops (one draw per row)",
                   ["model", "image size", "training input", "corruption", "λ", "threads", "steps",

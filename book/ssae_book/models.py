@@ -22,12 +22,14 @@ import numpy as np
 from ssae.calibration import RESTORATION_MIN
 from ssae.release import BLUR, EARLIER, METRICS
 from ssae.runs import RunDir
-from .tables import NAMED_HARDWARE, Table, paper_value
+from .tables import Table, paper_value, recorded_hardware, size_text
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "models"
 #: model kinds, in the order the book shows them, with their names in tables and legends
 KINDS = {"ssae": "the method (objective 1)", "plain": "plain autoencoder"}
+#: the same, short, for README.md's table
+GLANCE_KINDS = {"ssae": "the method", "plain": "plain AE"}
 #: the test metrics, by key, as the pages name them
 METRIC_NAMES = {"image_auroc": "image AUROC", "pixel_auroc": "pixel AUROC", "aupro": "AUPRO"}
 #: what the two image AUROCs beside each other are
@@ -118,7 +120,7 @@ def training(model_dir: Path) -> dict:
     last = rows[-1] if rows else {}
     hardware = last.get("hardware") or recorded(model_dir).get("hardware")
     return {"steps": s.get("steps"), "hours": (s.get("seconds") or 0) / 3600, "precision": s.get("precision"),
-            "hardware": NAMED_HARDWARE.get(hardware, hardware),
+            "hardware": recorded_hardware(hardware),
             "date": str(last.get("date") or recorded(model_dir).get("date", ""))[:10]}
 
 
@@ -537,36 +539,35 @@ def overview(refs: list[Reference]) -> str:
 
 
 def glance_markdown(refs: list[Reference]) -> str:
-    """The results-at-a-glance table (Markdown) of the kept models, from their recorded numbers:
-    data set, image size, training, hardware and the test metrics of the method, the plain
-    autoencoder and the blur reference. The paper reports none of these data sets."""
+    """README.md's compact results table (Markdown) of the kept models, from their recorded
+    numbers: per data set the test metrics of the method, the plain autoencoder and the blur
+    reference, the calibrated image AUROC beside the paper's sum; one line below says how the
+    models were trained. The book's pages have the rest (training, spreads, restoration check)."""
     if not refs:
         return "_No trained reference model is kept in `models/` yet._"
-    lines = ["| data set | model | image size | training | restoration check | image AUROC, calibrated (ours) "
-             "| image AUROC, paper's sum | pixel AUROC | AUPRO |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    hardware, ranged = set(), False
+    lines = ["| data set | model | image AUROC, calibrated | image AUROC, paper's sum | pixel AUROC | AUPRO |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    hardware, hours, precision = set(), [], set()
     for ref in refs:
         size = RunDir(next(iter(ref.models.values()))).read_config()[0].data.image_size
+        rows = []
         for kind, d in ref.models.items():
-            m, t = recorded(d), training(d)
+            t = training(d)
             hardware.add(t["hardware"])
-            rr = draws(d)
-            spread = f" ({draws_range(rr, 'image_auroc')})" if rr else ""
-            ranged = ranged or bool(rr)
-            lines.append(f"| {ref.title} | {KINDS[kind]} | {size} px | {t['steps']:,} steps, {t['hours']:.1f} h "
-                         f"({t['precision']}) | {_f(m.get('restoration_pixel_auroc'), 2)} | "
-                         f"{_f(m.get('image_auroc'))}{spread} | {_f(m.get('image_auroc_paper_sum'))} | "
-                         f"{_f(m.get('pixel_auroc'))} | {_f(m.get('aupro'))} |")
+            hours.append(t["hours"])
+            precision.add(t["precision"] or "fp32")
+            rows.append((GLANCE_KINDS[kind], recorded(d)))
         b = blur(ref)
         if b:
-            lines.append(f"| {ref.title} | blur reference | {size} px | none | – | {_f(b.get('image_auroc'))} | "
-                         f"{_f(b.get('image_auroc_paper_sum'))} | {_f(b.get('pixel_auroc'))} | {_f(b.get('aupro'))} |")
-    lines += ["", "Trained on one core of: " + "; ".join(sorted(h for h in hardware if h)) + ". "
-              "Numbers recorded when each model was packed; the paper reports none of these data sets. "
-              + SCORES_TEXT
-              + (" In brackets: the range of the calibrated image AUROC when the same weights are calibrated on "
-                 "this and other draws of the validation images' synthetic defects." if ranged else "")]
+            rows.append(("blur", b))
+        for i, (name, m) in enumerate(rows):
+            title = f"{short_title(ref)}, {size_text(size)}" if i == 0 else ""
+            lines.append(f"| {title} | {name} | {_f(m.get('image_auroc'))} | {_f(m.get('image_auroc_paper_sum'))} | "
+                         f"{_f(m.get('pixel_auroc'))} | {_f(m.get('aupro'))} |")
+    span = f"{min(hours):.1f}" if f"{min(hours):.1f}" == f"{max(hours):.1f}" else f"{min(hours):.1f}-{max(hours):.1f}"
+    lines += ["", f"Each trained model ran {span} h ({', '.join(sorted(precision))}) on one core of "
+              + "; ".join(sorted(h for h in hardware if h)) + ". Calibrated: the image score chosen on validation "
+              "images; paper's sum: the sum of eq. (3)'s map. The paper reports none of these data sets."]
     return "\n".join(lines)
 
 
@@ -637,7 +638,7 @@ def precision_check(path: str | Path = PRECISION) -> tuple[list[Table], str]:
     doc = _read(Path(path))
     if doc is None:
         return [], f"The bf16 check has not been run here (`{Path(path).name}` is missing)."
-    hw = NAMED_HARDWARE.get(doc["hardware"], doc["hardware"])
+    hw = recorded_hardware(doc["hardware"])
     speed = Table(f"Training steps per second on one thread ({hw})",
                   ["crop", "batch", "float32 steps/s", "bf16 steps/s", "bf16 / float32"],
                   [[f"{r['crop']} px", str(r["batch"]), f"{r['fp32_steps_per_s']:.2f}",

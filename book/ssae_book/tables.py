@@ -29,8 +29,13 @@ from typing import Any, Iterable
 PAPER_CSV = Path(__file__).with_name("paper_results.csv")
 
 #: hardware strings of result rows recorded before the CPU's name was part of them
-#: (:func:`ssae.evaluation.hardware`), with the name: they all ran on this 2-core AMD EPYC
+#: (:func:`ssae.hardware.hardware`), with the name: they all ran on this 2-core AMD EPYC
 NAMED_HARDWARE = {"CPU x86_64, 2 cores, torch 2.13.0+cpu": "CPU: AMD EPYC (x86_64, 2 cores), torch 2.13.0+cpu"}
+
+
+def recorded_hardware(label: str) -> str:
+    """A result row's hardware label as shown: older rows' labels named (:data:`NAMED_HARDWARE`)."""
+    return NAMED_HARDWARE.get(label, label)
 
 #: Column order of Tables 2 and 3 (reference numbers as printed in the paper).
 METHODS = ("AnoGAN", "CNNFD", "VAE", "AE_SSIM", "FCDD", "LSR", "RIAD", "CutPaste", "InTra",
@@ -317,7 +322,8 @@ def _diff(ours: float | None, paper: float) -> str:
 
 
 def size_text(size: Any) -> str:
-    """'256 px' for an int size, 'native size' otherwise (None or "native")."""
+    """'256 px' for an int size, 'native size' otherwise: None, or "native" in result files
+    written before native size was None there too."""
     return f"{size} px" if isinstance(size, int) and not isinstance(size, bool) else "native size"
 
 

@@ -31,6 +31,7 @@ THEORY = {
               "orth_images": 200, "orth_widths": tuple(round(0.05 * i, 2) for i in range(1, 21)),
               "sides": (2, 4, 8, 16, 32, 64, 128)},
 }
+THEORY["paper-fast"] = THEORY["paper"]   # the same scale: the profiles differ in precision and scoring only
 
 
 def theory_settings(profile: str) -> dict[str, Any]:
