@@ -182,6 +182,7 @@ def write_samples(model_dir, model, cfg, split, device: str = "cpu", precision: 
             break
     index = {
         "format": FORMAT, "data": split.name, "image_size": cfg.data.image_size, "channels": split.channels,
+        "has_masks": bool(split.has_masks),
         "image_format": "png" if quality is None else f"jpeg (quality {quality})", "map_step": step,
         "map_range": [lo, hi], "threshold": float(cal["threshold"]),
         "image_threshold": None if cal.get("image_threshold") is None else float(cal["image_threshold"]),

@@ -187,3 +187,18 @@ def test_learning_curves_and_a_reference_page(work, trained):
     assert k["html"] >= 2 and k["png"] >= 2  # tables; curves and the gallery
     text = out.read_text()
     assert "How far this model was trained" in text and "restoration check" in text
+    # the same page where the data set is absent: the ROC curves and the gallery from the stored samples
+    away = work["root"] / "models-away"
+    (away / "widget").mkdir(parents=True)
+    import shutil
+    shutil.copytree(models / "widget" / "ssae", away / "widget" / "ssae")
+    cfg = away / "widget" / "ssae" / "config.json"
+    doc = json.loads(cfg.read_text())
+    doc["meta"]["data"] = str(work["root"] / "no-such-data")
+    cfg.write_text(json.dumps(doc))
+    out = run("10_reference.ipynb", work["root"] / "away", name="widget", models_dir=str(away), device="cpu")
+    k = outputs(out)
+    assert k["png"] >= 3  # curves, ROC curves and the gallery
+    nb = nbformat.read(str(out), as_version=4)
+    shown = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+    assert "the model's stored samples" in shown and "Not drawn in this build" not in shown

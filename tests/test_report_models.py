@@ -65,6 +65,24 @@ def test_the_gallery_shows_the_best_and_worst_image_of_each_defect_type(models_d
     assert len(fig.axes) % 5 == 0
 
 
+def test_without_its_data_the_gallery_is_drawn_from_the_stored_samples(models_dir, tmp_path):
+    ref = R.find(models_dir)[1]
+    assert ref.data_path() is None
+    fig = R.gallery(ref)
+    assert fig is not None and "stored samples" in fig._suptitle.get_text()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("good, worst (false alarm)") for t in titles)
+    assert any("best" in t for t in titles if not t.startswith("good")) and len(fig.axes) % 5 == 0
+    # the stored test scores draw the ROC curve of the kept model
+    scores = R.stored_image_scores(ref)
+    assert list(scores) == [R.KINDS["ssae"]] and len(scores[R.KINDS["ssae"]][0]) == len(scores[R.KINDS["ssae"]][1])
+    assert len(R.roc_figure(ref, scores).axes) == 1
+    # a model without samples draws nothing
+    bare = tmp_path / "ssae"
+    shutil.copytree(ref.models["ssae"], bare, ignore=shutil.ignore_patterns("samples"))
+    assert R.gallery(R.Reference(ref.name, ref.folder, {"ssae": bare}, ref.data)) is None
+
+
 def test_false_positive_rate_at_recall_by_hand():
     labels = [0, 0, 0, 0, 1, 1]
     scores = [0.1, 0.2, 0.3, 0.9, 0.5, 0.95]
