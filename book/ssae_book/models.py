@@ -233,15 +233,20 @@ def curve_figure(ref: Reference, label: str = ""):
     """Image AUROC, pixel AUROC and AUPRO (and the restoration check) against training steps on
     a log axis, one line per model kind, the blur reference as a dashed horizontal line; beside
     each last point, a bar over the packed weights' calibrations (:func:`draws`), where recorded."""
-    from matplotlib.figure import Figure
+    from .plots import figure
 
     b = blur(ref)
     curves = {kind: curve(d) for kind, d in ref.models.items()}
     seen = [r for kind, d in ref.models.items() for r in (*curves[kind], recorded(d))]
     panels = [(k, n) for k, n in (*METRIC_NAMES.items(), ("restoration_pixel_auroc", "restoration check"))
               if any(r.get(k) is not None for r in seen)]  # without masks, no pixel panels
-    fig = Figure(figsize=(3.25 * len(panels) + 0.5, 3.3), layout="constrained")
-    axes = list(np.atleast_1d(fig.subplots(1, len(panels))))
+    cols = min(2, len(panels))
+    rows_ = -(-len(panels) // cols)
+    fig = figure(3.6 * cols + 0.2, 2.9 * rows_ + 1.4)
+    grid = np.atleast_1d(fig.subplots(rows_, cols, squeeze=False)).ravel()
+    axes = list(grid[:len(panels)])
+    for ax in grid[len(panels):]:
+        ax.set_axis_off()
     spreads = {kind: draws(d) for kind, d in ref.models.items()}
     for ax, (key, name) in zip(axes, panels):
         for i, kind in enumerate(ref.models):
@@ -263,8 +268,9 @@ def curve_figure(ref: Reference, label: str = ""):
         ax.set_xlabel("training step")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Learning curves: {ref.title}" + (f" · {label}" if label else ""), fontsize=10)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2)
+    fig.suptitle(f"Learning curves: {ref.title}" + (f"\n{label}" if label else ""))
     return fig
 
 
@@ -325,7 +331,7 @@ class Case:
 
 
 def _share_above(score: float, good: list[float]) -> str:
-    return f"score above {100 * float(np.mean([g < score for g in good])):.0f}% of good" if good else "no good images"
+    return f"above {100 * float(np.mean([g < score for g in good])):.0f}% of good" if good else "no good images"
 
 
 def draw_gallery(cases: list[Case], threshold: float, masks: bool, title: str):
@@ -345,7 +351,7 @@ def draw_gallery(cases: list[Case], threshold: float, masks: bool, title: str):
         _show_image(next(panels), heat_overlay(c.image, c.anomaly_map, scale), "anomaly map")
         marked = c.anomaly_map > threshold
         _show_image(next(panels), evaluation_map(marked, c.truth, c.image) if masks else marked.astype(float),
-                    "mask: hit, false alarm, miss" if masks else "binary mask")
+                    "mask: hit, false\nalarm, miss" if masks else "binary mask")
     fig.suptitle(title)
     return fig
 
@@ -385,9 +391,9 @@ def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu", stored: boo
         recon = S.reconstruct(model, x)[0].cpu().numpy().transpose(1, 2, 0)
         truth = (read_mask(items[i].mask_path, maps[i].shape) if items[i].mask_path is not None
                  else np.zeros(maps[i].shape, bool))
-        cases.append(Case(f"{defect}, {which}\n{_share_above(scores[i], good)}", images[i], truth, recon, maps[i]))
+        cases.append(Case(f"{defect}\n{which},\n{_share_above(scores[i], good)}", images[i], truth, recon, maps[i]))
     return draw_gallery(cases, cal["threshold"], split.has_masks,
-                        f"{ref.title}, {KINDS[kind]}:\nthe best and the worst test image of each defect type "
+                        f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type "
                         f"(by image score)")
 
 
@@ -408,7 +414,7 @@ def gallery_from_samples(ref: Reference, kind: str = "ssae"):
         for why in s.chosen:
             defect, _, which = why.rpartition(": ")
             if s.label == 0 and which == "worst":
-                which = "worst (false alarm)"
+                which = "worst"
             rows.append((s.label == 0, defect, which, s))
     rows.sort(key=lambda r: (r[0], r[1], r[2] != "best"))
     seen, cases = set(), []
@@ -416,11 +422,11 @@ def gallery_from_samples(ref: Reference, kind: str = "ssae"):
         if s.name in seen:  # the only image of its type is its best and its worst: shown once
             continue
         seen.add(s.name)
-        cases.append(Case(f"{defect}, {which}\n{_share_above(s.score, good)}", s.image, s.mask,
+        cases.append(Case(f"{defect}\n{which},\n{_share_above(s.score, good)}", s.image, s.mask,
                           s.reconstruction, s.anomaly_map))
     return draw_gallery(cases, index["threshold"], index["has_masks"],
-                        f"{ref.title}, {KINDS[kind]}:\nthe best and the worst test image of each defect type and "
-                        f"of the good ones (by image score),\nfrom the model's stored samples (8-bit)")
+                        f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type and "
+                        f"of the good ones (by image score), from the model's stored samples (8-bit)")
 
 
 def stored_image_scores(ref: Reference) -> dict[str, tuple[list[int], list[float]]]:
@@ -681,10 +687,10 @@ def fpr_at_recall(labels, scores, recall: float = 0.95) -> float:
 def roc_figure(ref: Reference, scores: dict[str, tuple[list[int], list[float]]]):
     """Image-level ROC curves of the kept models and the blur reference, with the false-positive
     rate at 95 % recall in the legend."""
-    from matplotlib.figure import Figure
+    from .plots import figure
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fig = Figure(figsize=(4.8, 4.2), layout="constrained")
+    fig = figure(4.8, 4.2)
     ax = fig.subplots()
     for i, (name, (labels, s)) in enumerate(scores.items()):
         fpr, tpr, _ = roc_curve(labels, s)
