@@ -261,3 +261,19 @@ def test_every_headline_image_auroc_has_the_papers_sum_beside_it():
                 head = verdict.splitlines()[0]
                 assert f"image AUROC {cal} calibrated (ours) ({paper} with the paper's sum)" in head, head
     assert "calibrated (ours)" in box and "paper's sum" in box
+
+
+def test_figures_2_and_3_come_from_a_kept_model_and_say_how_long_it_trained(models_dir, tmp_path):
+    from ssae_book import book, plots
+
+    ex = book.kept_model_example(models_dir)
+    steps = json.loads((R.find(models_dir)[0].models["ssae"] / "train_summary.json").read_text())["steps"]
+    assert f"trained {steps:,} steps" in ex["label"] and "stored test samples" in ex["label"]
+    assert ex["anomap"].shape == ex["diff"].shape == ex["truth"].shape
+    assert ex["rows"] and ex["rows"][-1]["name"] == "test: good"
+    assert len(plots.pipeline(ex["image"], ex["reconstruction"], ex["diff"], ex["anomap"], ex["threshold"],
+                              ex["label"], truth=ex["truth"]).axes) == 5
+    assert book.kept_model_example(tmp_path) is None
+    (tmp_path / "train_summary.json").write_text(json.dumps({"steps": 34, "seconds": 12}))
+    assert "barely trained" in book.training_amount(tmp_path)
+    assert book.training_amount(tmp_path / "none").startswith("untrained")
