@@ -561,7 +561,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
                            else (ref_run, ref_data))
     run("orthogonality", "07_orthogonality", dict(common, run_dir=orth_run, data=orth_data))
     run("geometry", "08_geometry", dict(common))
-    run("findings", "11_findings", {})
+    run("findings", "11_findings", {"models_dir": models_param})
     run("objective1", "12_objective1", {})
     run("tables", "04_tables", dict(common, results_dir=str(plan.results_dir),
                                     gpu_dir=str(repo / "book" / "gpu_results")))
