@@ -4,8 +4,8 @@ drawn where the data set is not.
 ``MODEL/samples/`` holds, for each chosen test image of the split the model was evaluated on:
 
 - ``NN_image.<png|jpg>``: the image as the model sees it (resized to ``data.image_size``),
-  8-bit; PNG when the whole set fits in :data:`BUDGET` bytes, else JPEG at the highest quality
-  of :data:`QUALITIES` that fits (the maps below are computed from the full-precision image);
+  8-bit; PNG when the whole set fits in :data:`BUDGET` bytes, else JPEG at the first quality
+  of :data:`CHOICES` that fits (the maps below are computed from the full-precision image);
 - ``NN_mask.png``: its ground-truth mask at the map's size (black where it has none);
 - ``NN_reconstruction.<png|jpg>``: F(X), the network's output (Sec. 3.1), 8-bit;
 - ``NN_map.png``: the calibrated anomaly map (eq. (3), weighted by eq. (14) or standardised as
