@@ -217,6 +217,14 @@ def cmd_predict(args) -> int:
 def cmd_pack(args) -> int:
     from .release import pack
 
+    if args.samples_only:
+        from .samples import add_samples
+        index = add_samples(args.run_dir, args.data, device=check_device(args.device))
+        print(f"stored {len(index['samples'])} test images with their maps in {args.run_dir}/samples "
+              f"({index['image_format']}); weights, config and metrics unchanged")
+        return 0
+    if not args.out:
+        raise SsaeError("ssae pack needs --out MODEL_FOLDER (or --samples-only to add samples to a packed model)")
     if args.draws < 0:
         raise SsaeError(f"--draws must be a number of calibrations >= 0, got {args.draws}")
     res = pack(args.run_dir, args.out, args.data, device=check_device(args.device), blur=args.blur,
@@ -304,7 +312,9 @@ def make_parser() -> argparse.ArgumentParser:
     k = sub.add_parser("pack", help="a finished run as a small shareable model folder (float16 safetensors, "
                                     "calibration, curve, recorded metrics)")
     k.add_argument("run_dir")
-    k.add_argument("--out", required=True, help="model folder to write (replaced when it exists)")
+    k.add_argument("--out", help="model folder to write (replaced when it exists)")
+    k.add_argument("--samples-only", action="store_true", help="only store test images with the model's "
+                   "maps in RUN_DIR/samples (a packed model folder; weights, config and metrics unchanged)")
     k.add_argument("--data", help="defaults to the data the run was trained on")
     k.add_argument("--blur", action="store_true", help="also record the blur reference's metrics (blur.json)")
     k.add_argument("--draws", type=int, default=8, help="other calibrations (draws of the validation proxy) "

@@ -17,6 +17,9 @@ pickle, a few MB) instead of ``checkpoint.pt``:
   calibration alone gives;
 - ``blur.json`` (optional): the blur reference's test metrics with the same settings, the flat
   line beside the model's learning curve;
+- ``samples/``: a few test images with the model's reconstruction, calibrated anomaly map and
+  both image scores (:mod:`ssae.samples`), from which figures are drawn where the data set is
+  not; :func:`ssae.samples.add_samples` adds them to a folder packed without them;
 - ``earlier/`` (optional): when a folder packed from another training run is replaced, its
   learning curve, metrics, training summary and config, kept for comparison (the model pages
   draw that curve beside the new one as the earlier recipe). A folder that already holds an
@@ -102,6 +105,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     from .calibration import calibrate, calibrate_model
     from .evaluation import calibration_draws, evaluate, evaluate_model
     from .references import BlurReference
+    from .samples import write_samples
     from .runs import build_model, load_model, read_run_config, write_json
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -130,6 +134,7 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     if draws:
         res["calibration_draws"] = calibration_draws(half, cfg, split, range(1, draws + 1), device, precision)
     write_json(tmp / METRICS, res)
+    write_samples(tmp, half, cfg, split, device, precision)
     if blur:
         ref = BlurReference(4.0).to(device).eval()
         cal, stats = calibrate_model(ref, cfg, split, device, precision=precision)

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ssae.report import build as bookbuild
+from ssae_book import build as bookbuild
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def tiny_book(root: Path) -> Path:
 
 def test_the_html_step_builds_with_a_bare_path(tmp_path):
     book = tiny_book(tmp_path)
-    code = ("import sys; from pathlib import Path; from ssae.report.build import build_html; "
+    code = ("import sys; from pathlib import Path; from ssae_book.build import build_html; "
             "rc, tail = build_html(Path(sys.argv[1]), print); print('status', rc); print(tail)")
     env = {**os.environ, "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     r = subprocess.run([sys.executable, "-c", code, str(book)], env=env, capture_output=True, text=True,

@@ -123,3 +123,28 @@ def test_the_notebook_runs_and_shows_every_part(tmp_path):
     assert kinds.count("text/html") == len(F.PARTS) and "image/png" in kinds
     text = json.dumps(nb.cells[-1].outputs)
     assert "result rows" in text and "2 cores" in text
+
+
+def test_the_chapter_opens_with_a_generated_summary_and_says_which_numbers_come_from_where(built, tmp_path):
+    import shutil
+
+    R, _ = built
+    text = F.summary(R)
+    sentences = re.split(r"(?<=[\w)])\.\s+(?=[A-Z])", text.strip())
+    assert 1 <= len(sentences) <= 5 and text.strip().endswith(".")
+    assert re.search(r"[+-]0\.\d{3}", text) and "nan" not in text.lower()
+    # the summary follows the rows: a changed row changes it
+    rows = tmp_path / "rows"
+    shutil.copytree(F.RESULTS, rows)
+    path = rows / "mtd_whole_tile.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    for r in lines:
+        if r.get("method") == "ssae" and "swap" in (r.get("tag") or ""):
+            r["restoration_pixel_auroc"] = 0.0
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert F.summary(F.load(rows)) != text
+    # the reconciliation names the kept models' recorded numbers and the short runs' means
+    kept = json.loads((F.REPO / "models" / "mtd" / "ssae" / "metrics.json").read_text())
+    para = F.reconcile(R)
+    assert f"{kept['image_auroc']:.3f}" in para and "short runs" in para and "`models/`" in para
+    assert F.reconcile(R, tmp_path / "no-models").count("kept model of the method") == 0

@@ -141,8 +141,9 @@ def test_tables(evaluated, work):
 def test_method(trained, work):
     out = run("01_method.ipynb", work["root"], run_dir=work["run_dir"], data=work["data"])
     k = outputs(out)
-    assert k["png"] >= 2 and k["html"] >= 2        # Figures 5 and 3, Table 1 twice
-    assert "trained model" in out.read_text()
+    assert k["png"] >= 4 and k["html"] >= 2        # Figures 5 and 3, both again with a kept model; Table 1 twice
+    text = out.read_text()
+    assert "barely trained" in text                 # the smoke run's figure says what it shows
 
 
 def test_method_without_a_run(work):
@@ -187,3 +188,18 @@ def test_learning_curves_and_a_reference_page(work, trained):
     assert k["html"] >= 2 and k["png"] >= 2  # tables; curves and the gallery
     text = out.read_text()
     assert "How far this model was trained" in text and "restoration check" in text
+    # the same page where the data set is absent: the ROC curves and the gallery from the stored samples
+    away = work["root"] / "models-away"
+    (away / "widget").mkdir(parents=True)
+    import shutil
+    shutil.copytree(models / "widget" / "ssae", away / "widget" / "ssae")
+    cfg = away / "widget" / "ssae" / "config.json"
+    doc = json.loads(cfg.read_text())
+    doc["meta"]["data"] = str(work["root"] / "no-such-data")
+    cfg.write_text(json.dumps(doc))
+    out = run("10_reference.ipynb", work["root"] / "away", name="widget", models_dir=str(away), device="cpu")
+    k = outputs(out)
+    assert k["png"] >= 3  # curves, ROC curves and the gallery
+    nb = nbformat.read(str(out), as_version=4)
+    shown = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+    assert "the model's stored samples" in shown and "Not drawn in this build" not in shown

@@ -107,3 +107,63 @@ def test_a_model_replaced_by_another_run_is_kept_as_the_earlier_recipe(tmp_path)
     assert (new / EARLIER / "metrics.json").is_file()
     keep_earlier(new, newer)            # replaced again: the first model stays the earlier one
     assert (newer / EARLIER / "curve.jsonl").read_text() == (old / "curve.jsonl").read_text()
+
+
+def test_the_stored_samples_are_chosen_by_their_scores_by_hand():
+    from ssae.samples import choose
+
+    labels = [0, 0, 0, 1, 1, 1, 1]
+    defects = ["good", "good", "good", "cut", "cut", "hole", "cut"]
+    scores = [0.3, 0.9, 0.1, 0.5, 2.0, 0.7, 0.5]
+    picks = choose(labels, defects, scores)
+    assert picks == {1: ["good: worst"], 2: ["good: best"], 3: ["cut: worst"], 4: ["cut: best"],
+                     5: ["hole: best", "hole: worst"]}  # tie at 0.5: the earlier image
+
+
+def test_pack_stores_samples_and_samples_only_leaves_the_model_unchanged(smoke_run, tmp_path, capsys):
+    import numpy as np
+
+    from ssae import scoring as S
+    from ssae.data import load_images, load_split, read_mask
+    from ssae.runs import read_calibration, read_run_config
+    from ssae.samples import BUDGET, SAMPLES, read_samples
+
+    data, run = smoke_run
+    out = tmp_path / "packed"
+    pack(run, out, str(data), draws=0)
+    samples, index = read_samples(out)
+    cfg, _ = read_run_config(out)
+    split = load_split(str(data), cfg.data, seed=cfg.train.seed)
+    defects = {it.defect for it in split.test}
+    # the best and the worst image of every defect type and of the good ones
+    assert {c for s in samples for c in s.chosen} == {f"{d}: {w}" for d in defects for w in ("best", "worst")}
+    assert sum(f.stat().st_size for f in (out / SAMPLES).iterdir()) <= BUDGET + 20_000
+    # the stored maps are the model's calibrated maps, to a quantisation step
+    lo, hi = index["map_range"]
+    model, _ = load_model(out)
+    cal, stats = read_calibration(out)
+    names = [f"{it.defect}/{it.path.name}" for it in split.test]
+    for s in samples:
+        i = names.index(s.name)
+        image = load_images([split.test[i].path], cfg.data.image_size, split.channels, progress=False)
+        m = S.calibrated_maps(S.diff_maps(model, image, cal["diff"], "cpu"), cal, stats)[0]
+        assert np.abs(np.clip(m, lo, hi) - s.anomaly_map).max() <= (hi - lo) / 255 + 1e-4
+        assert s.score == pytest.approx(index["test_scores"]["score"][i])
+        assert s.image.shape == image[0].shape and s.reconstruction.shape == image[0].shape
+        if split.test[i].mask_path is not None:
+            assert np.array_equal(s.mask, read_mask(split.test[i].mask_path, m.shape))
+    assert index["test_scores"]["labels"] == [it.label for it in split.test]
+    # samples added again to the packed folder: the same choice, the model's files untouched
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert main(["pack", str(out), "--samples-only", "--data", str(data)]) == 0
+    assert "weights, config and metrics unchanged" in capsys.readouterr().out
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert [s.name for s in read_samples(out)[0]] == [s.name for s in samples]
+    assert not list(out.glob("samples.*"))
+
+
+def test_samples_only_needs_a_calibrated_folder_and_pack_needs_out(tmp_path, capsys):
+    assert main(["pack", str(tmp_path), "--samples-only"]) == 2
+    assert "has no calibration.json" in capsys.readouterr().err
+    assert main(["pack", str(tmp_path)]) == 2
+    assert "needs --out" in capsys.readouterr().err

@@ -65,6 +65,24 @@ def test_the_gallery_shows_the_best_and_worst_image_of_each_defect_type(models_d
     assert len(fig.axes) % 5 == 0
 
 
+def test_without_its_data_the_gallery_is_drawn_from_the_stored_samples(models_dir, tmp_path):
+    ref = R.find(models_dir)[1]
+    assert ref.data_path() is None
+    fig = R.gallery(ref)
+    assert fig is not None and "stored samples" in fig._suptitle.get_text()
+    titles = [ax.get_title() for ax in fig.axes]
+    assert any(t.startswith("good\nworst") for t in titles)
+    assert any("best" in t for t in titles if not t.startswith("good")) and len(fig.axes) % 5 == 0
+    # the stored test scores draw the ROC curve of the kept model
+    scores = R.stored_image_scores(ref)
+    assert list(scores) == [R.KINDS["ssae"]] and len(scores[R.KINDS["ssae"]][0]) == len(scores[R.KINDS["ssae"]][1])
+    assert len(R.roc_figure(ref, scores).axes) == 1
+    # a model without samples draws nothing
+    bare = tmp_path / "ssae"
+    shutil.copytree(ref.models["ssae"], bare, ignore=shutil.ignore_patterns("samples"))
+    assert R.gallery(R.Reference(ref.name, ref.folder, {"ssae": bare}, ref.data)) is None
+
+
 def test_false_positive_rate_at_recall_by_hand():
     labels = [0, 0, 0, 0, 1, 1]
     scores = [0.1, 0.2, 0.3, 0.9, 0.5, 0.95]
@@ -243,3 +261,19 @@ def test_every_headline_image_auroc_has_the_papers_sum_beside_it():
                 head = verdict.splitlines()[0]
                 assert f"image AUROC {cal} calibrated (ours) ({paper} with the paper's sum)" in head, head
     assert "calibrated (ours)" in box and "paper's sum" in box
+
+
+def test_figures_2_and_3_come_from_a_kept_model_and_say_how_long_it_trained(models_dir, tmp_path):
+    from ssae_book import book, plots
+
+    ex = book.kept_model_example(models_dir)
+    steps = json.loads((R.find(models_dir)[0].models["ssae"] / "train_summary.json").read_text())["steps"]
+    assert f"trained {steps:,} steps" in ex["label"] and "stored test samples" in ex["label"]
+    assert ex["anomap"].shape == ex["diff"].shape == ex["truth"].shape
+    assert ex["rows"] and ex["rows"][-1]["name"] == "test: good"
+    assert len(plots.pipeline(ex["image"], ex["reconstruction"], ex["diff"], ex["anomap"], ex["threshold"],
+                              ex["label"], truth=ex["truth"]).axes) == 5
+    assert book.kept_model_example(tmp_path) is None
+    (tmp_path / "train_summary.json").write_text(json.dumps({"steps": 34, "seconds": 12}))
+    assert "barely trained" in book.training_amount(tmp_path)
+    assert book.training_amount(tmp_path / "none").startswith("untrained")

@@ -412,3 +412,40 @@ def test_theory_figures_are_labelled(noise_train):
         titles = [fig.get_suptitle()] + [a.get_title() for a in fig.axes]
         assert any("toy data" in t for t in titles)
         assert all(a.get_xlabel() and a.get_ylabel() for a in fig.axes)
+
+
+def _drawn_texts(fig):
+    """Every non-empty text of ``fig`` once it is drawn (tick labels included)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    FigureCanvasAgg(fig).draw()
+    return [t for t in fig.findobj(Text) if t.get_text() and t.get_visible()]
+
+
+def test_figures_are_legible_at_the_column_width(noise_train):
+    import matplotlib
+
+    from ssae_book import plots
+
+    rng = np.random.default_rng(10)
+    counts = T.violating_pairs(noise_train, [0.1, 0.6], 10, rng)
+    curve = T.orthogonality_curve(T.identity_map, noise_train[:4], WIDTHS[:2], rng, label="identity")
+    figs = [plots.fig6_cases("toy data", resolution=21), plots.theorem2_violations([counts], "toy data"),
+            plots.fig9_orthogonality([curve], "toy data"), plots.mrf_grid(5, (2, 2), order=1)]
+    for name, value in plots.RC.items():
+        assert matplotlib.rcParams[name] == (list(value) if isinstance(value, tuple) else value), name
+    for fig in figs:
+        assert fig.get_figwidth() <= plots.BOOK_WIDTH + 1e-9
+        texts = _drawn_texts(fig)
+        assert texts and min(t.get_fontsize() for t in texts) >= plots.MIN_PT
+        ticks = [t for ax in fig.axes for t in ax.get_xticklabels() + ax.get_yticklabels() if t.get_text()]
+        assert all(t.get_fontsize() >= plots.MIN_PT for t in ticks)
+    # a figure asked for wider than the column keeps its pixels and its text reads at the column width
+    wide = plots.figure(14.6, 3.0, dpi=50)
+    ax = wide.subplots()
+    ax.set_title("a long title " * 12, fontsize=6)
+    ax.tick_params(labelsize=5)
+    assert wide.get_figwidth() == pytest.approx(plots.BOOK_WIDTH) and wide.dpi == pytest.approx(100)
+    assert min(t.get_fontsize() for t in _drawn_texts(wide)) >= plots.MIN_PT
+    assert "\n" in ax.get_title()  # broken into lines that fit

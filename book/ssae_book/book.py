@@ -510,6 +510,80 @@ def reconstruction_rows(run_dir: str | Path, data: str, device: str = "cpu", n_d
     return rows
 
 
+#: fewer training steps than this and a network counts as barely trained (ours): the kept models'
+#: learning curves start at a few hundred steps, and a network this young still mostly blurs
+BARELY_TRAINED_STEPS = 1000
+
+
+def training_amount(run_dir: str | Path, short: bool = False) -> str:
+    """How long the network in ``run_dir`` was trained, for figure titles: steps and time, and
+    for a barely trained network (under :data:`BARELY_TRAINED_STEPS` steps) what that means
+    (``short``: only that it is barely trained)."""
+    from ssae.runs import read_summary
+
+    s = read_summary(run_dir) if Path(run_dir).is_dir() else {}
+    steps, seconds = s.get("steps"), s.get("seconds") or 0
+    if not steps:
+        return "untrained" if short else "untrained network: its output is what random weights give, not the method's"
+    took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
+    text = f"trained {steps:,} steps ({took})"
+    if steps < BARELY_TRAINED_STEPS and short:
+        text += ", barely trained"
+    elif steps < BARELY_TRAINED_STEPS:
+        text += (": barely trained, so its output is still close to a blurred copy of its input and the "
+                 "figure shows that, not what a trained model does")
+    return text
+
+
+def kept_model_example(models_dir: str | Path | None = None, device: str = "cpu") -> dict[str, Any] | None:
+    """Figures 2 and 3 with a kept, trained reference model (``models/``): its stored samples
+    (:mod:`ssae.samples`, so no data set is needed) through the model again. Prefers an AITEX
+    fabric model of the method. Returns the pipeline of the defective sample whose binary mask
+    overlaps its ground truth best (then: the highest score) (image, reconstruction, Diff (eq. 2),
+    calibrated anomap, threshold, truth) and Figure 2's rows (that sample, the next of another
+    defect type and the calmest good sample), with a label naming the model and its training; None without one."""
+    import numpy as np
+    import torch
+
+    from ssae import scoring as S
+    from ssae.runs import load_model, read_calibration
+    from ssae.samples import has_samples, read_samples
+    from . import models as R
+
+    refs = [r for r in R.find(models_dir or R.MODELS) if "ssae" in r.models and has_samples(r.models["ssae"])]
+    refs.sort(key=lambda r: (not r.name.startswith("aitex"), r.name))
+    if not refs:
+        return None
+    ref = refs[0]
+    d = ref.models["ssae"]
+    samples, index = read_samples(d)
+    model, cfg = load_model(d, device)
+    cal, stats = read_calibration(d)
+    def overlap(s):  # intersection over union of the stored map's mask and the ground truth
+        marked = s.anomaly_map > index["threshold"]
+        return float((marked & s.mask).sum() / max(1, (marked | s.mask).sum()))
+
+    bad = sorted((s for s in samples if s.label == 1), key=lambda s: (-overlap(s), -s.score))
+    good = sorted((s for s in samples if s.label == 0), key=lambda s: s.score)
+    if not bad:
+        return None
+    picked = [bad[0]] + [s for s in bad if s.defect != bad[0].defect][:1] + good[:1]
+    x = torch.from_numpy(np.stack([s.image for s in picked]).transpose(0, 3, 1, 2).copy()).to(device)
+    rec = S.reconstruct(model, x)
+    raw = [S.difference(x[i:i + 1], rec[i:i + 1], cal["diff"])[0].cpu() for i in range(len(picked))]
+    maps = S.calibrated_maps(raw, cal, stats)
+    recs = rec.cpu().numpy().transpose(0, 2, 3, 1)
+    rows = [{"input": s.image, "output": recs[i], "mask": s.mask if s.label else None,
+             "name": f"test: {s.defect}"} for i, s in enumerate(picked)]
+    return {"image": picked[0].image, "reconstruction": recs[0], "diff": raw[0][0].numpy(), "anomap": maps[0],
+            "threshold": float(cal["threshold"]), "truth": picked[0].mask, "n": cal["n"], "k": cal["k"],
+            "defect": picked[0].defect, "rows": rows, "model": d,
+            "label": (f"{ref.title}, kept model of the method, {training_amount(d)}; its stored test "
+                      f"samples ({index['image_format']}), {cfg.data.image_size} px"
+                      + ("; step 3 standardised with the validation maps, as calibrated" if cal.get("standardize")
+                         else ""))}
+
+
 def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = None, profile: str = "cpu",
                    device: str = "cpu", seed: int = 0) -> dict[str, Any]:
     """One image through Figure 5 (the corruption) and Figure 3 (the detection pipeline).
@@ -532,7 +606,7 @@ def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = N
         model, cfg = load_model(run_dir, device)
         cal, _ = read_calibration(run_dir)
         n, k, threshold = cal["n"], cal["k"], cal["threshold"]
-        what = f"trained model ({Path(run_dir).name})"
+        what = f"model {Path(run_dir).name}, {training_amount(run_dir)}"
     split = D.load_split(data, cfg.data, seed=seed)
     item = (pick_items(split.test, 1, 0, seed) or split.test[:1])[0]
     img = D.read_image(item.path, cfg.data.image_size, split.channels)

@@ -556,7 +556,8 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     ok_sets = [ds for ds, ok in pages if ok]
     ref = next((ds for ds in ok_sets if ds.spec == "embedded:carpet"), ok_sets[0] if ok_sets else None)
     ref_run, ref_data = (str(plan.runs_dir / ref.slug), ref.spec) if ref else ("", "")
-    run("method", "01_method", dict(common, run_dir=ref_run, data=ref_data or "embedded:carpet"))
+    run("method", "01_method", dict(common, run_dir=ref_run, data=ref_data or "embedded:carpet",
+                                    models_dir=models_param))
     run("proposition2", "05_proposition2", dict(common, object_data=next(
         (d.spec for d in plan_datasets([], data, shared) if Path(d.spec).name == "bottle"), "")))
     run("theorems", "06_theorems", dict(common))
@@ -567,7 +568,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
                            else (ref_run, ref_data))
     run("orthogonality", "07_orthogonality", dict(common, run_dir=orth_run, data=orth_data))
     run("geometry", "08_geometry", dict(common))
-    run("findings", "11_findings", {})
+    run("findings", "11_findings", {"models_dir": models_param})
     run("objective1", "12_objective1", {})
     run("tables", "04_tables", dict(common, results_dir=str(plan.results_dir),
                                     gpu_dir=str(repo / "book" / "gpu_results")))

@@ -236,15 +236,20 @@ def curve_figure(ref: Reference, label: str = ""):
     """Image AUROC, pixel AUROC and AUPRO (and the restoration check) against training steps on
     a log axis, one line per model kind, the blur reference as a dashed horizontal line; beside
     each last point, a bar over the packed weights' calibrations (:func:`draws`), where recorded."""
-    from matplotlib.figure import Figure
+    from .plots import figure
 
     b = blur(ref)
     curves = {kind: curve(d) for kind, d in ref.models.items()}
     seen = [r for kind, d in ref.models.items() for r in (*curves[kind], recorded(d))]
     panels = [(k, n) for k, n in (*METRIC_NAMES.items(), ("restoration_pixel_auroc", "restoration check"))
               if any(r.get(k) is not None for r in seen)]  # without masks, no pixel panels
-    fig = Figure(figsize=(3.25 * len(panels) + 0.5, 3.3), layout="constrained")
-    axes = list(np.atleast_1d(fig.subplots(1, len(panels))))
+    cols = min(2, len(panels))
+    rows_ = -(-len(panels) // cols)
+    fig = figure(3.6 * cols + 0.2, 2.9 * rows_ + 1.4)
+    grid = np.atleast_1d(fig.subplots(rows_, cols, squeeze=False)).ravel()
+    axes = list(grid[:len(panels)])
+    for ax in grid[len(panels):]:
+        ax.set_axis_off()
     spreads = {kind: draws(d) for kind, d in ref.models.items()}
     for ax, (key, name) in zip(axes, panels):
         for i, kind in enumerate(ref.models):
@@ -266,8 +271,9 @@ def curve_figure(ref: Reference, label: str = ""):
         ax.set_xlabel("training step")
         ax.set_title(name, fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Learning curves: {ref.title}" + (f" · {label}" if label else ""), fontsize=10)
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2)
+    fig.suptitle(f"Learning curves: {ref.title}" + (f"\n{label}" if label else ""))
     return fig
 
 
@@ -317,49 +323,126 @@ def per_defect_table(results: dict[str, dict]) -> Table:
     return Table("Per defect type (each type's images against the good test images)", cols, rows)
 
 
-def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu"):
+@dataclass
+class Case:
+    """One row of the gallery: a test image with the model's outputs (see :func:`draw_gallery`)."""
+    title: str
+    image: np.ndarray
+    truth: np.ndarray
+    reconstruction: np.ndarray
+    anomaly_map: np.ndarray
+
+
+def _share_above(score: float, good: list[float]) -> str:
+    return f"above {100 * float(np.mean([g < score for g in good])):.0f}% of good" if good else "no good images"
+
+
+def draw_gallery(cases: list[Case], threshold: float, masks: bool, title: str):
+    """One row per case: image, ground-truth mask (when the data set has masks), reconstruction,
+    anomaly map over the image, and the binary mask (map > ``threshold``) coloured as in Figure 10
+    (hits green, false alarms blue, misses red) or, without masks, alone."""
+    from .plots import _grid, _show_image, evaluation_map, heat_overlay
+
+    fig, axes = _grid(len(cases), 5 if masks else 4, cell=1.9)
+    scale = 2 * float(threshold)
+    for row, c in zip(axes, cases):
+        panels = iter(row)
+        _show_image(next(panels), c.image, c.title)
+        if masks:
+            _show_image(next(panels), c.truth.astype(float), "ground truth")
+        _show_image(next(panels), c.reconstruction, "reconstruction")
+        _show_image(next(panels), heat_overlay(c.image, c.anomaly_map, scale), "anomaly map")
+        marked = c.anomaly_map > threshold
+        _show_image(next(panels), evaluation_map(marked, c.truth, c.image) if masks else marked.astype(float),
+                    "mask: hit, false\nalarm, miss" if masks else "binary mask")
+    fig.suptitle(title)
+    return fig
+
+
+def gallery(ref: Reference, kind: str = "ssae", device: str = "cpu", stored: bool | None = None):
     """For each defect type, its best and its worst test image by the model's image score:
     image, ground-truth mask, reconstruction, anomaly map, and the binary mask (map > the
     validation threshold) over the image: hits green, false alarms blue, misses red. Data
-    without masks get no mask column, and the binary mask alone."""
+    without masks get no mask column, and the binary mask alone.
+
+    Computed from the data set when it is on this machine, else (or with ``stored``) drawn from
+    the model's stored samples (:mod:`ssae.samples`, with the worst false alarm and the calmest
+    good image too); None when neither is there."""
+    if stored is None:
+        stored = ref.data_path() is None
+    if stored:
+        return gallery_from_samples(ref, kind)
     import torch
 
     from ssae import scoring as S
+    from ssae.data import read_mask
     from ssae.evaluation import anomaly_maps
     from ssae.runs import load_model
-    from .plots import _grid, _show_image, evaluation_map, heat_overlay
 
     d = ref.models[kind]
     split, items, images, maps, cal = anomaly_maps(d, str(ref.data_path()), device, progress=False)
-    masks = split.has_masks
     scores = S.image_scores(maps)[cal["reduce"]]
-    good = sorted(scores[i] for i, it in enumerate(items) if it.label == 0)
+    good = [scores[i] for i, it in enumerate(items) if it.label == 0]
     picks = []
     for defect in sorted({it.defect for it in items if it.label == 1}):
         idx = sorted((i for i, it in enumerate(items) if it.defect == defect), key=lambda i: scores[i])
         picks += [(defect, "best", idx[-1])] + ([(defect, "worst", idx[0])] if len(idx) > 1 else [])
     model, _ = load_model(d, device)
-    fig, axes = _grid(len(picks), 5 if masks else 4, cell=1.9)
-    scale = 2 * float(cal["threshold"])
-    from ssae.data import read_mask
-    for row, (defect, which, i) in zip(axes, picks):
+    cases = []
+    for defect, which, i in picks:
         x = torch.from_numpy(images[i].transpose(2, 0, 1).copy())[None].to(device)
         recon = S.reconstruct(model, x)[0].cpu().numpy().transpose(1, 2, 0)
         truth = (read_mask(items[i].mask_path, maps[i].shape) if items[i].mask_path is not None
                  else np.zeros(maps[i].shape, bool))
-        share = float(np.mean([g < scores[i] for g in good])) if good else float("nan")
-        panels = iter(row)
-        _show_image(next(panels), images[i], f"{defect}, {which}\nscore above {100 * share:.0f}% of good")
-        if masks:
-            _show_image(next(panels), truth.astype(float), "ground truth")
-        _show_image(next(panels), recon, "reconstruction")
-        _show_image(next(panels), heat_overlay(images[i], maps[i], scale), "anomaly map")
-        marked = maps[i] > cal["threshold"]
-        _show_image(next(panels), evaluation_map(marked, truth, images[i]) if masks else marked.astype(float),
-                    "mask: hit, false alarm, miss" if masks else "binary mask")
-    fig.suptitle(f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type "
-                 f"(by image score)", fontsize=10)
-    return fig
+        cases.append(Case(f"{defect}\n{which},\n{_share_above(scores[i], good)}", images[i], truth, recon, maps[i]))
+    return draw_gallery(cases, cal["threshold"], split.has_masks,
+                        f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type "
+                        f"(by image score)")
+
+
+def gallery_from_samples(ref: Reference, kind: str = "ssae"):
+    """:func:`gallery` drawn from the samples stored in the model folder when it was packed (the
+    images, the model's reconstructions and calibrated maps, quantised to 8 bits), with the
+    good test images the model scores highest and lowest as the last rows; None without samples."""
+    from ssae.samples import has_samples, read_samples
+
+    d = ref.models[kind]
+    if not has_samples(d):
+        return None
+    samples, index = read_samples(d)
+    ts = index["test_scores"]
+    good = [s for s, label in zip(ts["score"], ts["labels"]) if label == 0]
+    rows = []
+    for s in samples:
+        for why in s.chosen:
+            defect, _, which = why.rpartition(": ")
+            if s.label == 0 and which == "worst":
+                which = "worst"
+            rows.append((s.label == 0, defect, which, s))
+    rows.sort(key=lambda r: (r[0], r[1], r[2] != "best"))
+    seen, cases = set(), []
+    for is_good, defect, which, s in rows:
+        if s.name in seen:  # the only image of its type is its best and its worst: shown once
+            continue
+        seen.add(s.name)
+        cases.append(Case(f"{defect}\n{which},\n{_share_above(s.score, good)}", s.image, s.mask,
+                          s.reconstruction, s.anomaly_map))
+    return draw_gallery(cases, index["threshold"], index["has_masks"],
+                        f"{ref.title}, {KINDS[kind]}: the best and the worst test image of each defect type and "
+                        f"of the good ones (by image score), from the model's stored samples (8-bit)")
+
+
+def stored_image_scores(ref: Reference) -> dict[str, tuple[list[int], list[float]]]:
+    """Test labels and calibrated image scores of each kept model as stored with its samples
+    when it was packed (no blur reference); {} when no model has samples."""
+    from ssae.samples import has_samples, read_index
+
+    out = {}
+    for kind, d in ref.models.items():
+        if has_samples(d):
+            ts = read_index(d)["test_scores"]
+            out[KINDS[kind]] = (ts["labels"], ts["score"])
+    return out
 
 
 def data_note(ref: Reference) -> str:
@@ -606,10 +689,10 @@ def fpr_at_recall(labels, scores, recall: float = 0.95) -> float:
 def roc_figure(ref: Reference, scores: dict[str, tuple[list[int], list[float]]]):
     """Image-level ROC curves of the kept models and the blur reference, with the false-positive
     rate at 95 % recall in the legend."""
-    from matplotlib.figure import Figure
+    from .plots import figure
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    fig = Figure(figsize=(4.8, 4.2), layout="constrained")
+    fig = figure(4.8, 4.2)
     ax = fig.subplots()
     for i, (name, (labels, s)) in enumerate(scores.items()):
         fpr, tpr, _ = roc_curve(labels, s)

@@ -1,6 +1,8 @@
 """Figures of the paper, as functions that return a :class:`matplotlib.figure.Figure`.
 
-The figures are built on a bare ``Figure`` (no pyplot, no global state); a notebook shows
+The figures are built on a bare ``Figure`` made by :func:`figure` (no pyplot): at most
+:data:`BOOK_WIDTH` inches wide, with the book's defaults :data:`RC` and no text under
+:data:`MIN_PT` points (:func:`legible`), so they read at the column width; a notebook shows
 the returned object, a script calls :func:`save_figure`. Every function takes a ``label``
 naming the data (data set, resolution) that goes into the title. The computations live in
 :mod:`ssae.theory` (and the other modules); these functions only draw their results.
@@ -9,13 +11,90 @@ matplotlib is imported inside the functions so that importing this module stays 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 
-def _figure(ncols: int, width: float = 4.2, height: float = 3.6):
+#: the width of the book's text column in inches: every figure is drawn at most this wide
+BOOK_WIDTH = 7.3
+#: the smallest font size in points of any text of a figure (shown at its width, <= BOOK_WIDTH)
+MIN_PT = 9.0
+#: the book's matplotlib defaults (:func:`style`)
+RC = {"font.size": 10.0, "axes.titlesize": 10.0, "axes.labelsize": 10.0, "xtick.labelsize": MIN_PT,
+      "ytick.labelsize": MIN_PT, "legend.fontsize": MIN_PT, "legend.title_fontsize": MIN_PT,
+      "figure.titlesize": 11.0, "figure.figsize": (BOOK_WIDTH, 4.0), "figure.dpi": 100.0,
+      "savefig.dpi": 110.0}
+
+
+def style() -> None:
+    """Set the book's matplotlib defaults (:data:`RC`); :func:`figure` calls it."""
+    import matplotlib
+
+    matplotlib.rcParams.update(RC)
+
+
+def _wrap(t, width_in: float) -> None:
+    """Break the lines of text ``t`` wider than ``width_in`` inches at spaces (none with mathtext)."""
+    import textwrap
+
+    text = t.get_text()
+    if "$" in text:
+        return
+    chars = max(8, int(width_in * 72 / (0.56 * t.get_fontsize())))
+    wrapped = "\n".join(textwrap.fill(line, chars, break_long_words=False, break_on_hyphens=False) if len(line) > chars else line for line in text.split("\n"))
+    if wrapped != text:
+        t.set_text(wrapped)
+
+
+def legible(fig, min_pt: float = MIN_PT) -> None:
+    """Raise every text of ``fig`` (titles, labels, tick labels, legends, annotations) smaller
+    than ``min_pt`` points to ``min_pt``, and break the figure's title and the axes' titles
+    into lines that fit the figure's and the axes' widths."""
+    from matplotlib.text import Text
+
+    for t in fig.findobj(Text):
+        if t.get_text() and t.get_fontsize() < min_pt:
+            t.set_fontsize(min_pt)
+    width = fig.get_figwidth()
+    if fig._suptitle is not None:
+        _wrap(fig._suptitle, 0.95 * width)
+    for ax in fig.axes:
+        for t in (ax.title, ax._left_title, ax._right_title):
+            if t.get_text():
+                _wrap(t, 1.3 * ax.get_position(original=True).width * width)
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            labels = [t for t in axis.get_ticklabels(which="both") if t.get_text()]
+            if any(t.get_fontsize() < min_pt for t in labels):
+                ax.tick_params(axis=name, which="both", labelsize=min_pt)
+
+
+@functools.cache
+def _book_figure():
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    class BookFigure(Figure):
+        """A Figure that makes its text :func:`legible` each time it is drawn."""
+
+        def draw(self, renderer):
+            legible(self)
+            return super().draw(renderer)
+
+    return BookFigure
+
+
+def figure(width: float, height: float, dpi: float | None = None, layout: str | None = "constrained"):
+    """A new figure ``width`` x ``height`` inches, scaled down to :data:`BOOK_WIDTH` when wider
+    (its dpi raised by as much, so it keeps its pixels), whose text is drawn at least
+    :data:`MIN_PT` points large: legible at the book's column width. Sets :data:`RC`."""
+    style()
+    scale = min(1.0, BOOK_WIDTH / width)
+    dpi = (dpi or RC["figure.dpi"]) / scale
+    return _book_figure()(figsize=(width * scale, height * scale), dpi=dpi, layout=layout)
+
+
+def _figure(ncols: int, width: float = 4.2, height: float = 3.6):
+    fig = figure(width * ncols, height)
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, axes
 
@@ -161,15 +240,13 @@ def fig6_slider(ts=None, height: float = 0.7, sbar_dists=(1.0, 1.3),
     distances ``||x^ - x||`` and ``||x^ - y||`` that the conclusion compares.
     Returns ``(html, still)``: the player and a static figure of every frame."""
     import numpy as np
-    from matplotlib.figure import Figure
-
     from ssae.theory import fig6_path
 
     ts = np.round(np.linspace(-1.0, 2.0, 16), 6) if ts is None else np.asarray(ts, float)
     frames = fig6_path([(t, height) for t in ts], sbar_dists)
     limits = ((min(-1.2, ts.min() - 0.3), max(2.3, ts.max() + 0.3)), (-0.8, max(1.3, height + 0.5)))
     top = 1.1 * max(max(f.dist_x, *f.dist_y) for f in frames)
-    fig = Figure(figsize=(9.0, 3.8), dpi=70, layout="constrained")
+    fig = figure(9.0, 3.8, dpi=70)
     plane, bars = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
 
     def draw(k):
@@ -193,7 +270,7 @@ def fig6_slider(ts=None, height: float = 0.7, sbar_dists=(1.0, 1.3),
     html = _player(fig, draw, len(frames))
     cols = 4
     rows = -(-len(frames) // cols)
-    still = Figure(figsize=(2.6 * cols, 1.45 * rows + 0.5), layout="constrained")
+    still = figure(2.6 * cols, 1.45 * rows + 0.5)
     axes = still.subplots(rows, cols, squeeze=False)
     for ax, f in zip(axes.ravel(), frames):
         _fig6_plane(ax, f, limits, small=True)
@@ -312,12 +389,10 @@ def theorem2_sweep(sweeps, label: str = ""):
     premise of Theorem 1 violated) and the violation rate against ``|S|/N`` with the bound
     (11) ``|S|/N <= 2 sigma^2 / (1 + 2 sigma^2)`` (dashed) and the current ``|S|/N``.
     Returns ``(html, still)``: the player and a static figure of every frame."""
-    from matplotlib.figure import Figure
-
     names = list(sweeps)
     n_frames = len(sweeps[names[0]].fractions)
     lims = {nm: 1.05 * max(d.inside.max(), d.outside.max()) for nm, d in sweeps.items()}
-    fig = Figure(figsize=(9.5, 3.1 * len(names)), dpi=55, layout="constrained")
+    fig = figure(9.5, 3.1 * len(names), dpi=55)
     axes = fig.subplots(len(names), 3, squeeze=False, gridspec_kw={"width_ratios": [1, 1.3, 1.3]})
 
     def draw(k):
@@ -345,7 +420,7 @@ def theorem2_sweep(sweeps, label: str = ""):
 
     draw(0)
     html = _player(fig, draw, n_frames)
-    still = Figure(figsize=(1.55 * n_frames, 3.3 * len(names) + 0.5), layout="constrained")
+    still = figure(1.55 * n_frames, 3.3 * len(names) + 0.5)
     grid = still.subplots(2 * len(names), n_frames, squeeze=False)
     for r, nm in enumerate(names):
         d = sweeps[nm]
@@ -434,9 +509,7 @@ def _show_image(ax, img, title: str = ""):
 
 
 def _grid(rows: int, cols: int, cell: float = 2.0):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(cell * cols, cell * rows + 0.5), layout="constrained")
+    fig = figure(cell * cols, cell * rows + 0.5)
     axes = fig.subplots(rows, cols, squeeze=False)
     return fig, axes
 
@@ -717,8 +790,6 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
     Returns ``(html, fallback)``: the player's HTML and a static figure of the same frames."""
     import numpy as np
     import torch
-    from matplotlib.figure import Figure
-
     from ssae.corruption import corrupt
 
     x = torch.from_numpy(np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1)))[None]
@@ -732,7 +803,7 @@ def corruption_explorer(image, cfg, sizes=(0.05, 0.1, 0.2, 0.3, 0.4, 0.5), metho
             xh, mask = corrupt(x, c, torch.Generator().manual_seed(seed))
             row.append((xh[0].numpy().transpose(1, 2, 0), mask[0, 0].numpy()))
         frames.append(row)
-    fig = Figure(figsize=(2.4 * len(methods), 2.8), layout="constrained")
+    fig = figure(2.4 * len(methods), 2.8)
     axes = fig.subplots(1, len(methods), squeeze=False)[0]
     shown = []
     for ax, m, (img, _) in zip(axes, methods, frames[0]):

@@ -375,11 +375,10 @@ def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "
         def F(x):
             return reconstruct(model, x.to(device)).cpu()
 
-        from ssae.runs import read_summary
-        steps = read_summary(run_dir).get("steps")
+        from .book import training_amount
         curves.append(orthogonality_curve(F, np.stack(imgs), st["orth_widths"], rng,
-                                          label=f"trained F ({cfg.profile} profile"
-                                                + (f", {steps:,} steps)" if steps else ")")))
+                                          label=f"trained F ({cfg.profile} profile, "
+                                                f"{training_amount(run_dir, short=True).removeprefix('trained ')})"))
         label = figure_label(data, size, cfg.profile, device, split.has_masks)
     else:
         size = st["size"]
@@ -416,7 +415,8 @@ def orthogonality_verdict(curves, fractions=(0.1, 0.25)) -> str:
     c = trained[0]
     parts = ["**The paper** reports for its trained carpet model that, for |S|/N below 0.5, both the "
              "corrupted image and the network's output lie nearest to their source among the training "
-             "images (accuracies near 1) and that the output is close to the source. **Here**:"]
+             f"images (accuracies near 1) and that the output is close to the source. **Here**, for the "
+             f"{c.label}:"]
     for f in fractions:
         a = c.at_fraction(f)
         i = ident.at_fraction(f) if ident else None
