@@ -238,13 +238,13 @@ def test_chromium_renders_every_chapter(built, tmp_path):
             for src in imgs:
                 assert (page.parent / src.split("?")[0]).resolve().is_file(), f"{f}: missing image {src}"
     tables = chromium(exe, ["--virtual-time-budget=5000", "--dump-dom",
-                            (html_dir / "notebooks" / "04_tables.html").as_uri()], tmp_path / "tables")
+                            (html_dir / "notebooks" / "06_tables.html").as_uri()], tmp_path / "tables")
     for needle in ("99.7", "100", "98.3", "not run", "Substitute data, not comparable to MVTec AD",
                    "paper profile not run on a GPU yet", "look-alike"):
         assert needle in tables, f"Tables page lacks {needle!r}"
     shots = built["out"] / "screenshots"
     shots.mkdir(exist_ok=True)
-    for name, rel in (("tables", "notebooks/04_tables.html"),
+    for name, rel in (("tables", "notebooks/06_tables.html"),
                       ("category", "notebooks/evaluate_embedded-carpet.html")):
         png = shots / f"{name}.png"
         chromium(exe, ["--virtual-time-budget=5000", "--window-size=1400,2400", "--hide-scrollbars",
@@ -329,12 +329,12 @@ def test_failed_category_is_named_and_rendered(tmp_path, monkeypatch):
 
 
 def test_notebook_without_outputs_fails_the_build(tmp_path, monkeypatch):
-    monkeypatch.setattr(bookbuild, "execute_notebook", fake_executor(set(), {"06_theorems"}))
+    monkeypatch.setattr(bookbuild, "execute_notebook", fake_executor(set(), {"10_theorems"}))
     lines: list[str] = []
     status = bookbuild.build_book("smoke", categories=["carpet"], shared=False, out=tmp_path, build=False,
                              log=lines.append)
     assert status == 1
-    assert any("notebooks/06_theorems.ipynb (no outputs)" in ln for ln in lines), lines
+    assert any("notebooks/10_theorems.ipynb (no outputs)" in ln for ln in lines), lines
 
 
 def test_the_bottle_copy_goes_to_figure_8(tmp_path, monkeypatch):
@@ -352,10 +352,10 @@ def test_the_bottle_copy_goes_to_figure_8(tmp_path, monkeypatch):
     monkeypatch.setattr(bookbuild, "execute_notebook", run)
     bookbuild.build_book("smoke", categories=["carpet"], shared=shared, out=tmp_path / "a", build=False,
                          log=lambda line: None)
-    assert Path(seen["05_proposition2"]["object_data"]) == shared / "mvtec_ad" / "bottle"
+    assert Path(seen["09_proposition2"]["object_data"]) == shared / "mvtec_ad" / "bottle"
     bookbuild.build_book("smoke", categories=["carpet"], shared=False, out=tmp_path / "b", build=False,
                          log=lambda line: None)
-    assert seen["05_proposition2"]["object_data"] == ""
+    assert seen["09_proposition2"]["object_data"] == ""
 
 
 def test_plan_of_data_sets(tmp_path):
@@ -476,9 +476,9 @@ def test_rerun_one_category_explains_every_parameter_of_the_notebooks():
     the training and evaluation notebooks and explains each of their parameters."""
     text = (REPO / "book" / "reproducing.md").read_text(encoding="utf-8")
     section = text.split("## Rerun one category", 1)[1].split("\n## ", 1)[0]
-    assert "papermill notebooks/02_train.ipynb" in section and "papermill notebooks/03_evaluate.ipynb" in section
+    assert "papermill notebooks/03_train.ipynb" in section and "papermill notebooks/04_evaluate.ipynb" in section
     assert "benchmarks/reference_runs.sh --pack" in section
-    for name in ("02_train", "03_evaluate"):
+    for name in ("03_train", "04_evaluate"):
         nb = nbformat.read(str(REPO / "notebooks" / f"{name}.ipynb"), as_version=4)
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         for param in re.findall(r"^(\w+)\s*=", cell.source, re.M):

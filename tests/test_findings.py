@@ -1,4 +1,4 @@
-"""The chapter "What moves the numbers on real defects" (notebooks/11_findings.ipynb) and its
+"""The chapter "What moves the numbers on real defects" (notebooks/07_findings.ipynb) and its
 helper module ssae_book.findings, on the committed result rows in benchmarks/results/.
 
 Every number of the chapter is read from those rows at build time: the tables and the sentences
@@ -18,7 +18,7 @@ from ssae_book import build as bookbuild
 from ssae_book import findings as F
 
 REPO = Path(__file__).resolve().parents[1]
-NOTEBOOK = REPO / "notebooks" / "11_findings.ipynb"
+NOTEBOOK = REPO / "notebooks" / "07_findings.ipynb"
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +107,12 @@ def test_the_notebook_is_a_stripped_template_wired_into_the_book():
     import yaml
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
     files = bookbuild.toc_files(toc)
-    assert "notebooks/11_findings" in files and "book/findings" not in files
+    assert "notebooks/07_findings" in files and "book/findings" not in files
     assert not (REPO / "book" / "findings.md").exists()
 
 
 def test_the_notebook_runs_and_shows_every_part(tmp_path):
-    out = tmp_path / "11_findings.ipynb"
+    out = tmp_path / "07_findings.ipynb"
     err = bookbuild.execute_notebook(NOTEBOOK, out, {}, tmp_path)
     assert err == "", err
     nb = nbformat.read(str(out), as_version=4)

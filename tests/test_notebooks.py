@@ -42,7 +42,7 @@ def outputs(path: Path) -> dict:
 
 
 #: notebooks that read kept models or results and train nothing: no profile parameter
-READ_ONLY = ("09_learning_curves.ipynb", "10_reference.ipynb", "11_findings.ipynb", "12_objective1.ipynb")
+READ_ONLY = ("05_learning_curves.ipynb", "02_reference.ipynb", "07_findings.ipynb", "08_objective1.ipynb")
 
 
 def run(notebook: str, out_dir: Path, **params) -> Path:
@@ -63,13 +63,13 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def trained(work):
-    return run("02_train.ipynb", work["root"], data=work["data"], run_dir=work["run_dir"], minutes=0.0,
+    return run("03_train.ipynb", work["root"], data=work["data"], run_dir=work["run_dir"], minutes=0.0,
                results_json="", title="widget", slug="widget", compare=True, compare_minutes=0.0)
 
 
 @pytest.fixture(scope="module")
 def evaluated(work, trained):
-    return run("03_evaluate.ipynb", work["root"], data=work["data"], run_dir=work["run_dir"], minutes=0.0,
+    return run("04_evaluate.ipynb", work["root"], data=work["data"], run_dir=work["run_dir"], minutes=0.0,
                results_json=str(work["results"] / "widget.json"), title="widget", slug="widget",
                compare=True, compare_minutes=0.0)
 
@@ -129,7 +129,7 @@ def test_evaluate(evaluated, work):
 
 
 def test_tables(evaluated, work):
-    out = run("04_tables.ipynb", work["root"], results_dir=str(work["results"]),
+    out = run("06_tables.ipynb", work["root"], results_dir=str(work["results"]),
               gpu_dir=str(REPO / "book" / "gpu_results"))
     assert outputs(out)["html"] >= 6
     text = out.read_text()
@@ -153,13 +153,13 @@ def test_method_without_a_run(work):
 
 
 def test_orthogonality(trained, work):
-    out = run("07_orthogonality.ipynb", work["root"], run_dir=work["run_dir"], data=work["data"])
+    out = run("11_orthogonality.ipynb", work["root"], run_dir=work["run_dir"], data=work["data"])
     assert outputs(out)["png"] >= 1
     assert "trained F" in out.read_text()
 
 
-@pytest.mark.parametrize("name,min_png,players", [("05_proposition2.ipynb", 5, 0), ("06_theorems.ipynb", 5, 1),
-                                                  ("08_geometry.ipynb", 3, 1)])
+@pytest.mark.parametrize("name,min_png,players", [("09_proposition2.ipynb", 5, 0), ("10_theorems.ipynb", 5, 1),
+                                                  ("12_geometry.ipynb", 3, 1)])
 def test_theory(work, name, min_png, players):
     out = run(name, work["root"])
     assert outputs(out)["png"] >= min_png
@@ -167,7 +167,7 @@ def test_theory(work, name, min_png, players):
 
 
 def test_proposition2_object_panel_names_the_data_not_its_path(work):
-    out = run("05_proposition2.ipynb", work["root"] / "object", object_data=work["data"])
+    out = run("09_proposition2.ipynb", work["root"] / "object", object_data=work["data"])
     assert outputs(out)["png"] >= 6                                   # five textures and the object
     nb = nbformat.read(str(out), as_version=4)
     shown = [c for c in nb.cells if not {"parameters", "injected-parameters"} & set(c.metadata.get("tags", []))]
@@ -181,9 +181,9 @@ def test_learning_curves_and_a_reference_page(work, trained):
 
     models = work["root"] / "models"
     assert main(["pack", work["run_dir"], "--out", str(models / "widget" / "ssae"), "--blur"]) == 0
-    k = outputs(run("09_learning_curves.ipynb", work["root"], models_dir=str(models)))
+    k = outputs(run("05_learning_curves.ipynb", work["root"], models_dir=str(models)))
     assert k["html"] >= 1 and k["png"] >= 1
-    out = run("10_reference.ipynb", work["root"], name="widget", models_dir=str(models), device="cpu")
+    out = run("02_reference.ipynb", work["root"], name="widget", models_dir=str(models), device="cpu")
     k = outputs(out)
     assert k["html"] >= 2 and k["png"] >= 2  # tables; curves and the gallery
     text = out.read_text()
@@ -197,7 +197,7 @@ def test_learning_curves_and_a_reference_page(work, trained):
     doc = json.loads(cfg.read_text())
     doc["meta"]["data"] = str(work["root"] / "no-such-data")
     cfg.write_text(json.dumps(doc))
-    out = run("10_reference.ipynb", work["root"] / "away", name="widget", models_dir=str(away), device="cpu")
+    out = run("02_reference.ipynb", work["root"] / "away", name="widget", models_dir=str(away), device="cpu")
     k = outputs(out)
     assert k["png"] >= 3  # curves, ROC curves and the gallery
     nb = nbformat.read(str(out), as_version=4)

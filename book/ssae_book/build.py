@@ -40,17 +40,17 @@ from .tables import classify, size_text
 NOTEBOOKS = {
     "settings": "00_settings.ipynb",
     "method": "01_method.ipynb",
-    "train": "02_train.ipynb",
-    "evaluate": "03_evaluate.ipynb",
-    "tables": "04_tables.ipynb",
-    "proposition2": "05_proposition2.ipynb",
-    "theorems": "06_theorems.ipynb",
-    "orthogonality": "07_orthogonality.ipynb",
-    "geometry": "08_geometry.ipynb",
-    "curves": "09_learning_curves.ipynb",
-    "reference": "10_reference.ipynb",
-    "findings": "11_findings.ipynb",
-    "objective1": "12_objective1.ipynb",
+    "reference": "02_reference.ipynb",
+    "train": "03_train.ipynb",
+    "evaluate": "04_evaluate.ipynb",
+    "curves": "05_learning_curves.ipynb",
+    "tables": "06_tables.ipynb",
+    "findings": "07_findings.ipynb",
+    "objective1": "08_objective1.ipynb",
+    "proposition2": "09_proposition2.ipynb",
+    "theorems": "10_theorems.ipynb",
+    "orthogonality": "11_orthogonality.ipynb",
+    "geometry": "12_geometry.ipynb",
 }
 #: Training budget per data set (minutes) when ``--minutes`` is not given.
 DEFAULT_MINUTES = {"smoke": None, "cpu": 1.5, "paper": None, "paper-fast": None}
@@ -524,7 +524,7 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
 
     run("settings", "00_settings", {"profile": profile})
     models_param = str(models_dir or "")
-    run("curves", "09_learning_curves", {"models_dir": models_param})
+    run("curves", "05_learning_curves", {"models_dir": models_param})
     reference_pages: list[tuple[str, bool]] = []
     for ref in references:
         o = run("reference", f"reference_{ref.name}", {"name": ref.name, "models_dir": models_param,
@@ -558,19 +558,19 @@ def build_book(profile: str = "cpu", *, categories: list[str] | None = None, dat
     ref_run, ref_data = (str(plan.runs_dir / ref.slug), ref.spec) if ref else ("", "")
     run("method", "01_method", dict(common, run_dir=ref_run, data=ref_data or "embedded:carpet",
                                     models_dir=models_param))
-    run("proposition2", "05_proposition2", dict(common, object_data=next(
+    run("proposition2", "09_proposition2", dict(common, object_data=next(
         (d.spec for d in plan_datasets([], data, shared) if Path(d.spec).name == "bottle"), "")))
-    run("theorems", "06_theorems", dict(common))
+    run("theorems", "10_theorems", dict(common))
     # Figure 9 with a trained model: a kept model of a real fabric when its data is here
     fabric = next((r for r in references if r.name.startswith("aitex") and "ssae" in r.models
                    and r.data_path() is not None), None)
     orth_run, orth_data = ((str(fabric.models["ssae"]), str(fabric.data_path())) if fabric
                            else (ref_run, ref_data))
-    run("orthogonality", "07_orthogonality", dict(common, run_dir=orth_run, data=orth_data))
-    run("geometry", "08_geometry", dict(common))
-    run("findings", "11_findings", {"models_dir": models_param})
-    run("objective1", "12_objective1", {})
-    run("tables", "04_tables", dict(common, results_dir=str(plan.results_dir),
+    run("orthogonality", "11_orthogonality", dict(common, run_dir=orth_run, data=orth_data))
+    run("geometry", "12_geometry", dict(common))
+    run("findings", "07_findings", {"models_dir": models_param})
+    run("objective1", "08_objective1", {})
+    run("tables", "06_tables", dict(common, results_dir=str(plan.results_dir),
                                     gpu_dir=str(repo / "book" / "gpu_results")))
 
     # ---- stage the book

@@ -11,7 +11,7 @@ hardware and date.
 Every function that builds a part of the chapter takes a :class:`Results` and returns a
 :class:`Part` (a table and a paragraph of generated prose). :class:`Results` records which
 rows were read, so that a test can check that every kept row is cited (:meth:`Results.uncited`).
-The notebook ``notebooks/11_findings.ipynb`` shows the parts; no number in it is typed by hand.
+The notebook ``notebooks/07_findings.ipynb`` shows the parts; no number in it is typed by hand.
 """
 from __future__ import annotations
 
