@@ -92,15 +92,16 @@ def paper_sum(model, cfg, split, n: int, k: int, device: str = "cpu") -> dict:
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
-         progress: bool = False, draws: int = 8, precision: str = "fp32") -> dict:
+         progress: bool = False, draws: int = 8, precision: str = "fp32", samples: bool = True) -> dict:
     """Pack the finished run ``run_dir`` into ``out_dir`` (see the module docstring).
 
     The float16 weights are calibrated on the run's validation data and evaluated on the test
     split of ``data_spec`` (default: the data the run was trained on); ``blur`` also records the
     blur reference (:class:`ssae.references.BlurReference`, sigma 4) with the same settings;
     ``draws`` other calibrations (seeds 1 to ``draws``) are evaluated beside the recorded one.
-    ``precision`` is the network's in calibration and evaluation (float32 by default). Returns
-    the metrics."""
+    ``precision`` is the network's in calibration and evaluation (float32 by default);
+    ``samples`` stores the sample images (False: none, e.g. for generated data that the
+    reader can generate again). Returns the metrics."""
     from .data import load_split
     from .calibration import calibrate, calibrate_model
     from .evaluation import calibration_draws, evaluate, evaluate_model
@@ -134,7 +135,8 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     if draws:
         res["calibration_draws"] = calibration_draws(half, cfg, split, range(1, draws + 1), device, precision)
     write_json(tmp / METRICS, res)
-    write_samples(tmp, half, cfg, split, device, precision)
+    if samples:
+        write_samples(tmp, half, cfg, split, device, precision)
     if blur:
         ref = BlurReference(4.0).to(device).eval()
         cal, stats = calibrate_model(ref, cfg, split, device, precision=precision)
