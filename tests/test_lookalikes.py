@@ -24,3 +24,12 @@ def test_a_kept_lookalike_model_is_shown_instead_of_trained(tmp_path):
     assert "kept look-alike model" in str(book.training_table(shown).rows)
     res = book.evaluate_category(tmp_path / "shown", "embedded:carpet")
     assert res["status"] == "ok" and 0 <= res["image_auroc"] <= 1
+
+
+def test_committed_models_stay_within_their_40_mb_budget():
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    files = [p for d in ("models", "book/lookalikes") for p in (repo / d).rglob("*") if p.is_file()]
+    total = sum(p.stat().st_size for p in files)
+    assert total <= 40 * 2 ** 20, f"models/ and book/lookalikes/ hold {total / 2 ** 20:.1f} MiB, at most 40"
