@@ -39,7 +39,7 @@ import shutil
 from pathlib import Path
 
 from .errors import SsaeError
-from .runs import CONFIG, CURVE, HISTORY, SUMMARY, WEIGHTS, RunDir, load_weights, save_weights
+from .runs import CONFIG, CURVE, HISTORY, SUMMARY, RunDir, load_weights, save_weights
 
 METRICS = "metrics.json"
 BLUR = "blur.json"
@@ -76,7 +76,6 @@ def paper_sum(model, cfg, split, n: int, k: int, device: str = "cpu") -> dict:
     eq. (2) (squared difference, mean over channels), smoothed by G_k^n (eq. 3) at ``n``, ``k``
     (those its calibration chose), summed over the pixels; no avgmap weighting (eq. 14, t = 0)
     and no standardisation. Returns ``{PAPER_SUM: auroc, PAPER_SUM_SCORE: the scoring}``."""
-    from . import data as D
     from . import metrics as M
     from . import scoring as S
 
