@@ -13,6 +13,10 @@ training images, and the table shows:
   (in brackets), and on the good test images (``good mask``; about 0.1 % is the aim of
   ``score.threshold_quantile`` 0.999).
 
+Where the good test images are tiles cut from a few larger photographs (the AITEX strips: file
+stems ``<strip>_x<column>``), the row also says which strips the flagged good images come from
+(``good_flagged_sources``): one irregular strip can account for most false alarms.
+
     python benchmarks/thresholds.py --json benchmarks/results/thresholds.json
 
 Nothing is written into the model folders; the calibration is read as it is.
@@ -22,7 +26,9 @@ from __future__ import annotations
 import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
 
 import argparse
+import collections
 import datetime as _dt
+import re
 import sys
 from pathlib import Path
 
@@ -30,12 +36,18 @@ import numpy as np
 import torch
 
 
+def source(path) -> str:
+    """The photograph a tile was cut from: the file stem without a trailing ``_x<column>``
+    (AITEX tiles), else the stem itself."""
+    return re.sub(r"_x\d+$", "", Path(path).stem)
+
+
 def measure(folder: Path, data: str, device: str = "cpu") -> dict:
     """The false-alarm shares and mask areas of one packed model (see the module docstring)."""
     from ssae import data as D
     from ssae import scoring as S
     from ssae.evaluation import ground_truth, load_run
-    from ssae.precision import precision
+    from ssae.precision import INFERENCE
 
     model, cfg, split, cal, stats = load_run(folder, data, device)
 
@@ -51,6 +63,8 @@ def measure(folder: Path, data: str, device: str = "cpu") -> dict:
     train_maps = maps_of(split.train)
     thr, img_thr = cal["threshold"], cal.get("image_threshold")
     good = [score(m) for it, m in zip(items, test_maps) if it.label == 0]
+    good_sources = [source(it.path) for it in items if it.label == 0]
+    flagged = collections.Counter(s for s, v in zip(good_sources, good) if img_thr is not None and v > img_thr)
     train = [score(m) for m in train_maps]
     bad = [i for i, it in enumerate(items) if it.label == 1]
     bad_scores = [score(test_maps[i]) for i in bad]
@@ -72,7 +86,9 @@ def measure(folder: Path, data: str, device: str = "cpu") -> dict:
         "mask_area_predicted": float(np.median(predicted)) if predicted else None,
         "mask_area_true": float(np.median(true)) if true else None,
         "mask_area_good": float(np.median(on_good)) if on_good else None,
-        "precision": precision(device),
+        "n_good_sources": len(set(good_sources)),
+        "good_flagged_sources": {k: [n, good_sources.count(k)] for k, n in flagged.most_common()},
+        "precision": INFERENCE,
     }
 
 

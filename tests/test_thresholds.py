@@ -97,3 +97,32 @@ def test_the_book_states_the_measured_false_alarms(tmp_path):
     assert "between 30.0 % and 50.0 % of a model's defective test images (median 40.0 %)" in text
     assert "not been measured" in thresholds_text(tmp_path / "missing.json")
     assert "{{ threshold_check }}" in (Path(__file__).resolve().parents[1] / "book" / "own_images.md").read_text()
+
+
+def test_false_alarms_from_one_photograph_are_named(tmp_path):
+    """When most flagged good images are tiles of one photograph, the reference page and the
+    chapter say which and what the other photographs' tiles give; a spread of alarms says nothing."""
+    import json
+    import sys
+
+    from ssae_book.models import Reference, concentrated_alarms, threshold_check
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from thresholds import source
+
+    assert source("test/good/0012_000_02_x1536.png") == "0012_000_02" and source("a/b/017.png") == "017"
+    row = {"model": "f/ssae", "n_good_test": 65, "n_good_sources": 5, "good_above": 15 / 65,
+           "good_flagged_sources": {"0012": [12, 13], "0004": [1, 13], "0014": [1, 13], "0020": [1, 13]}}
+    text = concentrated_alarms(row)
+    assert "12 of the 15 flagged good test images" in text and "`0012`: 12 of its 13 tiles" in text
+    assert "flags 5.8 %" in text  # 3 of the other 52 tiles
+    row["good_flagged_sources"] = {"a": [2, 13], "b": [2, 13]}
+    assert concentrated_alarms(row) == ""
+    path = tmp_path / "thresholds.json"
+    path.write_text(json.dumps({"date": "2031-01-02", "hardware": "CPU: test", "rows": [
+        {**row, "model": "f/ssae", "good_above": 0.1, "train_above": 0.0, "defective_above": 0.5,
+         "n_train": 20, "n_defective": 4, "mask_area_true": None}]}))
+    ref = Reference("f", tmp_path, {"ssae": tmp_path, "plain": tmp_path})
+    text = threshold_check(ref, path)
+    assert "the method flags 10.0 % of the 65 good test images and 0.0 % of the 20 training images" in text
+    assert "plain AE's thresholds were not measured" in text and "2031-01-02" in text

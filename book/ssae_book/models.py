@@ -764,6 +764,49 @@ def precision_check(path: str | Path = PRECISION) -> tuple[list[Table], str]:
 THRESHOLDS = REPO / "benchmarks" / "results" / "thresholds.json"
 
 
+def concentrated_alarms(row: dict) -> str:
+    """A sentence when most of a model's flagged good test images are tiles of one photograph
+    (``good_flagged_sources`` of ``benchmarks/thresholds.py``), with the share flagged among the
+    other photographs' tiles; '' otherwise."""
+    sources = row.get("good_flagged_sources") or {}
+    flagged = sum(n for n, _ in sources.values())
+    if not sources or flagged < 2:
+        return ""
+    top, (n, tiles) = max(sources.items(), key=lambda kv: kv[1][0])
+    if 2 * n <= flagged:
+        return ""
+    rest = (flagged - n) / max(row["n_good_test"] - tiles, 1)
+    return (f" On {row['model']}, {n} of the {flagged} flagged good test images are tiles of one photograph "
+            f"(`{top}`: {n} of its {tiles} tiles), one of the {row.get('n_good_sources', '?')} that the good test "
+            f"images were cut from; of the other photographs' tiles it flags {100 * rest:.1f} %.")
+
+
+def threshold_check(ref: Reference, path: str | Path = THRESHOLDS) -> str:
+    """What ``benchmarks/thresholds.py`` measured for this reference's models at their calibrated
+    thresholds, one sentence per model; says so when they were not measured."""
+    path = Path(path)
+    doc = json.loads(path.read_text()) if path.is_file() else {"rows": []}
+    rows = {r["model"]: r for r in doc["rows"]}
+    pct = lambda v, d=1: "n/a" if v is None else f"{100 * v:.{d}f} %"  # noqa: E731
+    out, dates = [], []
+    for kind in ref.models:
+        r = rows.get(f"{ref.name}/{kind}")
+        name = SHORT_KINDS.get(kind, kind)
+        if r is None:
+            out.append(f"The {name}'s thresholds were not measured (`python benchmarks/thresholds.py`).")
+            continue
+        s = (f"At its calibrated image threshold the {name} flags {pct(r['good_above'])} of the "
+             f"{r['n_good_test']} good test images and {pct(r['train_above'])} of the {r['n_train']} training "
+             f"images, and finds {pct(r['defective_above'])} of the {r['n_defective']} defective ones")
+        if r.get("mask_area_true") is not None:
+            s += (f"; its masks cover a median {pct(r['mask_area_predicted'], 2)} of a defective image (true "
+                  f"defects: {pct(r['mask_area_true'], 2)}) and {pct(r['mask_area_good'], 2)} of a good one")
+        out.append(s + "." + concentrated_alarms(r))
+        dates.append(str(r.get("date", doc.get("date", "")))[:10])
+    when = ", ".join(sorted(set(dates)))
+    return " ".join(out) + (f" (`benchmarks/thresholds.py`, {when}, {doc.get('hardware', '')}.)" if dates else "")
+
+
 def thresholds_text(path: str | Path = THRESHOLDS) -> str:
     """What ``benchmarks/thresholds.py`` measured on the kept models, in words: the share of
     training images and of good test images above each model's image threshold, and the mask
@@ -793,6 +836,7 @@ def thresholds_text(path: str | Path = THRESHOLDS) -> str:
                f"lets defects that score like clean images pass. " if found else "") +
             f"Where more good test images than training images cross it, the test folder's good images "
             f"score unlike the training folder's, which no validation image can show.")
+    text += concentrated_alarms(worst_good)
     area = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     if masked:
         text += (f" On defective test images the binary masks cover a median share of the image at most twice "
