@@ -5,7 +5,10 @@
 Each model is trained exactly as ``ssae-book --profile cpu`` would train it (the ``cpu`` profile,
 the build's default budget per data set, seed 0: :func:`ssae_book.book.run_config`) into
 ``runs/lookalikes/<slug>``, then packed (:func:`ssae.release.pack`, float16 weights) into
-``book/lookalikes/<slug>/ssae``. A build whose settings differ trains its own models.
+``book/lookalikes/<slug>/ssae``. For the look-alikes the build compares with objective (4) and
+cut-out (``DEFAULT_COMPARE``: wood) the two comparison models are trained as the build trains them
+(half the budget each) and packed beside it as ``objective4`` and ``cutout``. A build whose
+settings differ trains its own models.
 """
 from __future__ import annotations
 
@@ -15,8 +18,8 @@ import sys
 from pathlib import Path
 
 from ssae.release import pack
-from ssae_book.book import EMBEDDED, LOOKALIKES, REPO, dataset, kept_lookalike, train_category
-from ssae_book.build import DEFAULT_MINUTES
+from ssae_book.book import EMBEDDED, LOOKALIKES, REPO, VARIANTS, dataset, kept_lookalike, train_category
+from ssae_book.build import DEFAULT_COMPARE, DEFAULT_MINUTES
 
 PROFILE, SEED = "cpu", 0
 
@@ -34,14 +37,19 @@ def main(argv=None) -> int:
     for category in args.categories:
         data = f"embedded:{category}"
         slug = dataset(data).slug
-        run_dir = Path(args.runs) / slug
-        shutil.rmtree(run_dir, ignore_errors=True)
-        run = train_category(data, PROFILE, run_dir, seed=SEED, minutes=minutes)
-        out = Path(args.out) / slug / "ssae"
-        shutil.rmtree(out, ignore_errors=True)
-        pack(run_dir, out, data, draws=2, samples=False)  # generated data: drawn again at will
-        assert kept_lookalike(data, PROFILE, minutes, SEED, args.out) == out, f"{out}: settings differ"
-        print(f"{slug}: {run['result']['steps']} steps in {run['result']['seconds']:.0f} s -> {out}", flush=True)
+        models = [("ssae", minutes, {})]
+        if data in DEFAULT_COMPARE:
+            models += [(name, minutes / 2, kw) for name, kw in VARIANTS.items()]
+        for name, budget, kw in models:
+            run_dir = Path(args.runs) / slug / name
+            shutil.rmtree(run_dir, ignore_errors=True)
+            run = train_category(data, PROFILE, run_dir, seed=SEED, minutes=budget, **kw)
+            out = Path(args.out) / slug / name
+            shutil.rmtree(out, ignore_errors=True)
+            pack(run_dir, out, data, draws=2, samples=False)  # generated data: drawn again at will
+            assert kept_lookalike(data, PROFILE, budget, SEED, args.out, name, **kw) == out, f"{out}: settings differ"
+            print(f"{slug}/{name}: {run['result']['steps']} steps in {run['result']['seconds']:.0f} s -> {out}",
+                  flush=True)
     return 0
 
 

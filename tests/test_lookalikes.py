@@ -26,6 +26,18 @@ def test_a_kept_lookalike_model_is_shown_instead_of_trained(tmp_path):
     assert res["status"] == "ok" and 0 <= res["image_auroc"] <= 1
 
 
+def test_a_kept_comparison_model_is_shown_only_for_its_own_objective(tmp_path):
+    run = tmp_path / "run"
+    book.train_category("embedded:carpet", "smoke", run, objective=4)
+    folder = tmp_path / "kept"
+    pack(run, folder / "embedded-carpet" / "objective4", "embedded:carpet", draws=0)
+    kept = book.kept_lookalike("embedded:carpet", "smoke", None, 0, folder, "objective4", objective=4)
+    assert kept == folder / "embedded-carpet" / "objective4"
+    assert book.kept_lookalike("embedded:carpet", "smoke", None, 0, folder, "objective4") is None  # objective (1)
+    assert book.kept_lookalike("embedded:carpet", "smoke", None, 0, folder, "cutout",
+                               objective=1, corruption="cutout") is None                      # none kept
+
+
 def test_committed_models_stay_within_their_40_mb_budget():
     from pathlib import Path
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,19 +125,21 @@ LOOKALIKES = REPO / "book" / "lookalikes"
 
 
 def kept_lookalike(data: str, profile: str, minutes: float | None = None, seed: int = 0,
-                   folder: str | Path = LOOKALIKES) -> Path | None:
-    """The kept packed model of the look-alike ``data`` (``embedded:<category>``) when it was
-    trained with exactly the settings :func:`run_config` gives for ``profile``, ``minutes`` and
-    ``seed``; else None (the build then trains it)."""
+                   folder: str | Path = LOOKALIKES, name: str = "ssae", **settings) -> Path | None:
+    """The kept packed model ``<folder>/<slug>/<name>`` of the look-alike ``data``
+    (``embedded:<category>``) when it was trained with exactly the settings :func:`run_config`
+    gives for ``profile``, ``minutes``, ``seed`` and ``settings`` (objective, corruption: the
+    comparison models of :data:`VARIANTS` are kept as ``objective4`` and ``cutout``); else None
+    (the build then trains it)."""
     from ssae.runs import RunDir
 
     if not str(data).startswith("embedded:"):
         return None
-    path = Path(folder) / dataset(data).slug / "ssae"
+    path = Path(folder) / dataset(data).slug / name
     if not RunDir(path).config.is_file():
         return None
     have = RunDir(path).read_config()[0].to_dict()
-    want = run_config(profile, minutes=minutes, seed=seed).to_dict()
+    want = run_config(profile, minutes=minutes, seed=seed, **settings).to_dict()
     have["model"]["in_channels"] = want["model"]["in_channels"]  # set from the data by training
     for section, fields in want.items():  # None: decided from the data at training (e.g. augmentation)
         if isinstance(fields, dict):
@@ -149,29 +150,43 @@ def kept_lookalike(data: str, profile: str, minutes: float | None = None, seed: 
 def train_category(data: str, profile: str, run_dir: str | Path, device: str = "cpu", seed: int = 0,
                    minutes: float | None = None, objective: int = 1, corruption: str | None = None,
                    progress: bool = False, kept: str | Path | None = None) -> dict[str, Any]:
-    """Train one data set (:func:`ssae.pipeline.train`) and return what the notebook shows.
+    """Train one data set (:func:`ssae.pipeline.train` with :func:`run_config`'s settings) and
+    return what the notebook shows (:func:`training_run`).
 
     ``kept``: a packed model of the same settings (:func:`kept_lookalike`) that is copied to
-    ``run_dir`` and shown instead of training one here."""
+    ``run_dir`` (:func:`show_kept`) and shown instead of training one here."""
     from ssae.data import load_split
     from ssae.pipeline import train
-    from ssae.runs import RunDir
 
     cfg = run_config(profile, minutes=minutes, seed=seed, objective=objective, corruption=corruption)
     split = load_split(data, cfg.data, seed=seed)
-    t0 = time.time()
     if kept:
-        import shutil
-
-        shutil.rmtree(run_dir, ignore_errors=True)
-        shutil.copytree(kept, run_dir)
-        shown = RunDir(run_dir)
-        cfg, _ = shown.read_config()
-        result = {**shown.read_summary(), "history": shown.read_history()}
+        show_kept(kept, run_dir)
     else:
-        result = train(cfg, split, run_dir, device=device, data_spec=data, progress=progress)
+        train(cfg, split, run_dir, device=device, data_spec=data, progress=progress)
+    return training_run(run_dir, split, data, profile, device, kept)
+
+
+def show_kept(kept: str | Path, run_dir: str | Path) -> None:
+    """Copy the kept packed model ``kept`` to ``run_dir`` (replacing it) to be shown and
+    evaluated like a model trained there."""
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+    shutil.copytree(kept, run_dir)
+
+
+def training_run(run_dir: str | Path, split, data: str, profile: str, device: str = "cpu",
+                 kept: str | Path | None = None) -> dict[str, Any]:
+    """What the training page shows of the finished run in ``run_dir``: its settings as used,
+    summary, loss history and the figure label."""
+    from ssae.runs import RunDir
+
+    run = RunDir(run_dir)
+    cfg, _ = run.read_config()
+    result = {**run.read_summary(), "history": run.read_history()}
     return {"cfg": cfg, "split": split, "result": result, "history": result["history"],
-            "run_dir": str(run_dir), "wall_seconds": time.time() - t0, "kept": str(kept or ""),
+            "run_dir": str(run_dir), "kept": str(kept or ""),
             "label": figure_label(data, cfg.data.image_size, profile, device, split.has_masks)}
 
 
@@ -204,16 +219,23 @@ def training_table(run: dict[str, Any]) -> Table:
 
 def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
                       results_json: str | Path | None = None, slug: str | None = None) -> dict[str, Any]:
-    """:func:`ssae.evaluation.evaluate` plus the book's fields; written to ``results_json``."""
+    """:func:`ssae.evaluation.evaluate` plus the paper's sum and the book's fields
+    (:func:`page_result`); written to ``results_json``."""
     from ssae.evaluation import evaluate
 
-    res = evaluate(run_dir, data, device=device, progress=False)
-    add_paper_sum(res, run_dir, data, device)
+    res = page_result(add_paper_sum(evaluate(run_dir, data, device=device, progress=False), run_dir, data, device),
+                      data, slug)
+    if results_json:
+        write_result(results_json, res)
+    return res
+
+
+def page_result(res: dict[str, Any], data: str, slug: str | None = None) -> dict[str, Any]:
+    """An evaluation result with the fields the book's tables read (``slug``, ``status``,
+    ``has_masks``); returns ``res``."""
     res["slug"] = slug or dataset(data).slug
     res["status"] = "ok"
     res["has_masks"] = res.get("pixel_auroc") is not None
-    if results_json:
-        write_result(results_json, res)
     return res
 
 
@@ -391,11 +413,15 @@ def variant_dir(run_dir: str | Path, name: str) -> Path:
 
 
 def train_variants(run_dir: str | Path, data: str, profile: str, device: str = "cpu", seed: int = 0,
-                   minutes: float | None = None) -> dict[str, dict[str, Any]]:
+                   minutes: float | None = None, kept: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Train the comparison models of Table 4 and Figure 11 beside ``run_dir``: objective (4)
-    with elastic deformation and objective (1) with cut-out ("zeros")."""
+    with elastic deformation and objective (1) with cut-out ("zeros"). ``kept``: the kept
+    objective (1) model of :func:`kept_lookalike`; a comparison model kept beside it with these
+    settings is shown instead of trained."""
+    folder = Path(kept).parents[1] if kept else None
     return {name: train_category(data, profile, variant_dir(run_dir, name), device=device, seed=seed,
-                                 minutes=minutes, **kw)
+                                 minutes=minutes, **kw,
+                                 kept=folder and kept_lookalike(data, profile, minutes, seed, folder, name, **kw))
             for name, kw in VARIANTS.items()}
 
 
