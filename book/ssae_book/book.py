@@ -7,7 +7,7 @@ in the library modules these helpers call), where the tests reach it:
   and whether the value is the paper's or ours);
 - one data set's page: :func:`train_category`, :func:`evaluate_category`, the metrics, per-defect
   and objective-comparison tables, example maps and reconstructions;
-- the method chapter (:func:`method_example`, :func:`model_table`);
+- the method chapter (:func:`method_inputs`, :func:`as_batch`, :func:`model_table`);
 - the theory chapters: :mod:`ssae_book.theory_pages`;
 - the GPU figures kept in ``book/gpu_results/``.
 
@@ -15,7 +15,6 @@ Running the notebooks and building the HTML is :mod:`ssae_book.build` (``ssae-bo
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -610,56 +609,49 @@ def kept_model_example(models_dir: str | Path | None = None, device: str = "cpu"
                          else ""))}
 
 
-def method_example(data: str = "embedded:carpet", run_dir: str | Path | None = None, profile: str = "cpu",
-                   device: str = "cpu", seed: int = 0) -> dict[str, Any]:
-    """One image through Figure 5 (the corruption) and Figure 3 (the detection pipeline).
-
-    The image is a defective test image of ``data``. The reconstruction comes from the trained
-    model in ``run_dir`` when given (with its calibrated n, k and threshold), else from
-    :class:`ssae.references.BlurReference` (a no-network stand-in, said so in the label)."""
-    import numpy as np
-    import torch
+def method_inputs(data: str = "embedded:carpet", run_dir: str | Path | None = None, profile: str = "cpu",
+                  device: str = "cpu", seed: int = 0) -> dict[str, Any]:
+    """What the method chapter puts through Figure 5 (the corruption) and Figure 3 (the
+    detection pipeline): a defective test image of ``data`` (``image``, its mask ``truth``), a
+    clean training image (``clean``), and the ``network`` with the ``n``, ``k`` and
+    ``threshold`` to score with. The network is the trained model in ``run_dir`` when given
+    (with its calibrated n, k and threshold), else :class:`ssae.references.BlurReference`
+    (a no-network stand-in, said so in ``model``; threshold None)."""
     from ssae import data as D
-    from ssae.corruption import corrupt
     from ssae.runs import RunDir
-    from ssae.scoring import diff, reconstruct, smooth
 
     cfg = make_profile(profile)
-    model, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
+    network, n, k, threshold, what = None, cfg.score.n, cfg.score.k, None, ""
     if run_dir and RunDir(run_dir).has_weights():
-        from ssae.runs import read_calibration
-        from ssae.runs import load_model
-        model, cfg = load_model(run_dir, device)
+        from ssae.runs import load_model, read_calibration
+        network, cfg = load_model(run_dir, device)
         cal, _ = read_calibration(run_dir)
         n, k, threshold = cal["n"], cal["k"], cal["threshold"]
         what = f"model {Path(run_dir).name}, {training_amount(run_dir)}"
+    else:
+        from ssae.references import BlurReference
+        network = BlurReference(4.0).to(device).eval()
+        what = "BlurReference(sigma=4): no trained model was given"
     split = D.load_split(data, cfg.data, seed=seed)
     item = (pick_items(split.test, 1, 0, seed) or split.test[:1])[0]
     img = D.read_image(item.path, cfg.data.image_size, split.channels)
     truth = D.read_mask(item.mask_path, img.shape[:2]) if (split.has_masks and item.mask_path) else None
-    clean = D.read_image(split.train[0], cfg.data.image_size, split.channels)
-    gen = torch.Generator().manual_seed(seed)
-    ccfg = dataclasses.replace(cfg.corruption, patch_min=0.3, patch_max=0.4)   # a visible patch
-    xh, m, boxes = corrupt(torch.from_numpy(clean.transpose(2, 0, 1).copy())[None], ccfg, gen,
-                           return_boxes=True)
-    if model is None:
-        from ssae.references import BlurReference
-        model = BlurReference(4.0).to(device).eval()
-        what = "BlurReference(sigma=4): no trained model was given"
-    x = torch.from_numpy(img.transpose(2, 0, 1).copy())[None].to(device)
-    with torch.no_grad():
-        rec = reconstruct(model, x)
-        d = diff(x, rec)
-        a = smooth(d, n, k)
-    anomap = a[0, 0].cpu().numpy()
-    if threshold is None:
-        threshold = float(np.quantile(anomap, 0.98))
     return {"image": img, "truth": truth, "defect": item.defect,
-            "reconstruction": rec[0].cpu().numpy().transpose(1, 2, 0), "diff": d[0, 0].cpu().numpy(),
-            "anomap": anomap, "threshold": float(threshold), "n": n, "k": k, "model": what,
-            "clean": clean, "corrupted": xh[0].numpy().transpose(1, 2, 0), "mask": m[0, 0].numpy(),
-            "box": [int(v) for v in boxes[0, 0].tolist()], "cfg": cfg,
+            "clean": D.read_image(split.train[0], cfg.data.image_size, split.channels),
+            "network": network, "n": n, "k": k, "threshold": threshold, "model": what, "cfg": cfg,
             "label": figure_label(data, cfg.data.image_size, cfg.profile, device, split.has_masks)}
+
+
+def as_batch(image, device: str = "cpu"):
+    """An H x W x C image as the 1 x C x H x W tensor the network and ``ssae.scoring`` take."""
+    import numpy as np
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(image, dtype=np.float32).transpose(2, 0, 1)))[None].to(device)
+
+
+def as_image(batch):
+    """The first image of a 1 x C x H x W tensor as an H x W x C array (for plotting)."""
+    return batch[0].detach().float().cpu().numpy().transpose(1, 2, 0)
 
 
 def model_table(f: int = 3, width: float = 1.0, size: int = 512, in_channels: int = 3) -> Table:
