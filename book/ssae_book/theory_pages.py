@@ -5,7 +5,7 @@ and say, one call per table, figure or generated sentence.
 - Figure 8 and Proposition 2 (:func:`pixel_stats`, :func:`prop2_results` and their tables and notes);
 - Proposition 1 and Figure 6 (:func:`prop1_trials`, :func:`fig6_slider_note`);
 - Theorems 2 and 3 and event (25) (:func:`theorem2_note`, :func:`event25_note`, :func:`theorem3_note`, ...);
-- Figure 9 (:func:`orthogonality_curves`, its table and verdict).
+- Figure 9 (:func:`orthogonality_inputs`, its table and verdict).
 
 The computations themselves are :mod:`ssae.theory`; the figures :mod:`ssae_book.plots`.
 """
@@ -351,45 +351,37 @@ def prop1_trials(n_trials: int = 2000, dim: int = 12, s_size: int = 4, seed: int
                          "or without the premise the conclusion can fail.")
 
 
-def orthogonality_curves(run_dir: str | Path | None, data: str, profile: str = "cpu", device: str = "cpu",
-                         seed: int = 0) -> tuple[list, str]:
-    """Figure 9's curves for the trained model in ``run_dir`` (when given) and two reference
-    mappings with known behaviour: the exact nearest-neighbour projection onto the training
-    images and the identity. Returns ``(curves, label)``."""
+def orthogonality_inputs(run_dir: str | Path | None, data: str, profile: str = "cpu", device: str = "cpu",
+                         seed: int = 0) -> dict:
+    """What Figure 9 is computed on: the training images (``images``, N x H x W x C), the
+    trained network as a function of a batch (``F``, None without a trained model in
+    ``run_dir``) with its curve label (``name``), the patch ``widths`` and the figure ``label``."""
     import numpy as np
     from ssae import data as D
     from ssae.runs import RunDir
-    from ssae.theory import NearestNeighbourProjection, identity_map, orthogonality_curve
 
     st = theory_settings(profile)
-    rng = np.random.default_rng(seed)
-    curves = []
+    out = {"F": None, "name": "", "widths": st["orth_widths"]}
     if run_dir and RunDir(run_dir).has_weights():
-        from ssae.scoring import reconstruct
         from ssae.runs import load_model
+        from ssae.scoring import reconstruct
+
+        from .book import training_amount
         model, cfg = load_model(run_dir, device)
         split = D.load_split(data, cfg.data, seed=cfg.train.seed)
         size = cfg.data.image_size
         imgs = split.images(split.train[:st["orth_images"]], size)
-
-        def F(x):
-            return reconstruct(model, x.to(device)).cpu()
-
-        from .book import training_amount
-        curves.append(orthogonality_curve(F, np.stack(imgs), st["orth_widths"], rng,
-                                          label=f"trained F ({cfg.profile} profile, "
-                                                f"{training_amount(run_dir, short=True).removeprefix('trained ')})"))
-        label = figure_label(data, size, cfg.profile, device, split.has_masks)
+        out["F"] = lambda x: reconstruct(model, x.to(device)).cpu()
+        out["name"] = (f"trained F ({cfg.profile} profile, "
+                       f"{training_amount(run_dir, short=True).removeprefix('trained ')})")
+        out["label"] = figure_label(data, size, cfg.profile, device, split.has_masks)
     else:
         size = st["size"]
         imgs = folder_images(data or "embedded:carpet", st["orth_images"], size, seed) if data else \
             texture_images("carpet", st["orth_images"], size, seed)
-        label = figure_label(data or "embedded:carpet", size, profile, device, True) + " · no trained model"
-    train = np.stack(imgs)
-    curves.append(orthogonality_curve(NearestNeighbourProjection(train), train, st["orth_widths"], rng,
-                                      label="nearest neighbour in D (exact projection)"))
-    curves.append(orthogonality_curve(identity_map, train, st["orth_widths"], rng, label="identity"))
-    return curves, label
+        out["label"] = figure_label(data or "embedded:carpet", size, profile, device, True) + " · no trained model"
+    out["images"] = np.stack(imgs)
+    return out
 
 
 def orthogonality_table(curves, fractions=(0.1, 0.25, 0.5)) -> Table:
