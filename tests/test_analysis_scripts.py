@@ -129,3 +129,14 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     assert [(r["side"], r["precision"]) for r in res["loop"]] == [(64, "fp32"), (64, "bf16")]
     assert all(r["steps_per_s"] > 0 and r["steps"] == 12 for r in res["loop"])
     assert "loop/network bf16 64 px" in text and "of conv peak" in text
+
+
+def test_inference_benchmark_sets_the_library_beside_predict_and_onnxruntime(tmp_path):
+    out = tmp_path / "inference.json"
+    text = _run("benchmarks/inference.py", "--model", "book/lookalikes/embedded-carpet/ssae", "--images", "3",
+                "--repeat", "1", "--json", out)
+    res = json.loads(out.read_text())
+    assert set(res["images_per_s"]) == {"library (Detector.score)", "onnxruntime (ssae export)",
+                                        "ssae predict (files, overlays)"}
+    assert all(v > 0 for v in res["images_per_s"].values()) and res["predict_startup_s"] > 0
+    assert "goal: library within 10 % of the fastest" in text and "of fastest" in text

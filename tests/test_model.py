@@ -101,3 +101,28 @@ def test_blur_reference():
     assert torch.allclose(y, y.flip(-1)) and torch.allclose(y, y.transpose(-1, -2))
     assert torch.equal(BlurReference(0.0)(impulse), impulse)
     assert list(blur.parameters()) == []
+
+
+def test_folding_batchnorm_keeps_the_function_and_leaves_the_model_alone():
+    import copy
+
+    from ssae.model import SDC, fold_batchnorm
+
+    torch.manual_seed(0)
+    model = SSAE(in_channels=1, width=0.125)
+    model.train()
+    for _ in range(3):  # running statistics away from their initial 0 and 1
+        model(torch.rand(4, 1, 32, 32))
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5), m.bias.uniform_(-0.2, 0.2)
+    model.eval()
+    before = copy.deepcopy(model.state_dict())
+    folded = fold_batchnorm(model)
+    x = torch.rand(2, 1, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert all(isinstance(layer.bn, torch.nn.Identity) for layer in folded.layers if isinstance(layer, SDC))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
