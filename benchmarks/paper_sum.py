@@ -3,7 +3,7 @@
 The kept models' calibrations chose their own image score (standardised maps, the max or the
 contrast); the paper scores an image by the sum of eq. (3)'s map. For every model folder in
 ``models/`` whose data set is on this machine, this script computes the image AUROC with the
-paper's score (:func:`ssae.release.paper_sum`: eq. (2)'s Diff, G_k^n at the n and k the model's
+paper's score (:func:`ssae.evaluation.paper_sum`: eq. (2)'s Diff, G_k^n at the n and k the model's
 calibration chose, summed over the pixels; no avgmap weighting, no standardisation) and adds it
 to ``metrics.json`` as ``image_auroc_paper_sum`` with the scoring under ``paper_sum_score``;
 for the blur reference (``blur.json``) likewise, at the n and k of its own calibration.
@@ -28,7 +28,8 @@ import torch
 def main(argv=None) -> int:
     from ssae.data import load_split
     from ssae.references import BlurReference
-    from ssae.release import BLUR, METRICS, PAPER_SUM, PAPER_SUM_SCORE, paper_sum
+    from ssae.evaluation import PAPER_SUM, PAPER_SUM_SCORE, paper_sum
+    from ssae.release import BLUR, METRICS
     from ssae.runs import load_model, read_calibration, read_run_config, write_json
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

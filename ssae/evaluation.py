@@ -121,8 +121,15 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
                    data_spec: str = "", progress: bool = True, precision: str = INFERENCE) -> dict:
     """:func:`evaluate` for any model and calibration (used for the references too)."""
     check_precision(precision)
-    items, images, maps, seconds = model_maps(model, cfg, split, cal, stats, device, progress, precision)
+    items = split.test
+    images = split.images(items, cfg.data.image_size, progress=progress)
+    start = time.time()
+    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps", precision=precision)
+    maps = S.calibrated_maps(raw, cal, stats)
+    seconds = time.time() - start
     labels = [it.label for it in items]
+    l2 = raw if cal["diff"] == "l2" else S.diff_maps(model, images, "l2", device, precision=precision)
+    paper = paper_sum_auroc(labels, l2, cal["n"], cal["k"])
     # image scores from the maps as computed; pixel metrics at score.metric_size when it is set
     size = cfg.score.metric_size
     pix = at_metric_size(maps, size)
@@ -170,7 +177,34 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
         # each type's share of all defect pixels, its weight in the pooled pixel AUROC
         "defect_pixel_share": ({d: v / total for d, v in defect_pixels.items()} if masks is not None and total
                                else None),
+        **paper,
     }
+
+
+#: keys of the image AUROC with the paper's image score and of that score's settings
+PAPER_SUM, PAPER_SUM_SCORE = "image_auroc_paper_sum", "paper_sum_score"
+
+
+def paper_sum_auroc(labels, raw_l2, n: int, k: int) -> dict:
+    """The image AUROC with the paper's image score: eq. (2)'s Diff (squared difference, mean
+    over channels; ``raw_l2``, one 1 x H x W tensor per image), smoothed by G_k^n (eq. 3) at
+    ``n``, ``k`` (those the calibration chose), summed over the pixels; no avgmap weighting
+    (eq. 14, t = 0) and no standardisation. Returns ``{PAPER_SUM: auroc, PAPER_SUM_SCORE: the
+    scoring}``."""
+    scores = S.image_scores(S.finish_maps(raw_l2, int(n), int(k), None, 0))["sum"]
+    auroc = M.image_auroc(list(labels), scores)
+    return {PAPER_SUM: None if auroc is None else float(auroc),
+            PAPER_SUM_SCORE: {"diff": "l2", "n": int(n), "k": int(k), "t": 0, "standardize": False,
+                              "reduce": "sum"}}
+
+
+def paper_sum(model, cfg: Config, split: D.Split, n: int, k: int, device: str = "cpu",
+              precision: str = INFERENCE) -> dict:
+    """:func:`paper_sum_auroc` of ``model`` on the test split of ``split`` (:func:`evaluate`
+    reports it with every evaluation)."""
+    items = split.test
+    raw = S.diff_maps(model, split.images(items, cfg.data.image_size), "l2", device, precision=precision)
+    return paper_sum_auroc([it.label for it in items], raw, n, k)
 
 
 def curve_point(model, cfg: Config, split: D.Split, device: str = "cpu", precision: str = INFERENCE) -> dict:

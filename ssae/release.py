@@ -26,7 +26,7 @@ pickle, a few MB) instead of ``checkpoint.pt``:
   ``earlier/`` passes it on unchanged, so it always holds the first model replaced.
 
 Both ``metrics.json`` and ``blur.json`` also hold ``image_auroc_paper_sum``: the image AUROC
-with the paper's own image score (:func:`paper_sum`), the sum over the pixels of eq. (3)'s map
+with the paper's own image score (:func:`ssae.evaluation.paper_sum`), the sum over the pixels of eq. (3)'s map
 at the calibrated n and k, without the avgmap weighting or our standardisation, beside the
 calibrated score (``image_auroc``) that the rest of the metrics use.
 
@@ -39,6 +39,7 @@ import shutil
 from pathlib import Path
 
 from .errors import SsaeError
+
 from .runs import CONFIG, CURVE, HISTORY, SUMMARY, RunDir, load_weights, save_weights
 
 METRICS = "metrics.json"
@@ -66,28 +67,6 @@ def keep_earlier(old: Path, new: Path) -> None:
         if (old / name).is_file():
             shutil.copy2(old / name, new / EARLIER / name)
 
-
-#: the key of the image AUROC with the paper's image score, and of the scoring it used
-PAPER_SUM, PAPER_SUM_SCORE = "image_auroc_paper_sum", "paper_sum_score"
-
-
-def paper_sum(model, cfg, split, n: int, k: int, device: str = "cpu") -> dict:
-    """The image AUROC of ``model`` on the test split with the paper's image score: Diff of
-    eq. (2) (squared difference, mean over channels), smoothed by G_k^n (eq. 3) at ``n``, ``k``
-    (those its calibration chose), summed over the pixels; no avgmap weighting (eq. 14, t = 0)
-    and no standardisation. Returns ``{PAPER_SUM: auroc, PAPER_SUM_SCORE: the scoring}``."""
-    from . import metrics as M
-    from . import scoring as S
-
-    items = split.test
-    images = split.images(items, cfg.data.image_size)
-    raw = S.diff_maps(model, images, "l2", device)
-    maps = S.finish_maps(raw, int(n), int(k), None, 0)
-    scores = S.image_scores(maps)["sum"]
-    auroc = M.image_auroc([it.label for it in items], scores)
-    return {PAPER_SUM: None if auroc is None else float(auroc),
-            PAPER_SUM_SCORE: {"diff": "l2", "n": int(n), "k": int(k), "t": 0, "standardize": False,
-                              "reduce": "sum"}}
 
 
 def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", blur: bool = False,
@@ -130,7 +109,6 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
     calibrate(tmp, split, device=device, model=half.to(device).eval(), progress=progress, precision=precision)
     res = evaluate(tmp, data_spec, device=device, progress=progress, precision=precision)
     res["run_dir"] = str(out_dir)
-    res.update(paper_sum(half, cfg, split, res["score"]["n"], res["score"]["k"], device))
     if draws:
         res["calibration_draws"] = calibration_draws(half, cfg, split, range(1, draws + 1), device, precision)
     write_json(tmp / METRICS, res)
@@ -142,7 +120,6 @@ def pack(run_dir, out_dir, data_spec: str | None = None, device: str = "cpu", bl
         ref_res = evaluate_model(ref, cfg, split, cal, stats, device, data_spec=data_spec, progress=progress,
                                  precision=precision)
         ref_res["model"] = "BlurReference(sigma=4)"
-        ref_res.update(paper_sum(ref, cfg, split, cal["n"], cal["k"], device))
         write_json(tmp / BLUR, ref_res)
     if out_dir.exists():
         keep_earlier(out_dir, tmp)

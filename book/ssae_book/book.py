@@ -218,12 +218,11 @@ def training_table(run: dict[str, Any]) -> Table:
 
 def evaluate_category(run_dir: str | Path, data: str, device: str = "cpu",
                       results_json: str | Path | None = None, slug: str | None = None) -> dict[str, Any]:
-    """:func:`ssae.evaluation.evaluate` plus the paper's sum and the book's fields
-    (:func:`page_result`); written to ``results_json``."""
+    """:func:`ssae.evaluation.evaluate` (with the paper's sum beside the calibrated score) plus
+    the book's fields (:func:`page_result`); written to ``results_json``."""
     from ssae.evaluation import evaluate
 
-    res = page_result(add_paper_sum(evaluate(run_dir, data, device=device, progress=False), run_dir, data, device),
-                      data, slug)
+    res = page_result(evaluate(run_dir, data, device=device, progress=False), data, slug)
     if results_json:
         write_result(results_json, res)
     return res
@@ -235,20 +234,6 @@ def page_result(res: dict[str, Any], data: str, slug: str | None = None) -> dict
     res["slug"] = slug or dataset(data).slug
     res["status"] = "ok"
     res["has_masks"] = res.get("pixel_auroc") is not None
-    return res
-
-
-def add_paper_sum(res: dict[str, Any], run_dir: str | Path, data: str, device: str = "cpu") -> dict[str, Any]:
-    """Add to an evaluation result the image AUROC with the paper's image score
-    (:func:`ssae.release.paper_sum`: the sum of eq. (3)'s map at the calibrated n and k,
-    unstandardised), beside the calibrated ``image_auroc``; returns ``res``."""
-    from ssae.data import load_split
-    from ssae.release import paper_sum
-    from ssae.runs import load_model
-
-    model, cfg = load_model(run_dir, device)
-    split = load_split(data, cfg.data, seed=cfg.train.seed)
-    res.update(paper_sum(model, cfg, split, res["score"]["n"], res["score"]["k"], device))
     return res
 
 

@@ -303,9 +303,7 @@ def evaluate(ref: Reference, kind: str, device: str = "cpu") -> dict:
     """The model re-evaluated on its test split now (needs the data on this machine), with the
     image AUROC of the paper's image score beside the calibrated one."""
     from ssae.evaluation import evaluate as _evaluate
-    from .book import add_paper_sum
-    res = _evaluate(ref.models[kind], str(ref.data_path()), device=device, progress=False)
-    return add_paper_sum(res, ref.models[kind], str(ref.data_path()), device)
+    return _evaluate(ref.models[kind], str(ref.data_path()), device=device, progress=False)
 
 
 def per_defect_table(results: dict[str, dict]) -> Table:
