@@ -1,4 +1,4 @@
-"""The order of ``ssae train``: train -> calibrate -> (evaluate -> pack).
+"""The order of the method: train -> calibrate -> evaluate -> pack (:func:`run`).
 
 1. train (:mod:`ssae.training`): Adam steps into the run folder, checkpoints, and the learning
    curve, whose points :func:`ssae.evaluation.curve_point` computes (``train.curve``);
@@ -8,6 +8,8 @@
 3. retrain while the restoration check fails (:func:`train_until_restored`, ``--retries``);
 4. evaluate (``ssae evaluate``, :func:`ssae.evaluation.evaluate`) and pack (``ssae pack``,
    :func:`ssae.release.pack`, which evaluates the finished run and keeps its metrics).
+
+:func:`run` does all four; ``ssae train`` the first three.
 
 Training knows nothing of scoring: calibration and the learning curve's evaluation are
 passed to it from here.
@@ -99,3 +101,23 @@ def train_until_restored(cfg: Config, split: Split, run_dir, retries: int, devic
             return out, attempts
     best = max(attempts, key=lambda a: a["restoration"])
     return best["run_dir"], attempts
+
+
+def run(cfg: Config, split: Split, run_dir, data_spec: str, device="cpu", *, retries: int = 0,
+        out_dir=None, progress: bool | str = True) -> dict:
+    """The whole order for one data set: train and calibrate into ``run_dir``
+    (:func:`train_until_restored` with ``retries``), evaluate the model on the test split of
+    ``data_spec``, and, with ``out_dir``, pack it there (:func:`ssae.release.pack`, float16
+    weights calibrated and evaluated again, with stored samples). Returns ``{"run_dir": the
+    attempt used, "attempts": [...], "metrics": the test metrics, "packed": out_dir or None}``."""
+    from .evaluation import evaluate
+    from .release import pack
+
+    used, attempts = train_until_restored(cfg, split, run_dir, retries, device, data_spec=data_spec,
+                                          progress=progress)
+    if out_dir is None:
+        metrics = evaluate(used, data_spec, device=device, progress=progress is True)
+    else:
+        metrics = pack(used, out_dir, data_spec, device=device, progress=progress is True)
+    return {"run_dir": used, "attempts": attempts, "metrics": metrics,
+            "packed": None if out_dir is None else Path(out_dir)}

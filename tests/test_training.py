@@ -268,3 +268,15 @@ def test_run_dir_names_every_file_of_a_run(tmp_path):
                      R.DONE, "lock"] and sorted(names) == sorted(R.RUN_FILES)
     assert not run.is_done() and not run.has_weights() and run.read_history() == [] and run.read_curve() == []
     assert str(tmp_path / "r") == __import__("os").fspath(run)
+
+
+def test_the_pipeline_runs_train_calibrate_evaluate_and_pack_in_order(mvtec_dir, tmp_path):
+    cfg = smoke()
+    split = load_split(str(mvtec_dir), cfg.data)
+    res = P.run(cfg, split, tmp_path / "run", str(mvtec_dir), out_dir=tmp_path / "packed", progress=False)
+    assert res["run_dir"] == tmp_path / "run" and len(res["attempts"]) == 1
+    assert R.RunDir(tmp_path / "run").is_done() and R.RunDir(tmp_path / "packed").is_done()
+    assert 0 <= res["metrics"]["image_auroc"] <= 1 and res["metrics"]["image_auroc_paper_sum"] is not None
+    assert json.loads((tmp_path / "packed" / "metrics.json").read_text())["image_auroc"] == res["metrics"]["image_auroc"]
+    again = P.run(cfg, split, tmp_path / "run", str(mvtec_dir), progress=False)  # finished: evaluated only
+    assert again["packed"] is None and again["metrics"]["n_test_images"] == res["metrics"]["n_test_images"]
