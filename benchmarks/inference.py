@@ -24,7 +24,6 @@ import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
 import argparse
 import datetime as _dt
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from throughput import timed  # median seconds of a call, after warm-up calls
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,20 +44,9 @@ def images_for(det, n: int, seed: int = 0) -> list[np.ndarray]:
     return [rng.random((side, side, det.channels), dtype=np.float32) for _ in range(n)]
 
 
-def best_of(fn, repeat: int) -> float:
-    """The shortest of ``repeat`` timed calls of ``fn`` (seconds), after one untimed call."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def library_rate(det, images: list[np.ndarray], repeat: int) -> float:
     names = [f"image {i}" for i in range(len(images))]
-    return len(images) / best_of(lambda: det.score_arrays(names, images), repeat)
+    return len(images) / timed(lambda: det.score_arrays(names, images), repeat)
 
 
 def onnx_rate(model: Path, images: list[np.ndarray], threads: int, repeat: int, batch: int = 8) -> float:
@@ -76,7 +65,7 @@ def onnx_rate(model: Path, images: list[np.ndarray], threads: int, repeat: int, 
         def run():
             for s in range(0, len(x), batch):
                 sess.run(None, {INPUT: x[s:s + batch]})
-        return len(images) / best_of(run, repeat)
+        return len(images) / timed(run, repeat)
 
 
 def predict_seconds(model: Path, folder: Path, out: Path, threads: int) -> float:
