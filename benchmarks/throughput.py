@@ -10,7 +10,9 @@ One run prints, for the machine at hand (every ratio from numbers measured side 
    network's share of the convolution peak;
 3. ``loop``: the whole training loop (:func:`ssae.training.train` at a fixed crop: crops,
    corruption, augmentation, loss, Adam, logging), steps/s and its share of the bare network's;
-4. ``threads``: the bare network at 64 px bf16 on one and on two threads, and two one-thread
+4. ``step_profile``: where one bf16 training step's time goes (crops, augmentation, corruption,
+   loss, norms, Adam, the network), at the loop's sides;
+5. ``threads``: the bare network at 64 px bf16 on one and on two threads, and two one-thread
    processes side by side against one two-thread process (images/s in total).
 
 Example::
@@ -141,6 +143,71 @@ def loop(data: str, sides: list[int], steps: int) -> list[dict]:
     return rows
 
 
+def step_profile(data: str, side: int, steps: int) -> dict:
+    """Where a bf16 training step's time goes at ``side`` px: milliseconds per step in each part
+    of :func:`ssae.training.step` (the functions it calls are wrapped with timers while
+    :func:`ssae.training.train` runs ``steps`` steps), the network (forward and backward: the rest
+    of the step), and the loop outside the steps (logging, schedules); means over the steps
+    after the first five."""
+    import collections
+
+    import ssae.training as T
+
+    times: dict[str, list[float]] = collections.defaultdict(list)
+    counting = [False]
+
+    def timer(owner, name: str, label: str):
+        inner = getattr(owner, name)
+
+        def call(*a, **k):
+            t0 = time.perf_counter()
+            out = inner(*a, **k)
+            if counting[0]:
+                times[label].append(time.perf_counter() - t0)
+            return out
+        setattr(owner, name, call)
+        return owner, name, inner
+
+    parts = [("sample", "crops"), ("augment", "augmentation"), ("random_rotation", "augmentation"),
+             ("corrupt", "corruption"), ("objective_loss", "loss"), ("flatness", "loss"), ("_norm", "norms"),
+             ("learning_rate", "schedule")]
+    step, n = T.step, [0]
+
+    def timed_step(s):
+        if not n[0]:  # the state's own parts, once it exists
+            patched.extend([timer(s.images, "sample", "crops"), timer(s.optimiser, "step", "adam")])
+        counting[0] = n[0] >= 5
+        t0 = time.perf_counter()
+        m = step(s)
+        if counting[0]:
+            times["step"].append(time.perf_counter() - t0)
+        n[0] += 1
+        return m
+    patched = [timer(T, name, label) for name, label in parts if name != "sample"]
+    T.step = timed_step
+    cfg = override(profile("cpu"), train={"steps": steps + 5, "crop_start": side, "crop_end": side, "log_every": 5,
+                                          "curve": (), "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": True})
+    cfg.data.image_size = max(side, cfg.data.image_size or side)
+    split = load_split(data, cfg.data, seed=0)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            train(cfg, split, Path(tmp) / "run", progress=False)
+            wall = time.perf_counter() - t0
+    finally:
+        T.step = step
+        for owner, name, inner in reversed(patched):
+            if owner is T:
+                setattr(owner, name, inner)
+    k = len(times["step"])
+    ms = {label: 1e3 * sum(v) / k for label, v in times.items() if label != "step"}
+    per_step = 1e3 * sum(times["step"]) / k
+    ms["network (forward, backward)"] = per_step - sum(ms.values())
+    return {"side": side, "steps": k, "ms_per_step": per_step, "ms": ms,
+            "outside_network_share": 1 - ms["network (forward, backward)"] / per_step,
+            "train_wall_s": wall}
+
+
 def worker(threads: int, seconds: float) -> float:
     """Images/s of the bare network at 64 px bf16 on ``threads`` threads for about ``seconds``."""
     torch.set_num_threads(threads)
@@ -180,6 +247,11 @@ def report(res: dict) -> str:
                   "{two_threads:.0f} ({:.2f}x); two one-thread processes side by side {two_processes_one_thread_each:.0f} "
                   "({:.2f}x)".format(th["two_threads"] / th["one_thread"],
                                      th["two_processes_one_thread_each"] / th["one_thread"], **th)]
+    for pr in res.get("step_profile", []):
+        parts = sorted(pr["ms"].items(), key=lambda kv: -kv[1])
+        lines += ["", f"one bf16 training step at {pr['side']} px ({pr['ms_per_step']:.1f} ms, mean of {pr['steps']} "
+                  f"steps): " + ", ".join(f"{k} {v:.1f} ms ({v / pr['ms_per_step']:.1%})" for k, v in parts)
+                  + f"; outside the network {pr['outside_network_share']:.1%}"]
     goals = []
     for side in (64, 128):
         lp, nw = loops.get((side, "bf16")), next((r for r in res["network"] if r["side"] == side
@@ -216,7 +288,8 @@ def main(argv=None) -> int:
     res = {"hardware": hardware("cpu"), "date": _dt.datetime.now().isoformat(timespec="seconds"),
            "data": args.data, "channels": channels, "peak": peak(args.repeat),
            "network": network(channels, args.sides, args.repeat),
-           "loop": loop(args.data, args.loop_sides, args.steps)}
+           "loop": loop(args.data, args.loop_sides, args.steps),
+           "step_profile": [step_profile(args.data, side, args.steps) for side in args.loop_sides]}
     if args.thread_seconds > 0:
         res["threads"] = threads_part(args.thread_seconds)
     print(report(res))

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import fixtures
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,6 +130,10 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     assert [(r["side"], r["precision"]) for r in res["loop"]] == [(64, "fp32"), (64, "bf16")]
     assert all(r["steps_per_s"] > 0 and r["steps"] == 12 for r in res["loop"])
     assert "loop/network bf16 64 px" in text and "of conv peak" in text
+    (pr,) = res["step_profile"]
+    assert pr["side"] == 64 and pr["steps"] == 12 and {"corruption", "adam", "crops"} <= set(pr["ms"])
+    assert sum(pr["ms"].values()) == pytest.approx(pr["ms_per_step"]) and 0 < pr["outside_network_share"] < 1
+    assert "one bf16 training step at 64 px" in text
 
 
 def test_inference_benchmark_sets_the_library_beside_predict_and_onnxruntime(tmp_path):
