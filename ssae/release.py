@@ -39,7 +39,6 @@ import shutil
 from pathlib import Path
 
 from .errors import SsaeError
-
 from .runs import CONFIG, CURVE, HISTORY, SUMMARY, RunDir, load_weights, save_weights
 
 METRICS = "metrics.json"
