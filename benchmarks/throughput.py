@@ -147,7 +147,8 @@ def step_profile(data: str, side: int, steps: int) -> dict:
     """Where a bf16 training step's time goes at ``side`` px: milliseconds per step in each part
     of :func:`ssae.training.step` (the functions it calls are wrapped with timers while
     :func:`ssae.training.train` runs ``steps`` steps), the network (forward and backward: the rest
-    of the step), and the loop outside the steps (logging, schedules); means over the steps
+    of the step), and the norms of the gradients and weights (taken after the step at log steps,
+    here every 5 steps, the cpu profile's every 25: spread over all steps); means over the steps
     after the first five."""
     import collections
 
@@ -169,7 +170,7 @@ def step_profile(data: str, side: int, steps: int) -> dict:
         return owner, name, inner
 
     parts = [("sample", "crops"), ("augment", "augmentation"), ("random_rotation", "augmentation"),
-             ("corrupt", "corruption"), ("objective_loss", "loss"), ("flatness", "loss"), ("_norm", "norms"),
+             ("corrupt", "corruption"), ("objective_loss", "loss"), ("flatness", "loss"), ("with_norms", "norms"),
              ("learning_rate", "schedule")]
     step, n = T.step, [0]
 
@@ -201,7 +202,8 @@ def step_profile(data: str, side: int, steps: int) -> dict:
                 setattr(owner, name, inner)
     k = len(times["step"])
     ms = {label: 1e3 * sum(v) / k for label, v in times.items() if label != "step"}
-    per_step = 1e3 * sum(times["step"]) / k
+    # the norms are taken after the step, at log and checkpoint steps only: spread over all steps
+    per_step = 1e3 * sum(times["step"]) / k + ms.get("norms", 0.0)
     ms["network (forward, backward)"] = per_step - sum(ms.values())
     return {"side": side, "steps": k, "ms_per_step": per_step, "ms": ms,
             "outside_network_share": 1 - ms["network (forward, backward)"] / per_step,

@@ -20,8 +20,9 @@ training run again on a folder changes nothing in it until it has something new 
 the first new checkpoint retires the old run's scoring and ``done`` (so old scoring never
 sits beside new weights), and a new scoring replaces the old one only once it is computed.
 A run diverges when its loss, its gradients' norm or its weights' norm stops being finite, or
-the weights' norm passes :data:`WEIGHT_NORM_LIMIT`; it then stops with one line naming the
-step and the learning rate, keeping its last good checkpoint.
+the weights' norm passes :data:`WEIGHT_NORM_LIMIT` (the loss is checked at every step, the two
+norms at log and checkpoint steps); it then stops with one line naming the step and the
+learning rate, keeping its last good checkpoint.
 
 Multi-GPU (or multi-process CPU) training runs under ``torchrun``: each process draws its own
 batches, gradients are averaged by DistributedDataParallel, rank 0 writes the run directory.
@@ -33,7 +34,7 @@ import copy
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -288,7 +289,8 @@ class State:
 
 @dataclass
 class Metrics:
-    """What one step measured: the loss, (loss, gradient norm, weight norm) and the learning rate."""
+    """What one step measured: the loss, its health ((loss,), or (loss, gradient norm, weight
+    norm) once :func:`with_norms` added them), whether it diverged, and the learning rate."""
     loss: torch.Tensor
     health: torch.Tensor
     diverged: torch.Tensor
@@ -421,15 +423,24 @@ def step(s: State) -> Metrics:
     s.flat_mean = flat if s.flat_mean is None else 0.95 * s.flat_mean + 0.05 * flat
     s.optimiser.zero_grad(set_to_none=True)
     value.backward()
-    params = list(s.model.parameters())
-    grad_norm = _norm([p.grad for p in params if p.grad is not None], s.device)
     lr = learning_rate(t, s.fraction)
     for group in s.optimiser.param_groups:
         group["lr"] = lr
     s.optimiser.step()
-    health = torch.stack([value.detach().float(), grad_norm, _norm(params, s.device)])
-    return Metrics(loss=value.detach(), health=health, lr=lr, starting=starting,
-                   diverged=~torch.isfinite(health).all() | (health[2] > WEIGHT_NORM_LIMIT))
+    health = value.detach().float()[None]
+    return Metrics(loss=value.detach(), health=health, lr=lr, starting=starting, diverged=~torch.isfinite(health[0]))
+
+
+def with_norms(s: State, m: Metrics) -> Metrics:
+    """``m`` with the gradients' and the weights' norms of the step just taken added to its
+    health (the gradients stay in place until the next step). Every step checks its loss; the
+    norms, a pass over every parameter, are taken at log and checkpoint steps only (a weight
+    that became infinite makes the next step's loss infinite in any case)."""
+    params = list(s.model.parameters())
+    grad_norm = _norm([p.grad for p in params if p.grad is not None], s.device)
+    health = torch.cat([m.health[:1], torch.stack([grad_norm, _norm(params, s.device)])])
+    return replace(m, health=health, diverged=m.diverged | ~torch.isfinite(health).all()
+                               | (health[2] > WEIGHT_NORM_LIMIT))
 
 
 def loop(s: State, on_curve: CurveFn | None = None) -> dict:
@@ -451,7 +462,6 @@ def loop(s: State, on_curve: CurveFn | None = None) -> dict:
         s.fraction = fraction_done(t, s.step, s.seconds_before + time.time() - s.start if s.world == 1 else None)
         s.side = crop_size(s.fraction, s.cfg, s.max_side)
         m = step(s)
-        s.bad = m.diverged if s.bad is None else s.bad | m.diverged
         s.step += 1
         s.bar.update(1)
         elapsed = s.seconds_before + time.time() - s.start
@@ -462,6 +472,9 @@ def loop(s: State, on_curve: CurveFn | None = None) -> dict:
             if log_step:
                 out_of_time = _all_stop(out_of_time, s.device)
         saving = s.rank == 0 and (s.step % t.checkpoint_every == 0 or s.step == t.steps or out_of_time)
+        if log_step or saving or s.step in s.curve_at:
+            m = with_norms(s, m)
+        s.bad = m.diverged if s.bad is None else s.bad | m.diverged
         if s.device.type != "cuda" or log_step or saving:
             _check_divergence(s, m)
         if log_step:
@@ -583,7 +596,8 @@ def _divergence(health: torch.Tensor, step: int, *, exact: bool, lr: float, run:
     """The one-line message of a diverged training: which of the loss, the gradients' norm and
     the weights' norm (``health``) went wrong, at which step and learning rate, and which
     checkpoint is kept."""
-    loss, grad_norm, weight_norm = health.tolist()
+    loss, *norms = health.tolist()  # the norms only where they were taken (:func:`with_norms`)
+    grad_norm, weight_norm = norms or (0.0, 0.0)
     signs = [f"loss became {loss}" if not math.isfinite(loss) else "",
              f"gradient norm became {grad_norm}" if not math.isfinite(grad_norm) else "",
              f"weight norm reached {weight_norm:.3g} (limit {WEIGHT_NORM_LIMIT:g})"

@@ -131,7 +131,7 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     assert all(r["steps_per_s"] > 0 and r["steps"] == 12 for r in res["loop"])
     assert "loop/network bf16 64 px" in text and "of conv peak" in text
     (pr,) = res["step_profile"]
-    assert pr["side"] == 64 and pr["steps"] == 12 and {"corruption", "adam", "crops"} <= set(pr["ms"])
+    assert pr["side"] == 64 and pr["steps"] == 12 and {"corruption", "adam", "crops", "norms"} <= set(pr["ms"])
     assert sum(pr["ms"].values()) == pytest.approx(pr["ms_per_step"]) and 0 < pr["outside_network_share"] < 1
     assert "one bf16 training step at 64 px" in text
 

@@ -93,6 +93,16 @@ def test_nan_loss_is_a_clear_error(mvtec_dir, tmp_path, monkeypatch):
     assert not (tmp_path / "run" / R.DONE).exists()
 
 
+def test_weights_that_blow_up_between_log_steps_stop_the_run_by_the_next_log_step(mvtec_dir, tmp_path):
+    """The norms are taken at log steps only; a run whose weights explode at step 0 still stops
+    with the one-line message by the first log step, and writes nothing that looks finished."""
+    cfg = smoke(steps=12, log_every=4, checkpoint_every=100, lr=1e6, lr_warmup=0.0)
+    split = load_split(str(mvtec_dir), cfg.data)
+    with pytest.raises(SsaeError, match=r"diverged at step [0-3] at learning rate .*(weight norm|loss became)"):
+        P.train(cfg, split, tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / R.DONE).exists() and not (tmp_path / "run" / T.CHECKPOINT).exists()
+
+
 def test_resume_refuses_other_settings(mvtec_dir, tmp_path):
     cfg = smoke(steps=1)
     split = load_split(str(mvtec_dir), cfg.data)
