@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -49,8 +50,8 @@ def anomaly_maps(run_dir, data_spec: str, device: str = "cpu", progress: bool = 
     """Test split, items, images, anomaly maps (eq. 3/14 with the calibrated settings) and the
     calibration: ``(split, items, images, maps, calibration)``."""
     model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
-    items, images, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress, precision)
-    return split, items, images, maps, cal
+    t = model_maps(model, cfg, split, cal, stats, device, progress, precision)
+    return split, t.items, t.images, t.maps, cal
 
 
 def load_run(run_dir, data_spec: str, device: str = "cpu"):
@@ -65,16 +66,25 @@ def load_run(run_dir, data_spec: str, device: str = "cpu"):
     return model, cfg, split, cal, stats
 
 
+class TestMaps(NamedTuple):
+    """The test split's anomaly maps (:func:`model_maps`)."""
+    items: list            # the test items (path, label, mask path)
+    images: list           # the images as the model reads them
+    raw: list              # Diff of eq. (2) per image, before smoothing and calibration
+    maps: list             # the calibrated anomaly maps (eq. 3/14)
+    seconds: float         # time spent on the maps (model, Diff, smoothing; decoding excluded)
+
+
 def model_maps(model, cfg: Config, split: D.Split, cal: dict, stats, device: str, progress: bool = True,
-               precision: str = INFERENCE):
-    """Anomaly maps of the test split for any model; also returns the seconds spent on the maps
-    (model, Diff, smoothing; image decoding excluded)."""
+               precision: str = INFERENCE) -> TestMaps:
+    """Anomaly maps of the test split for any model, with the raw differences and the seconds
+    spent on them."""
     items = split.test
     images = split.images(items, cfg.data.image_size, progress=progress)
     start = time.time()
     raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps", precision=precision)
     maps = S.calibrated_maps(raw, cal, stats)
-    return items, images, maps, time.time() - start
+    return TestMaps(items, images, raw, maps, time.time() - start)
 
 
 def ground_truth(split: D.Split, items, maps) -> list[np.ndarray] | None:
@@ -121,12 +131,7 @@ def evaluate_model(model, cfg: Config, split: D.Split, cal: dict, stats, device:
                    data_spec: str = "", progress: bool = True, precision: str = INFERENCE) -> dict:
     """:func:`evaluate` for any model and calibration (used for the references too)."""
     check_precision(precision)
-    items = split.test
-    images = split.images(items, cfg.data.image_size, progress=progress)
-    start = time.time()
-    raw = S.diff_maps(model, images, cal["diff"], device, progress=progress, desc="test maps", precision=precision)
-    maps = S.calibrated_maps(raw, cal, stats)
-    seconds = time.time() - start
+    items, images, raw, maps, seconds = model_maps(model, cfg, split, cal, stats, device, progress, precision)
     labels = [it.label for it in items]
     l2 = raw if cal["diff"] == "l2" else S.diff_maps(model, images, "l2", device, precision=precision)
     paper = paper_sum_auroc(labels, l2, cal["n"], cal["k"])
@@ -265,7 +270,8 @@ def evaluate_ensemble(run_dirs, data_spec: str, size: int, device: str = "cpu",
     members, first_items = [], []
     for run_dir in run_dirs:
         model, cfg, split, cal, stats = load_run(run_dir, data_spec, device)
-        items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress)
+        test = model_maps(model, cfg, split, cal, stats, device, progress)
+        items, maps = test.items, test.maps
         if members and [it.path for it in items] != [it.path for it in first_items]:
             raise SsaeError(f"{run_dir} is evaluated on other test images than {run_dirs[0]} "
                             "(its data settings differ); an ensemble needs the same test images")

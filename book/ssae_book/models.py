@@ -661,8 +661,8 @@ def image_scores(ref: Reference, device: str = "cpu") -> dict[str, tuple[list[in
     from ssae.references import BlurReference
 
     def scored(model, cfg, split, cal, stats):
-        items, _, maps, _ = model_maps(model, cfg, split, cal, stats, device, progress=False)
-        return [it.label for it in items], S.image_scores(maps)[cal["reduce"]]
+        t = model_maps(model, cfg, split, cal, stats, device, progress=False)
+        return [it.label for it in t.items], S.image_scores(t.maps)[cal["reduce"]]
 
     out = {}
     cfg = split = None
