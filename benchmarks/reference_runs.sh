@@ -14,7 +14,8 @@
 # the two, default both; the bottle copy keeps the method alone). The time budget ends
 # each run (the step cap is out of reach even at 64 px); rerunning the same
 # command resumes them, also with a larger MINUTES. --pack writes models/NAME/ssae (with the
-# blur reference's metrics) and models/NAME/plain from the finished runs and updates README.md.
+# blur reference's metrics) and models/NAME/plain from the finished runs (side by side), updates
+# README.md and measures the new models' thresholds into benchmarks/results/thresholds.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${PY:-}" ]; then
@@ -23,9 +24,16 @@ if [ -z "${PY:-}" ]; then
 fi
 if [ "${1:-}" = "--pack" ]; then
   name=$2
-  $PY -m ssae.cli pack "runs/ref/$name/ssae" --out "models/$name/ssae" --blur
-  [ -d "runs/ref/$name/plain" ] && $PY -m ssae.cli pack "runs/ref/$name/plain" --out "models/$name/plain"
+  export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1   # the two packs side by side, one core each
+  $PY -m ssae.cli pack "runs/ref/$name/ssae" --out "models/$name/ssae" --blur & ssae=$!
+  plain=
+  if [ -d "runs/ref/$name/plain" ]; then
+    $PY -m ssae.cli pack "runs/ref/$name/plain" --out "models/$name/plain" & plain=$!
+  fi
+  wait $ssae
+  [ -z "$plain" ] || wait $plain
   $PY -m ssae_book.readme
+  $PY benchmarks/thresholds.py --only "$name" --merge --json benchmarks/results/thresholds.json
   exit 0
 fi
 name=$1; data=$2; minutes=${3:-120}; shift $(( $# < 3 ? $# : 3 ))

@@ -18,6 +18,10 @@ stems ``<strip>_x<column>``), the row also says which strips the flagged good im
 (``good_flagged_sources``): one irregular strip can account for most false alarms.
 
     python benchmarks/thresholds.py --json benchmarks/results/thresholds.json
+    python benchmarks/thresholds.py --only aitex-fabric01 --merge --json benchmarks/results/thresholds.json
+
+``--only`` measures the named reference folders of ``models/`` alone; ``--merge`` keeps the rows of
+the other models already in the ``--json`` file and stamps each new row with its command and date.
 
 Nothing is written into the model folders; the calibration is read as it is.
 """
@@ -28,6 +32,7 @@ import _checkout  # noqa: F401  (the ssae of this checkout, installed or not)
 import argparse
 import collections
 import datetime as _dt
+import json
 import re
 import sys
 from pathlib import Path
@@ -101,8 +106,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=str(R.MODELS), help="folder of packed models (default: models/)")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--only", nargs="+", metavar="NAME", help="measure these reference folders only (e.g. aitex-fabric01)")
     p.add_argument("--json", help="write the rows to this JSON file")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other models' rows of the --json file; replace the rows measured now")
     args = p.parse_args(argv)
+    if args.merge and not args.json:
+        p.error("--merge needs --json")
     torch.set_num_threads(args.threads)
     rows = []
     print(f"{hardware('cpu')}, {_dt.date.today()}; command: python {' '.join(sys.argv)}")
@@ -110,7 +120,13 @@ def main(argv=None) -> int:
           f"{'mask area (true)':>17} {'good mask':>9}")
     pct = lambda v, d=1: "   n/a" if v is None else f"{100 * v:5.{d}f}%"  # noqa: E731
     try:
-        for ref in R.find(args.models):
+        refs = R.find(args.models)
+        unknown = sorted(set(args.only or ()) - {ref.name for ref in refs})
+        if unknown:
+            raise SsaeError(f"--only: no reference model folder {unknown[0]} in {args.models}")
+        for ref in refs:
+            if args.only and ref.name not in args.only:
+                continue
             data = ref.data_path()
             for kind, folder in ref.models.items():
                 name = f"{ref.name}/{kind}"
@@ -127,10 +143,21 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.json:
-        write_json(Path(args.json), {"command": "python " + " ".join(sys.argv), "hardware": hardware("cpu"),
-                                     "date": _dt.datetime.now().isoformat(timespec="seconds"),
-                                     "torch": torch.__version__, "rows": rows})
+        command, date = "python " + " ".join(sys.argv), _dt.datetime.now().isoformat(timespec="seconds")
+        doc = {"command": command, "hardware": hardware("cpu"), "date": date, "torch": torch.__version__, "rows": rows}
+        path = Path(args.json)
+        if args.merge and path.is_file():
+            doc = merged(json.loads(path.read_text()), rows, command, date)
+        write_json(path, doc)
     return 0
+
+
+def merged(doc: dict, rows: list[dict], command: str, date: str) -> dict:
+    """``doc`` (an earlier output) with ``rows`` in place of its rows of the same models, each new
+    row stamped with the ``command`` and ``date`` that measured it; rows sorted by model."""
+    by_model = {r["model"]: r for r in doc.get("rows", [])}
+    by_model.update({r["model"]: {**r, "command": command, "date": date} for r in rows})
+    return {**doc, "rows": sorted(by_model.values(), key=lambda r: r["model"])}
 
 
 if __name__ == "__main__":

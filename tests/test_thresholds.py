@@ -126,3 +126,26 @@ def test_false_alarms_from_one_photograph_are_named(tmp_path):
     text = threshold_check(ref, path)
     assert "the method flags 10.0 % of the 65 good test images and 0.0 % of the 20 training images" in text
     assert "plain AE's thresholds were not measured" in text and "2031-01-02" in text
+
+
+def test_the_benchmark_measures_named_models_and_merges_their_rows_into_earlier_results(tmp_path):
+    """``--only`` refuses a name that is not a reference folder (one line, exit 2); ``--merge``
+    replaces the rows of the models measured now and keeps (and leaves unstamped) the others."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    p = subprocess.run([sys.executable, "benchmarks/thresholds.py", "--models", str(tmp_path), "--only", "nope"],
+                       capture_output=True, text=True, cwd=root)
+    assert p.returncode == 2 and p.stderr.strip().splitlines() == [
+        f"error: --only: no reference model folder nope in {tmp_path}"]
+
+    sys.path.insert(0, str(root / "benchmarks"))
+    from thresholds import merged
+
+    doc = {"command": "old", "rows": [{"model": "a/ssae", "good_above": 0.5}, {"model": "b/ssae", "good_above": 0.1}]}
+    out = merged(doc, [{"model": "a/ssae", "good_above": 0.0}, {"model": "a/plain", "good_above": 0.2}], "new", "d")
+    assert [r["model"] for r in out["rows"]] == ["a/plain", "a/ssae", "b/ssae"]
+    rows = {r["model"]: r for r in out["rows"]}
+    assert rows["a/ssae"] == {"model": "a/ssae", "good_above": 0.0, "command": "new", "date": "d"}
+    assert rows["b/ssae"] == {"model": "b/ssae", "good_above": 0.1} and out["command"] == "old"
