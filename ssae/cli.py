@@ -208,7 +208,7 @@ def cmd_predict(args) -> int:
         raise SsaeError("no images given to predict: ssae predict RUN_DIR IMAGE ... or --model DIR IMAGE ...")
     run_dir, images = resolve(run_dir), image_paths(images)
     out = predict(run_dir, images, args.out, device=check_device(args.device), progress=_tty(),
-                  precision=args.precision, overwrite=args.overwrite)
+                  precision=args.precision, overwrite=args.overwrite, engine=args.engine)
     print(f"wrote overlays, masks and scores.csv for {len(images)} image(s) to {out} (model {run_dir})")
     _say(stretch_note(images, read_run_config(run_dir)[0].data.image_size))
     return 0
@@ -306,6 +306,9 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for overlays, masks and scores.csv")
     r.add_argument("--overwrite", action="store_true", help="write over earlier predictions in --out")
     r.add_argument("--device", default="cpu")
+    r.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
+                   help="what computes the maps: torch (default) or onnxruntime (the graph of ssae export, "
+                        "float32 on the CPU; faster, needs the onnxruntime package)")
     _precision_option(r)
     r.set_defaults(func=cmd_predict)
 

@@ -101,24 +101,43 @@ def image_paths(items) -> list[Path]:
     return out
 
 
+#: what computes the anomaly maps: torch (the library's own modules) or onnxruntime (the graph
+#: of ``ssae export``, built in memory; the same maps up to float rounding, faster on a CPU)
+ENGINES = ("torch", "onnxruntime")
+
+
 class Detector:
     """A trained model (run folder or packed model folder) with its calibration; see the
     module docstring. ``precision``: the network's (float32 by default, :mod:`ssae.precision`).
     The network's batch normalisations are folded into its convolutions
-    (:func:`ssae.model.fold_batchnorm`: the same maps up to float rounding, faster)."""
+    (:func:`ssae.model.fold_batchnorm`: the same maps up to float rounding, faster).
+    ``engine``: what computes the maps (:data:`ENGINES`): ``"onnxruntime"`` runs the graph of
+    ``ssae export`` (network, Diff, G_k^n and the calibrated weighting; float32 on the CPU,
+    for models with one image size) in an onnxruntime session built when the detector loads."""
 
-    def __init__(self, folder, device: str = "cpu", precision: str = INFERENCE):
+    def __init__(self, folder, device: str = "cpu", precision: str = INFERENCE, engine: str = "torch"):
         self.folder = Path(folder)
-        self.device, self.precision = device, check_precision(precision)
+        self.device, self.precision, self.engine = device, check_precision(precision), engine
         model, self.cfg = load_model(self.folder, device)
         self.model = fold_batchnorm(model)
         self.calibration, self.stats = read_calibration(self.folder)
+        self.session = None
+        if engine not in ENGINES:
+            raise SsaeError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+        if engine == "onnxruntime":
+            from .export import image_size, session
+
+            if str(device) != "cpu" or self.precision != "fp32":
+                raise SsaeError(f"the onnxruntime engine computes in float32 on the CPU; got device {device}, "
+                                f"precision {self.precision}")
+            self.session = session(self.model, self.calibration, self.stats, self.channels,
+                                   image_size(self.folder, self.cfg, self.stats))
 
     @classmethod
-    def load(cls, model, device: str = "cpu", precision: str = INFERENCE) -> "Detector":
+    def load(cls, model, device: str = "cpu", precision: str = INFERENCE, engine: str = "torch") -> "Detector":
         """The detector of a run folder, a packed model folder, or a reference model's name
         (:func:`resolve`)."""
-        return cls(resolve(model), device, precision)
+        return cls(resolve(model), device, precision, engine)
 
     @property
     def channels(self) -> int:
@@ -191,9 +210,12 @@ class Detector:
         """:meth:`score` for H x W x C float32 arrays in [0, 1] with the model's channels."""
         cal = self.calibration
         at_size = [D.resize_image(a, self.image_size) for a in originals]
-        raw = S.diff_maps(self.model, at_size, cal["diff"], self.device, progress=progress, desc="score",
-                          precision=self.precision)
-        maps = S.calibrated_maps(raw, cal, self.stats)
+        if self.session is not None:
+            maps = self._session_maps(at_size)
+        else:
+            raw = S.diff_maps(self.model, at_size, cal["diff"], self.device, progress=progress, desc="score",
+                              precision=self.precision)
+            maps = S.calibrated_maps(raw, cal, self.stats)
         out = []
         for name, img, m in zip(names, originals, maps):
             score = float(S.image_score(torch.from_numpy(m)[None], cal["reduce"]))
@@ -204,3 +226,13 @@ class Detector:
                               anomalous=None if self.image_threshold is None else score > self.image_threshold,
                               mask=big > self.threshold))
         return out
+
+    def _session_maps(self, images: list[np.ndarray], batch_size: int = 8) -> list[np.ndarray]:
+        """The calibrated maps of H x W x C images at the model's size, from the onnxruntime graph."""
+        from .export import INPUT
+
+        maps = []
+        for i in range(0, len(images), batch_size):
+            x = np.stack([a.transpose(2, 0, 1) for a in images[i:i + batch_size]]).astype(np.float32)
+            maps += list(self.session.run(None, {INPUT: x})[0])
+        return maps

@@ -76,6 +76,35 @@ def image_size(run_dir, cfg, stats) -> tuple[int, int]:
                     f"graph needs one size: train with --image-size N to export")
 
 
+def write_graph(graph: AnomalyMapGraph, channels: int, h: int, w: int, f) -> None:
+    """Trace ``graph`` for B x ``channels`` x ``h`` x ``w`` inputs (B free) into the ONNX file or
+    binary stream ``f``."""
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the tracer's notes on constants (the image size, avgmap's scale)
+        torch.onnx.export(graph, (torch.rand(2, channels, h, w),), f, dynamo=False,
+                          input_names=[INPUT], output_names=[OUTPUT], opset_version=OPSET,
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+
+
+def session(model, cal: dict, stats, channels: int, size: tuple[int, int], threads: int | None = None):
+    """An onnxruntime ``InferenceSession`` of :class:`AnomalyMapGraph` (the network, Diff, G_k^n
+    and the calibration's weighting) built in memory, for B x ``channels`` x H x W float32 images
+    at ``size`` = (H, W); ``threads`` intra-op threads (default: torch's). What
+    ``Detector(engine="onnxruntime")`` scores with."""
+    import io
+
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise SsaeError("the onnxruntime engine needs the onnxruntime package: pip install onnxruntime "
+                        "(or pip install 'ssae[export]')") from None
+    buf = io.BytesIO()
+    write_graph(AnomalyMapGraph(model, cal, stats).eval(), channels, *size, buf)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads or torch.get_num_threads(), 1
+    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+
+
 def export(run_dir, out) -> dict:
     """Write the run (or packed model folder) ``run_dir`` as the ONNX graph ``out`` (written to
     a temporary name, then renamed); returns the metadata stored in it."""
@@ -100,11 +129,7 @@ def export(run_dir, out) -> dict:
         raise SsaeError(f"cannot write {out}: it is a folder; name the .onnx file to write")
     tmp = out.with_name(out.name + ".tmp")
     try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the tracer's notes on constants (the image size, avgmap's scale)
-            torch.onnx.export(graph, (torch.rand(2, cfg.model.in_channels, h, w),), str(tmp), dynamo=False,
-                              input_names=[INPUT], output_names=[OUTPUT], opset_version=OPSET,
-                              dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+        write_graph(graph, c, h, w, str(tmp))
         proto = onnx.load(str(tmp))
         for key, value in meta.items():
             entry = proto.metadata_props.add()

@@ -89,3 +89,31 @@ def test_ssae_predict_is_the_detector_s_results_as_files(tmp_path):
     assert [float(r["score"]) for r in rows] == pytest.approx([r.score for r in results])
     mask = np.asarray(Image.open(tmp_path / "p" / rows[0]["mask"])) > 0
     assert np.array_equal(mask, results[0].mask)
+
+
+def test_the_onnxruntime_engine_gives_the_torch_engine_s_results(tmp_path):
+    """engine="onnxruntime" scores with the graph of ssae export: the same maps within 1e-4 of
+    the map's scale, the same verdicts and masks (away from the threshold), through the API and
+    ssae predict; a bad engine, or bf16 with it, is one line."""
+    pytest.importorskip("onnxruntime")
+    images = [texture(seed=i) for i in range(3)] + [texture(200, 300, seed=3)]
+    ours = Detector.load(MODEL).score(images)
+    det = Detector.load(MODEL, engine="onnxruntime")
+    theirs = det.score(images)
+    for a, b in zip(ours, theirs):
+        scale = float(np.abs(a.anomaly_map).max())
+        assert np.abs(a.anomaly_map - b.anomaly_map).max() <= 1e-4 * scale
+        assert b.score == pytest.approx(a.score, rel=1e-4) and a.anomalous == b.anomalous
+        near = np.abs(a.anomaly_map - det.threshold) <= 1e-4 * scale
+        assert np.array_equal(a.mask[~near], b.mask[~near])
+    with pytest.raises(SsaeError, match="unknown engine 'tvm'; choose torch or onnxruntime"):
+        Detector.load(MODEL, engine="tvm")
+    with pytest.raises(SsaeError, match="float32 on the CPU"):
+        Detector.load(MODEL, precision="bf16", engine="onnxruntime")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(images[0]).save(folder / "0.png")
+    assert main(["predict", "--model", "aitex-fabric01", str(folder), "--out", str(tmp_path / "p"),
+                 "--engine", "onnxruntime"]) == 0
+    (row,) = csv.DictReader(open(tmp_path / "p" / "scores.csv"))
+    assert float(row["score"]) == pytest.approx(ours[0].score, rel=1e-4)
