@@ -123,6 +123,12 @@ def network(channels: int, sides: list[int], repeat: int) -> list[dict]:
     return rows
 
 
+def log_every(steps: int) -> int:
+    """The cpu profile's log interval (a log step also takes the norms of the divergence check),
+    shorter for runs of fewer than four such intervals, so that the pace has log rows to read."""
+    return max(1, min(profile("cpu").train.log_every, steps // 4))
+
+
 def loop(data: str, sides: list[int], steps: int) -> list[dict]:
     """Steps/s of :func:`ssae.training.train` at a fixed crop, from its own log rows (the first
     logged interval, which holds the start-up, is left out)."""
@@ -130,7 +136,7 @@ def loop(data: str, sides: list[int], steps: int) -> list[dict]:
     for side in sides:
         for name in ("fp32", "bf16"):
             cfg = override(profile("cpu"), train={
-                "steps": steps, "crop_start": side, "crop_end": side, "log_every": 5, "curve": (),
+                "steps": steps, "crop_start": side, "crop_end": side, "log_every": log_every(steps), "curve": (),
                 "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": name == "bf16"})
             cfg.data.image_size = max(side, cfg.data.image_size or side)
             split = load_split(data, cfg.data, seed=0)
@@ -148,8 +154,7 @@ def step_profile(data: str, side: int, steps: int) -> dict:
     of :func:`ssae.training.step` (the functions it calls are wrapped with timers while
     :func:`ssae.training.train` runs ``steps`` steps), the network (forward and backward: the rest
     of the step), and the norms of the gradients and weights (taken after the step at log steps,
-    here every 5 steps, the cpu profile's every 25: spread over all steps); means over the steps
-    after the first five."""
+    :func:`log_every`: spread over all steps); means over the steps after the first five."""
     import collections
 
     import ssae.training as T
@@ -186,7 +191,8 @@ def step_profile(data: str, side: int, steps: int) -> dict:
         return m
     patched = [timer(T, name, label) for name, label in parts if name != "sample"]
     T.step = timed_step
-    cfg = override(profile("cpu"), train={"steps": steps + 5, "crop_start": side, "crop_end": side, "log_every": 5,
+    cfg = override(profile("cpu"), train={"steps": steps + 5, "crop_start": side, "crop_end": side,
+                                          "log_every": log_every(steps),
                                           "curve": (), "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": True})
     cfg.data.image_size = max(side, cfg.data.image_size or side)
     split = load_split(data, cfg.data, seed=0)
