@@ -110,6 +110,19 @@ def bare_model(channels: int, side: int):
     return model, x
 
 
+def compiled(channels: int, side: int, repeat: int) -> dict:
+    """The bare network's bf16 step at ``side`` px eager and under ``torch.compile`` (inductor),
+    side by side, with the seconds the first compiled step took (the compilation)."""
+    model, x = bare_model(channels, side)
+    eager = timed(network_step(model, x, True), repeat)
+    fast = torch.compile(model)
+    t0 = time.perf_counter()
+    network_step(fast, x, True)()
+    compile_s = time.perf_counter() - t0
+    return {"side": side, "precision": "bf16", "eager_ms": 1e3 * eager,
+            "compiled_ms": 1e3 * timed(network_step(fast, x, True), repeat), "compile_s": compile_s}
+
+
 def network(channels: int, sides: list[int], repeat: int) -> list[dict]:
     rows = []
     for side in sides:
@@ -260,6 +273,11 @@ def report(res: dict) -> str:
         lines += ["", f"one bf16 training step at {pr['side']} px ({pr['ms_per_step']:.1f} ms, mean of {pr['steps']} "
                   f"steps): " + ", ".join(f"{k} {v:.1f} ms ({v / pr['ms_per_step']:.1%})" for k, v in parts)
                   + f"; outside the network {pr['outside_network_share']:.1%}"]
+    cp = res.get("compiled")
+    if cp:
+        lines += ["", f"torch.compile, bare network bf16 {cp['side']} px: {cp['compiled_ms']:.1f} ms per step against "
+                  f"{cp['eager_ms']:.1f} eager ({cp['eager_ms'] / cp['compiled_ms']:.2f}x), after {cp['compile_s']:.0f} s "
+                  f"of compilation"]
     goals = []
     for side in (64, 128):
         lp, nw = loops.get((side, "bf16")), next((r for r in res["network"] if r["side"] == side
@@ -282,6 +300,8 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--steps", type=int, default=60, help="training steps per loop measurement")
     p.add_argument("--thread-seconds", type=float, default=15.0, help="0 leaves out the thread comparison")
+    p.add_argument("--compile", action="store_true",
+                   help="also time the bare network under torch.compile at 64 px (compiling takes minutes)")
     p.add_argument("--json", help="write the figures here as well")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -300,6 +320,8 @@ def main(argv=None) -> int:
            "step_profile": [step_profile(args.data, side, args.steps) for side in args.loop_sides]}
     if args.thread_seconds > 0:
         res["threads"] = threads_part(args.thread_seconds)
+    if args.compile:
+        res["compiled"] = compiled(channels, 64, args.repeat)
     print(report(res))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -136,6 +136,17 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     assert "one bf16 training step at 64 px" in text
 
 
+def test_throughput_report_sets_the_compiled_network_beside_eager():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import throughput
+
+    res = {"hardware": "h", "date": "d", "data": "x", "peak": {"conv_fp32": 1.0, "conv_bf16": 1.0}, "network": [],
+           "loop": [], "compiled": {"side": 64, "precision": "bf16", "eager_ms": 100.0, "compiled_ms": 125.0,
+                                    "compile_s": 80.0}}
+    assert ("torch.compile, bare network bf16 64 px: 125.0 ms per step against 100.0 eager (0.80x), "
+            "after 80 s of compilation") in throughput.report(res)
+
+
 def test_inference_benchmark_sets_the_library_beside_predict_and_onnxruntime(tmp_path):
     out = tmp_path / "inference.json"
     text = _run("benchmarks/inference.py", "--model", "book/lookalikes/embedded-carpet/ssae", "--images", "3",
