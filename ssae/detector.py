@@ -118,18 +118,18 @@ class Detector:
     def __init__(self, folder, device: str = "cpu", precision: str = INFERENCE, engine: str = "torch"):
         self.folder = Path(folder)
         self.device, self.precision, self.engine = device, check_precision(precision), engine
+        if engine not in ENGINES:
+            raise SsaeError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+        if engine == "onnxruntime" and (str(device) != "cpu" or self.precision != "fp32"):
+            raise SsaeError(f"the onnxruntime engine computes in float32 on the CPU; got device {device}, "
+                            f"precision {self.precision}")
         model, self.cfg = load_model(self.folder, device)
         self.model = fold_batchnorm(model)
         self.calibration, self.stats = read_calibration(self.folder)
         self.session = None
-        if engine not in ENGINES:
-            raise SsaeError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
         if engine == "onnxruntime":
             from .export import image_size, session
 
-            if str(device) != "cpu" or self.precision != "fp32":
-                raise SsaeError(f"the onnxruntime engine computes in float32 on the CPU; got device {device}, "
-                                f"precision {self.precision}")
             self.session = session(self.model, self.calibration, self.stats, self.channels,
                                    image_size(self.folder, self.cfg, self.stats))
 
