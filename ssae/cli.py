@@ -19,6 +19,8 @@ from .errors import SsaeError
 #: ``corruption.METHODS``, listed here so that parsing the command line does not import torch
 #: (a test keeps the two equal)
 CORRUPTIONS = ("elastic", "cutout", "swap", "occlusion", "none")
+#: ``detector.ENGINES``, listed here for the same reason (the same test keeps them equal)
+ENGINES = ("torch", "onnxruntime")
 
 #: settings files shipped with ssae (``--settings NAME`` reads ``SETTINGS_DIR / NAME.txt``)
 SETTINGS_DIR = Path(__file__).parent / "settings"
@@ -306,7 +308,7 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for overlays, masks and scores.csv")
     r.add_argument("--overwrite", action="store_true", help="write over earlier predictions in --out")
     r.add_argument("--device", default="cpu")
-    r.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
+    r.add_argument("--engine", choices=ENGINES, default="torch",
                    help="what computes the maps: torch (default) or onnxruntime (the graph of ssae export, "
                         "float32 on the CPU; faster, needs the onnxruntime package)")
     _precision_option(r)

@@ -43,12 +43,13 @@ def test_retries_name_the_run_even_when_it_has_no_restoration_check(tmp_path, mo
     assert capsys.readouterr().out.splitlines()[-1] == f"use run directory {out} (restoration checks: r n/a)"
 
 
-def test_corruption_choices_on_the_command_line_are_the_library_s():
+def test_corruption_and_engine_choices_on_the_command_line_are_the_library_s():
     """cli.py lists them itself, so that parsing the command line does not import torch."""
-    from ssae.cli import CORRUPTIONS, make_parser
+    from ssae.cli import CORRUPTIONS, ENGINES, make_parser
     from ssae.corruption import METHODS
+    from ssae.detector import ENGINES as DETECTOR_ENGINES
 
-    assert CORRUPTIONS == METHODS
+    assert CORRUPTIONS == METHODS and ENGINES == DETECTOR_ENGINES
     for method in METHODS:
         assert make_parser().parse_args(["train", "--data", "d", "--out", "o", "--corruption", method]).corruption == method
 
