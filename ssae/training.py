@@ -48,6 +48,7 @@ from .config import LR_SCHEDULES, Config, check, eval_tile, override
 from .corruption import corrupt, random_rotation
 from .data import Split, augment, occluder_images, resolve_augmentation
 from .errors import SsaeError
+from .flatadam import FlatAdam
 from .objectives import flatness, loss as objective_loss
 from .progress import TrainLog
 from .precision import autocast as precision_autocast, precision as forward_precision
@@ -371,8 +372,13 @@ def setup(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | Non
     if cuda:
         torch.backends.cudnn.benchmark = True
     # the fused kernel on CUDA and CPU alike: one pass over all parameters, about a quarter of the
-    # per-tensor loop's time on one CPU core; its sums round differently (about 1e-8 per step)
-    optimiser = torch.optim.Adam(model.parameters(), lr=t.lr, fused=device.type in ("cuda", "cpu"))
+    # per-tensor loop's time on one CPU core; its sums round differently (about 1e-8 per step). On
+    # one CPU process the parameters share one buffer, so that the pass is one call, not ninety
+    # (FlatAdam: the same weights bit for bit, a third of the time)
+    if device.type == "cpu" and world == 1:
+        optimiser = FlatAdam(model.parameters(), lr=t.lr)
+    else:
+        optimiser = torch.optim.Adam(model.parameters(), lr=t.lr, fused=device.type in ("cuda", "cpu"))
     gens = {"sample": torch.Generator().manual_seed(t.seed * 1000 + rank),
             "device": torch.Generator(device=device).manual_seed(t.seed * 1000 + 7 + rank)}
     state = dict(step=0, history=[], seconds_before=0.0, escape={"flat": None, "step": None})
