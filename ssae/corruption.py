@@ -185,9 +185,20 @@ def _elastic(x, boxes, alpha, sigma, generator):
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def _windows(index, origins: list[tuple[int, int]], size: int, device):
+    """Advanced indices ``(b, y, x)`` of the ``size`` x ``size`` windows at ``origins`` (y, x) of
+    the images ``index``: ``t[b, :, y, x]`` is B x size x size x C, one gather or scatter for
+    the batch instead of one slice per image."""
+    o = torch.tensor(origins, dtype=torch.long, device=device).reshape(-1, 2)
+    r = torch.arange(size, device=device)
+    b = torch.as_tensor(list(index), dtype=torch.long, device=device)[:, None, None]
+    return b, (o[:, 0, None] + r)[:, :, None], (o[:, 1, None] + r)[:, None, :]
+
+
 def _crops(t: torch.Tensor, index: list[int], origins: list[tuple[int, int]], size: int) -> torch.Tensor:
     """Stack ``t[index[b], :, y:y+size, x:x+size]`` for each image b with origin (y, x)."""
-    return torch.stack([t[i, :, y:y + size, x:x + size] for i, (y, x) in zip(index, origins)])
+    b, y, x = _windows(index, origins, size, t.device)
+    return t[b, :, y, x].permute(0, 3, 1, 2).contiguous()
 
 
 def _occluders(x, source, size, generator):
@@ -318,9 +329,9 @@ def corrupt(x: torch.Tensor, cfg, generator: torch.Generator | None, *, source: 
             m = torch.where(sel, x2, m)
         x3 = (x3 * gain[:, None, None, None]).clamp(0, 1)
         x4 = m * x3 + (1 - m) * x1                                 # Figure 5: X4 = X2 X3 + (1 - X2) X1
-        for i, (y, xx) in enumerate(origins):
-            x_hat[i, :, y:y + size, xx:xx + size] = x4[i]
-            keep[i, :, y:y + size, xx:xx + size] *= 1 - m[i]
+        win = _windows(range(b), origins, size, x.device)           # each image's canvas, written back
+        x_hat[win[0], :, win[1], win[2]] = x4.permute(0, 2, 3, 1)
+        keep[win[0], :, win[1], win[2]] = keep[win[0], :, win[1], win[2]] * (1 - m).permute(0, 2, 3, 1)
     mask = 1 - keep
     if return_boxes:
         boxes = torch.stack(all_boxes, dim=1) if all_boxes else torch.zeros(b, 0, 4, dtype=torch.long)
