@@ -481,11 +481,12 @@ def loop(s: State, on_curve: CurveFn | None = None) -> dict:
         if log_step or saving or s.step in s.curve_at:
             m = with_norms(s, m)
         s.bad = m.diverged if s.bad is None else s.bad | m.diverged
-        if s.device.type != "cuda" or log_step or saving:
+        writing = saving or (s.rank == 0 and s.step in s.curve_at)   # a curve point saves its step too
+        if s.device.type != "cuda" or log_step or writing:  # (on CUDA, reading the flag waits for the GPU)
             _check_divergence(s, m)
         if log_step:
             _record(s, m, elapsed)
-        if saving or (s.rank == 0 and s.step in s.curve_at):
+        if writing:
             save(s, elapsed)
         if _curve_due(s, on_curve):
             s.start += _curve_point(s, elapsed, on_curve)
