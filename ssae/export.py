@@ -22,6 +22,7 @@ which needs nothing else.
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -47,7 +48,8 @@ class AnomalyMapGraph(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, cal: dict, stats):
         super().__init__()
-        self.model = model.float().to(memory_format=torch.contiguous_format).eval()
+        # a copy: float32, contiguous and in eval mode without changing the caller's model
+        self.model = copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
         self.diff, self.n, self.k, self.t = cal["diff"], int(cal["n"]), int(cal["k"]), int(cal["t"])
         self.rescale = bool(cal.get("avgmap_rescale", False))
         self.standardize, self.two_sided = bool(cal["standardize"]), bool(cal["two_sided"])

@@ -124,3 +124,19 @@ def test_export_of_an_unfinished_run_is_one_line(export_run, tmp_path):
     rc, _, err = run_cli("export", run, "--out", tmp_path / "m.onnx")
     assert_one_line_error(rc, err, "training did not finish")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_the_graph_leaves_the_caller_s_model_as_it_was(export_run):
+    import torch
+
+    from ssae.export import AnomalyMapGraph
+
+    _, run = export_run
+    model, _ = load_model(run)
+    model = model.train().to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cal, stats = read_calibration(run)
+    graph = AnomalyMapGraph(model, cal, stats)
+    assert not graph.model.training and next(graph.model.parameters()).dtype == torch.float32
+    assert model.training and next(model.parameters()).dtype == torch.bfloat16
+    assert all(torch.equal(before[k], v) and before[k].stride() == v.stride() for k, v in model.state_dict().items())
