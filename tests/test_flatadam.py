@@ -4,9 +4,7 @@ import copy
 import pytest
 import torch
 
-import ssae.training as T
 from ssae.config import override, profile
-from ssae.data import load_split
 from ssae.flatadam import FlatAdam
 from ssae.runs import build_model
 
@@ -82,27 +80,3 @@ def test_flat_adam_refuses_what_it_cannot_lay_out():
     with pytest.raises(ValueError, match="parameters"):
         flat.load_state_dict({"state": {}, "param_groups": [{**flat.param_groups[0], "params": [0, 1]}]})
 
-
-def test_a_resumed_cpu_run_has_the_weights_of_an_uninterrupted_one(mvtec_grey_dir, tmp_path, monkeypatch):
-    cfg = override(profile("smoke"), train={"steps": 4, "checkpoint_every": 1})
-    split = load_split(str(mvtec_grey_dir), cfg.data)
-    T.train(cfg, split, tmp_path / "whole", progress=False)
-    real, calls = T.objective_loss, {"n": 0}
-
-    def interrupt_at_third(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(T, "objective_loss", interrupt_at_third)
-    with pytest.raises(KeyboardInterrupt):
-        T.train(cfg, split, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(T, "objective_loss", real)
-    T.train(override(profile("smoke"), train={"steps": 4, "checkpoint_every": 1}), split, tmp_path / "resumed",
-            progress=False)
-    a = torch.load(tmp_path / "whole" / T.CHECKPOINT, weights_only=True)
-    b = torch.load(tmp_path / "resumed" / T.CHECKPOINT, weights_only=True)
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
-    assert len(b["optimiser"]["state"]) == len(a["model"]) - sum("running" in k or "num_batches" in k
-                                                                 for k in a["model"])

@@ -59,12 +59,10 @@ def test_same_seed_same_weights(mvtec_grey_dir, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_interrupted_training_resumes_from_last_checkpoint(mvtec_dir, tmp_path, monkeypatch):
-    cfg = smoke(steps=4, checkpoint_every=1)
-    split = load_split(str(mvtec_dir), cfg.data)
-    run = tmp_path / "run"
-    real = T.objective_loss
-    calls = {"n": 0}
+def interrupt_third_step(monkeypatch):
+    """Make training's third loss call raise KeyboardInterrupt (as Ctrl-C would); returns a
+    function that undoes it."""
+    real, calls = T.objective_loss, {"n": 0}
 
     def interrupt_at_third(*a, **k):
         calls["n"] += 1
@@ -73,15 +71,39 @@ def test_interrupted_training_resumes_from_last_checkpoint(mvtec_dir, tmp_path, 
         return real(*a, **k)
 
     monkeypatch.setattr(T, "objective_loss", interrupt_at_third)
+    return lambda: monkeypatch.setattr(T, "objective_loss", real)
+
+
+def test_interrupted_training_resumes_from_last_checkpoint(mvtec_dir, tmp_path, monkeypatch):
+    cfg = smoke(steps=4, checkpoint_every=1)
+    split = load_split(str(mvtec_dir), cfg.data)
+    run = tmp_path / "run"
+    undo = interrupt_third_step(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         P.train(cfg, split, run, progress=False)
     assert not (run / R.DONE).exists()  # an interrupted run does not look complete
     assert torch.load(run / T.CHECKPOINT, weights_only=True)["step"] == 2
 
-    monkeypatch.setattr(T, "objective_loss", real)
+    undo()
     res = P.train(smoke(steps=4, checkpoint_every=1), split, run, progress=False)
     assert res["steps"] == 4 and (run / R.DONE).exists()
     assert [h["step"] for h in res["history"]] == [1, 2, 3, 4]
+
+
+def test_a_resumed_run_has_the_weights_of_an_uninterrupted_one(mvtec_grey_dir, tmp_path, monkeypatch):
+    split = load_split(str(mvtec_grey_dir), smoke().data)
+    T.train(smoke(steps=4, checkpoint_every=1), split, tmp_path / "whole", progress=False)
+    undo = interrupt_third_step(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        T.train(smoke(steps=4, checkpoint_every=1), split, tmp_path / "resumed", progress=False)
+    undo()
+    T.train(smoke(steps=4, checkpoint_every=1), split, tmp_path / "resumed", progress=False)
+    a = torch.load(tmp_path / "whole" / T.CHECKPOINT, weights_only=True)
+    b = torch.load(tmp_path / "resumed" / T.CHECKPOINT, weights_only=True)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    # the optimiser's state in torch's per-parameter layout (ssae.flatadam keeps it)
+    n_params = sum(1 for k in a["model"] if not ("running_" in k or "num_batches" in k))
+    assert len(b["optimiser"]["state"]) == n_params
 
 
 def test_nan_loss_is_a_clear_error(mvtec_dir, tmp_path, monkeypatch):
