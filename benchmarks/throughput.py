@@ -9,7 +9,9 @@ One run prints, for the machine at hand (every ratio from numbers measured side 
    ``torch.utils.flop_counter``) at 64, 128 and 256 px, float32 and bf16 autocast, and the
    network's share of the convolution peak;
 3. ``loop``: the whole training loop (:func:`ssae.training.train` at a fixed crop: crops,
-   corruption, augmentation, loss, Adam, logging), steps/s and its share of the bare network's;
+   corruption, augmentation, loss, Adam, logging), steps/s and its share of the bare network's
+   (the network timed again just before and after each loop, so that a drift of the machine's
+   speed between the parts does not enter the share);
 4. ``step_profile``: where one bf16 training step's time goes (crops, augmentation, corruption,
    loss, norms, Adam, the network), at the loop's sides;
 5. ``threads``: the bare network at 64 px bf16 on one and on two threads, and two one-thread
@@ -142,12 +144,17 @@ def log_every(steps: int) -> int:
     return max(1, min(profile("cpu").train.log_every, steps // 4))
 
 
-def loop(data: str, sides: list[int], steps: int) -> list[dict]:
+def loop(data: str, sides: list[int], steps: int, repeat: int = 5) -> list[dict]:
     """Steps/s of :func:`ssae.training.train` at a fixed crop, from its own log rows (the first
-    logged interval, which holds the start-up, is left out)."""
+    logged interval, which holds the start-up, is left out), and the bare network's steps/s at
+    the same side and precision timed just before and just after it (``network_steps_per_s``,
+    their mean): the loop's share of the network comes from numbers taken minutes apart at
+    most, which a machine whose speed drifts over the run moves less."""
     rows = []
     for side in sides:
         for name in ("fp32", "bf16"):
+            bare, x = bare_model(load_split(data, profile("cpu").data, seed=0).channels, side)
+            before = timed(network_step(bare, x, name == "bf16"), repeat)
             cfg = override(profile("cpu"), train={
                 "steps": steps, "crop_start": side, "crop_end": side, "log_every": log_every(steps), "curve": (),
                 "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": name == "bf16"})
@@ -158,7 +165,9 @@ def loop(data: str, sides: list[int], steps: int) -> list[dict]:
             hist = [h for h in res["history"] if "seconds" in h]
             first, last = hist[1], hist[-1]
             pace = (last["step"] - first["step"]) / max(last["seconds"] - first["seconds"], 1e-9)
-            rows.append({"side": side, "precision": name, "steps_per_s": pace, "steps": res["steps"]})
+            after = timed(network_step(bare, x, name == "bf16"), repeat)
+            rows.append({"side": side, "precision": name, "steps_per_s": pace, "steps": res["steps"],
+                         "network_steps_per_s": 2 / (before + after)})
     return rows
 
 
@@ -251,6 +260,12 @@ def threads_part(seconds: float) -> dict:
     return {"one_thread": one, "two_threads": two, "two_processes_one_thread_each": pair}
 
 
+def loop_share(lp: dict, nw: dict) -> float:
+    """The loop's steps/s over the bare network's: the network as timed around the loop where
+    the row has it, else the ``network`` part's figure (results from before it did)."""
+    return lp["steps_per_s"] / lp.get("network_steps_per_s", nw["steps_per_s"])
+
+
 def report(res: dict) -> str:
     pk, lines = res["peak"], [f"hardware: {res['hardware']}; {res['date']}; data {res['data']}", ""]
     lines.append("peak (one thread, GFLOP/s): " + ", ".join(f"{k} {v:.1f}" for k, v in pk.items()))
@@ -259,7 +274,7 @@ def report(res: dict) -> str:
     for r in res["network"]:
         lp = loops.get((r["side"], r["precision"]))
         share = r["gflop_per_s"] / pk[f"conv_{r['precision']}"]
-        tail = f"{lp['steps_per_s']:12.2f}  {lp['steps_per_s'] / r['steps_per_s']:12.1%}" if lp else "  (not run)"
+        tail = f"{lp['steps_per_s']:12.2f}  {loop_share(lp, r):12.1%}" if lp else "  (not run)"
         lines.append(f"{r['side']:4d}  {r['precision']}  {r['ms_per_step']:15.1f}  {r['gflop_per_s']:7.1f}  "
                      f"{share:12.1%} |{tail}")
     th = res.get("threads")
@@ -283,7 +298,7 @@ def report(res: dict) -> str:
         lp, nw = loops.get((side, "bf16")), next((r for r in res["network"] if r["side"] == side
                                                   and r["precision"] == "bf16"), None)
         if lp and nw:
-            ratio = lp["steps_per_s"] / nw["steps_per_s"]
+            ratio = loop_share(lp, nw)
             goals.append(f"loop/network bf16 {side} px {ratio:.1%} ({'met' if ratio >= 0.95 else 'missed'}: >= 95 %)")
     nw = next((r for r in res["network"] if r["side"] == 128 and r["precision"] == "bf16"), None)
     if nw:
@@ -316,7 +331,7 @@ def main(argv=None) -> int:
     res = {"hardware": hardware("cpu"), "date": _dt.datetime.now().isoformat(timespec="seconds"),
            "data": args.data, "channels": channels, "peak": peak(args.repeat),
            "network": network(channels, args.sides, args.repeat),
-           "loop": loop(args.data, args.loop_sides, args.steps),
+           "loop": loop(args.data, args.loop_sides, args.steps, args.repeat),
            "step_profile": [step_profile(args.data, side, args.steps) for side in args.loop_sides]}
     if args.thread_seconds > 0:
         res["threads"] = threads_part(args.thread_seconds)

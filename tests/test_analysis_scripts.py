@@ -128,7 +128,7 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     net = {r["precision"]: r for r in res["network"]}
     assert set(net) == {"fp32", "bf16"} and net["fp32"]["gflop_per_step"] == net["bf16"]["gflop_per_step"] > 0
     assert [(r["side"], r["precision"]) for r in res["loop"]] == [(64, "fp32"), (64, "bf16")]
-    assert all(r["steps_per_s"] > 0 and r["steps"] == 12 for r in res["loop"])
+    assert all(r["steps_per_s"] > 0 and r["steps"] == 12 and r["network_steps_per_s"] > 0 for r in res["loop"])
     assert "loop/network bf16 64 px" in text and "of conv peak" in text
     (pr,) = res["step_profile"]
     assert pr["side"] == 64 and pr["steps"] == 12 and {"corruption", "adam", "crops", "norms"} <= set(pr["ms"])
