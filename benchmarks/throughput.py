@@ -203,7 +203,8 @@ def step_profile(data: str, side: int, steps: int) -> dict:
 
     def timed_step(s):
         if not n[0]:  # the state's own parts, once it exists
-            patched.extend([timer(s.images, "sample", "crops"), timer(s.optimiser, "step", "adam")])
+            patched.extend([timer(s.images, "sample", "crops"), timer(s.optimiser, "step", "adam"),
+                            timer(s.optimiser, "zero_grad", "adam")])
         counting[0] = n[0] >= 5
         t0 = time.perf_counter()
         m = step(s)
