@@ -8,7 +8,8 @@ One step:
 2. augment (rotations by 90 degrees, flips; Section 4.1),
 3. corrupt (:func:`ssae.corruption.corrupt`, Figure 5) to get ``(X^, M)``,
 4. minimise objective (1) or (4) (:mod:`ssae.objectives`) with Adam (lr 1e-4, Section 4.1;
-   optionally decayed, :func:`learning_rate`).
+   optionally decayed, :func:`learning_rate`; on one CPU process over one parameter buffer,
+   :mod:`ssae.flatadam`).
 
 The whole training set is decoded once and kept on the device, so a GPU is not starved by
 image decoding. Checkpoints hold the model, the optimiser, the step, the random states and
