@@ -187,8 +187,9 @@ def _elastic(x, boxes, alpha, sigma, generator):
 
 def _windows(index, origins: list[tuple[int, int]], size: int, device):
     """Advanced indices ``(b, y, x)`` of the ``size`` x ``size`` windows at ``origins`` (y, x) of
-    the images ``index``: ``t[b, :, y, x]`` is B x size x size x C, one gather or scatter for
-    the batch instead of one slice per image."""
+    the images ``index``: ``t[b, :, y, x]`` is B x size x size x C, one scatter for the batch
+    instead of one slice assignment per image (about half the time on one core; for reading,
+    the slices of :func:`_crops` are as fast)."""
     o = torch.tensor(origins, dtype=torch.long, device=device).reshape(-1, 2)
     r = torch.arange(size, device=device)
     b = torch.as_tensor(list(index), dtype=torch.long, device=device)[:, None, None]
@@ -197,8 +198,7 @@ def _windows(index, origins: list[tuple[int, int]], size: int, device):
 
 def _crops(t: torch.Tensor, index: list[int], origins: list[tuple[int, int]], size: int) -> torch.Tensor:
     """Stack ``t[index[b], :, y:y+size, x:x+size]`` for each image b with origin (y, x)."""
-    b, y, x = _windows(index, origins, size, t.device)
-    return t[b, :, y, x].permute(0, 3, 1, 2).contiguous()
+    return torch.stack([t[i, :, y:y + size, x:x + size] for i, (y, x) in zip(index, origins)])
 
 
 def _occluders(x, source, size, generator):
