@@ -14,7 +14,10 @@ One run prints, for the machine at hand (every ratio from numbers measured side 
    speed between the parts does not enter the share);
 4. ``step_profile``: where one bf16 training step's time goes (crops, augmentation, corruption,
    loss, norms, Adam, the network), at the loop's sides;
-5. ``threads``: the bare network at 64 px bf16 on one and on two threads, and two one-thread
+5. ``heap``: the bare network at 64 and 128 px bf16 with glibc's default heap and with freed
+   memory kept (:mod:`ssae.heap`, as training and every other part here run), ms and page
+   faults per step, each in a process of its own;
+6. ``threads``: the bare network at 64 px bf16 on one and on two threads, and two one-thread
    processes side by side against one two-thread process (images/s in total).
 
 Example::
@@ -46,6 +49,7 @@ import torch
 from ssae.config import override, profile
 from ssae.data import load_split
 from ssae.hardware import hardware
+from ssae.heap import keep_freed_memory
 from ssae.runs import build_model
 from ssae.training import train
 
@@ -252,6 +256,39 @@ def worker(threads: int, seconds: float) -> float:
     return n * x.shape[0] / (time.perf_counter() - t0)
 
 
+def heap_worker(mode: str, side: int, repeat: int) -> dict:
+    """The bare network's bf16 step at ``side`` px with glibc's default heap (``mode`` "default")
+    or with freed memory kept (:func:`ssae.heap.keep_freed_memory`, "kept"): ms and minor page
+    faults per step, in a process of its own (the setting is process-wide)."""
+    import resource
+
+    if mode == "kept":
+        keep_freed_memory()
+    torch.set_num_threads(1)
+    model, x = bare_model(1, side)
+    step = network_step(model, x, True)
+    step(), step()
+    f0, t0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
+    for _ in range(repeat):
+        step()
+    seconds, faults = time.perf_counter() - t0, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return {"ms_per_step": 1e3 * seconds / repeat, "faults_per_step": faults / repeat}
+
+
+def heap_part(sides: list[int], repeat: int) -> list[dict]:
+    """:func:`heap_worker` in both modes, alternating, twice each per side: the faster of each."""
+    rows = []
+    for side in sides:
+        runs: dict[str, list[dict]] = {"default": [], "kept": []}
+        for mode in ("default", "kept", "kept", "default"):
+            out = subprocess.run([sys.executable, __file__, "--heap-worker", mode, str(side), str(repeat)],
+                                 capture_output=True, text=True, check=True).stdout
+            runs[mode].append(json.loads(out))
+        best = {m: min(r, key=lambda d: d["ms_per_step"]) for m, r in runs.items()}
+        rows.append({"side": side, **{f"{m}_{k}": v for m, d in best.items() for k, v in d.items()}})
+    return rows
+
+
 def threads_part(seconds: float) -> dict:
     me = [sys.executable, __file__, "--worker"]
     one = float(subprocess.run(me + ["1", str(seconds)], capture_output=True, text=True, check=True).stdout)
@@ -278,6 +315,11 @@ def report(res: dict) -> str:
         tail = f"{lp['steps_per_s']:12.2f}  {loop_share(lp, r):12.1%}" if lp else "  (not run)"
         lines.append(f"{r['side']:4d}  {r['precision']}  {r['ms_per_step']:15.1f}  {r['gflop_per_s']:7.1f}  "
                      f"{share:12.1%} |{tail}")
+    for h in res.get("heap", []):
+        lines += ["", f"heap, bare network bf16 {h['side']} px: {h['default_ms_per_step']:.1f} ms per step with glibc's "
+                  f"default, {h['kept_ms_per_step']:.1f} with freed memory kept "
+                  f"({h['default_ms_per_step'] / h['kept_ms_per_step']:.2f}x); page faults per step "
+                  f"{h['default_faults_per_step']:.0f} against {h['kept_faults_per_step']:.0f}"]
     th = res.get("threads")
     if th:
         lines += ["", "bare network, 64 px bf16, images/s: one thread {one_thread:.0f}; two threads "
@@ -319,8 +361,16 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true",
                    help="also time the bare network under torch.compile at 64 px (compiling takes minutes)")
     p.add_argument("--json", help="write the figures here as well")
+    p.add_argument("--heap-sides", type=int, nargs="*", default=[64, 128],
+                   help="sides for the heap comparison (none: leave it out)")
     p.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--heap-worker", nargs=3, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.heap_worker:
+        mode, side, repeat = args.heap_worker
+        print(json.dumps(heap_worker(mode, int(side), int(repeat))))
+        return 0
+    keep_freed_memory()  # as training does (ssae.heap): the network is timed as the loop runs it
     if args.worker:
         print(worker(int(args.worker[0]), float(args.worker[1])))
         return 0
@@ -334,6 +384,8 @@ def main(argv=None) -> int:
            "network": network(channels, args.sides, args.repeat),
            "loop": loop(args.data, args.loop_sides, args.steps, args.repeat),
            "step_profile": [step_profile(args.data, side, args.steps) for side in args.loop_sides]}
+    if args.heap_sides:
+        res["heap"] = heap_part(args.heap_sides, args.repeat)
     if args.thread_seconds > 0:
         res["threads"] = threads_part(args.thread_seconds)
     if args.compile:

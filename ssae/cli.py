@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .config import PROFILES, check, override, profile
 from .errors import SsaeError
+from .heap import keep_freed_memory
 
 
 #: ``corruption.METHODS``, listed here so that parsing the command line does not import torch
@@ -339,6 +340,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
+    keep_freed_memory()  # every command runs the network on the CPU at some point (ssae.heap)
     try:
         return int(args.func(args) or 0)
     except SsaeError as e:

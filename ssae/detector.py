@@ -25,6 +25,7 @@ import torch
 from . import data as D
 from . import scoring as S
 from .errors import SsaeError
+from .heap import keep_freed_memory
 from .model import fold_batchnorm
 from .precision import INFERENCE, check_precision
 from .runs import CONFIG, RunDir, load_model, read_calibration
@@ -123,6 +124,8 @@ class Detector:
         if engine == "onnxruntime" and (str(device) != "cpu" or self.precision != "fp32"):
             raise SsaeError(f"the onnxruntime engine computes in float32 on the CPU; got device {device}, "
                             f"precision {self.precision}")
+        if str(device) == "cpu":
+            keep_freed_memory()  # each batch's activations reused, not faulted in again (ssae.heap)
         model, self.cfg = load_model(self.folder, device)
         self.model = fold_batchnorm(model)
         self.calibration, self.stats = read_calibration(self.folder)

@@ -50,6 +50,7 @@ from .corruption import corrupt, random_rotation
 from .data import Split, augment, occluder_images, resolve_augmentation
 from .errors import SsaeError
 from .flatadam import FlatAdam
+from .heap import keep_freed_memory
 from .objectives import flatness, loss as objective_loss
 from .progress import TrainLog
 from .precision import autocast as precision_autocast, precision as forward_precision
@@ -365,6 +366,8 @@ def setup(cfg: Config, split: Split, run_dir: Path, device, data_spec: str | Non
     if rank == 0:
         _check_folder(run, cfg, resuming)
 
+    if device.type == "cpu":
+        keep_freed_memory()  # each step's activations reused, not faulted in again (ssae.heap)
     torch.manual_seed(t.seed if t.init_seed is None else t.init_seed)  # the initial weights
     model = build_model(cfg).to(device)
     cuda = device.type == "cuda"

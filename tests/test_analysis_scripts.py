@@ -121,7 +121,7 @@ def test_reference_runs_starts_the_models_asked_for(tmp_path):
 def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the_network(tmp_path):
     out = tmp_path / "throughput.json"
     text = _run("benchmarks/throughput.py", "--sides", "64", "--loop-sides", "64", "--repeat", "1", "--steps", "12",
-                "--thread-seconds", "0", "--data", "embedded:carpet", "--json", out)
+                "--thread-seconds", "0", "--heap-sides", "64", "--data", "embedded:carpet", "--json", out)
     res = json.loads(out.read_text())
     assert set(res["peak"]) == {"matmul_fp32", "conv_fp32", "matmul_bf16", "conv_bf16"}
     assert all(v > 0 for v in res["peak"].values())
@@ -134,6 +134,9 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     assert pr["side"] == 64 and pr["steps"] == 12 and {"corruption", "adam", "crops", "norms"} <= set(pr["ms"])
     assert sum(pr["ms"].values()) == pytest.approx(pr["ms_per_step"]) and 0 < pr["outside_network_share"] < 1
     assert "one bf16 training step at 64 px" in text
+    (heap,) = res["heap"]  # glibc's default heap against freed memory kept, in processes of their own
+    assert heap["side"] == 64 and heap["default_ms_per_step"] > 0 and heap["kept_ms_per_step"] > 0
+    assert heap["kept_faults_per_step"] < heap["default_faults_per_step"] and "page faults per step" in text
 
 
 def test_throughput_report_sets_the_compiled_network_beside_eager():
