@@ -157,13 +157,13 @@ def loop(data: str, sides: list[int], steps: int, repeat: int = 5) -> list[dict]
     rows = []
     for side in sides:
         for name in ("fp32", "bf16"):
-            bare, x = bare_model(load_split(data, profile("cpu").data, seed=0).channels, side)
-            before = timed(network_step(bare, x, name == "bf16"), repeat)
             cfg = override(profile("cpu"), train={
                 "steps": steps, "crop_start": side, "crop_end": side, "log_every": log_every(steps), "curve": (),
                 "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": name == "bf16"})
             cfg.data.image_size = max(side, cfg.data.image_size or side)
             split = load_split(data, cfg.data, seed=0)
+            bare, x = bare_model(split.channels, side)
+            before = timed(network_step(bare, x, name == "bf16"), repeat)
             with tempfile.TemporaryDirectory() as tmp:
                 res = train(cfg, split, Path(tmp) / "run", progress=False)  # training alone: no calibration
             hist = [h for h in res["history"] if "seconds" in h]
