@@ -10,8 +10,9 @@ One run prints, for the machine at hand (every ratio from numbers measured side 
    network's share of the convolution peak;
 3. ``loop``: the whole training loop (:func:`ssae.training.train` at a fixed crop: crops,
    corruption, augmentation, loss, Adam, logging), steps/s and its share of the bare network's
-   (the network timed again just before and after each loop, so that a drift of the machine's
-   speed between the parts does not enter the share);
+   (the network paced over a block of steps just before and after each loop, as the loop's pace
+   is read, so that a drift of the machine's speed between the parts does not enter the share;
+   in bf16 three rounds, the median share kept);
 4. ``step_profile``: where one bf16 training step's time goes (crops, augmentation, corruption,
    loss, norms, Adam, the network), at the loop's sides;
 5. ``heap``: the bare network at 64 and 128 px bf16 with glibc's default heap and with freed
@@ -22,7 +23,7 @@ One run prints, for the machine at hand (every ratio from numbers measured side 
 
 Example::
 
-    python benchmarks/throughput.py                       # about five minutes on 2 cores
+    python benchmarks/throughput.py                       # about ten minutes on 2 cores
     python benchmarks/throughput.py --sides 64 128 --json benchmarks/results/throughput.json
 
 Run it on an idle machine: the goals it reports against (loop >= 95 % of the network's steps/s in
@@ -148,13 +149,28 @@ def log_every(steps: int) -> int:
     return max(1, min(profile("cpu").train.log_every, steps // 4))
 
 
-def loop(data: str, sides: list[int], steps: int, repeat: int = 5) -> list[dict]:
+def paced(fn, steps: int, warmup: int = 2) -> float:
+    """Steps/s of ``fn`` over ``steps`` consecutive calls after ``warmup`` calls: one block's
+    elapsed time, the way the loop's pace is read from its log rows (a median of single steps
+    would leave out the slow steps that a block, and the loop, include)."""
+    for _ in range(warmup):
+        fn()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return steps / (time.perf_counter() - t0)
+
+
+def loop(data: str, sides: list[int], steps: int, repeat: int = 5, rounds: int = 3) -> list[dict]:
     """Steps/s of :func:`ssae.training.train` at a fixed crop, from its own log rows (the first
     logged interval, which holds the start-up, is left out), and the bare network's steps/s at
-    the same side and precision timed just before and just after it (``network_steps_per_s``,
-    their mean): the loop's share of the network comes from numbers taken minutes apart at
-    most, which a machine whose speed drifts over the run moves less."""
+    the same side and precision, paced over a block of steps just before and just after it
+    (``network_steps_per_s``, their mean): the loop's share of the network comes from numbers
+    taken a minute apart at most, which a machine whose speed drifts over the run moves less.
+    Each bf16 row is measured ``rounds`` times (fp32 once) and keeps the round of the median
+    share, with every round's share beside it (``shares``)."""
     rows = []
+    block = max(repeat, steps // 4)
     for side in sides:
         for name in ("fp32", "bf16"):
             cfg = override(profile("cpu"), train={
@@ -163,15 +179,20 @@ def loop(data: str, sides: list[int], steps: int, repeat: int = 5) -> list[dict]
             cfg.data.image_size = max(side, cfg.data.image_size or side)
             split = load_split(data, cfg.data, seed=0)
             bare, x = bare_model(split.channels, side)
-            before = timed(network_step(bare, x, name == "bf16"), repeat)
-            with tempfile.TemporaryDirectory() as tmp:
-                res = train(cfg, split, Path(tmp) / "run", progress=False)  # training alone: no calibration
-            hist = [h for h in res["history"] if "seconds" in h]
-            first, last = hist[1], hist[-1]
-            pace = (last["step"] - first["step"]) / max(last["seconds"] - first["seconds"], 1e-9)
-            after = timed(network_step(bare, x, name == "bf16"), repeat)
-            rows.append({"side": side, "precision": name, "steps_per_s": pace, "steps": res["steps"],
-                         "network_steps_per_s": 2 / (before + after)})
+            measured = []
+            for _ in range(rounds if name == "bf16" else 1):
+                before = paced(network_step(bare, x, name == "bf16"), block)
+                with tempfile.TemporaryDirectory() as tmp:
+                    res = train(cfg, split, Path(tmp) / "run", progress=False)  # training alone: no calibration
+                hist = [h for h in res["history"] if "seconds" in h]
+                first, last = hist[1], hist[-1]
+                pace = (last["step"] - first["step"]) / max(last["seconds"] - first["seconds"], 1e-9)
+                after = paced(network_step(bare, x, name == "bf16"), block)
+                measured.append({"side": side, "precision": name, "steps_per_s": pace, "steps": res["steps"],
+                                 "network_steps_per_s": (before + after) / 2, "network_block": block})
+            shares = [m["steps_per_s"] / m["network_steps_per_s"] for m in measured]
+            row = measured[sorted(range(len(shares)), key=shares.__getitem__)[len(shares) // 2]]
+            rows.append({**row, "shares": shares})
     return rows
 
 
@@ -313,6 +334,8 @@ def report(res: dict) -> str:
         lp = loops.get((r["side"], r["precision"]))
         share = r["gflop_per_s"] / pk[f"conv_{r['precision']}"]
         tail = f"{lp['steps_per_s']:12.2f}  {loop_share(lp, r):12.1%}" if lp else "  (not run)"
+        if lp and len(lp.get("shares", [])) > 1:
+            tail += " (rounds: " + ", ".join(f"{v:.1%}" for v in lp["shares"]) + ")"
         lines.append(f"{r['side']:4d}  {r['precision']}  {r['ms_per_step']:15.1f}  {r['gflop_per_s']:7.1f}  "
                      f"{share:12.1%} |{tail}")
     for h in res.get("heap", []):
@@ -356,7 +379,9 @@ def main(argv=None) -> int:
     p.add_argument("--loop-sides", type=int, nargs="+", default=[64, 128])
     p.add_argument("--data", default=str(DEFAULT_DATA) if DEFAULT_DATA.is_dir() else "embedded:carpet")
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--steps", type=int, default=60, help="training steps per loop measurement")
+    p.add_argument("--steps", type=int, default=100, help="training steps per loop measurement")
+    p.add_argument("--rounds", type=int, default=3,
+                   help="bf16 loop measurements per side (the median share is kept, all are printed)")
     p.add_argument("--thread-seconds", type=float, default=15.0, help="0 leaves out the thread comparison")
     p.add_argument("--compile", action="store_true",
                    help="also time the bare network under torch.compile at 64 px (compiling takes minutes)")
@@ -382,7 +407,7 @@ def main(argv=None) -> int:
     res = {"hardware": hardware("cpu"), "date": _dt.datetime.now().isoformat(timespec="seconds"),
            "data": args.data, "channels": channels, "peak": peak(args.repeat),
            "network": network(channels, args.sides, args.repeat),
-           "loop": loop(args.data, args.loop_sides, args.steps, args.repeat),
+           "loop": loop(args.data, args.loop_sides, args.steps, args.repeat, args.rounds),
            "step_profile": [step_profile(args.data, side, args.steps) for side in args.loop_sides]}
     if args.heap_sides:
         res["heap"] = heap_part(args.heap_sides, args.repeat)

@@ -120,7 +120,7 @@ def test_reference_runs_starts_the_models_asked_for(tmp_path):
 
 def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the_network(tmp_path):
     out = tmp_path / "throughput.json"
-    text = _run("benchmarks/throughput.py", "--sides", "64", "--loop-sides", "64", "--repeat", "1", "--steps", "12",
+    text = _run("benchmarks/throughput.py", "--sides", "64", "--loop-sides", "64", "--repeat", "1", "--steps", "12", "--rounds", "2",
                 "--thread-seconds", "0", "--heap-sides", "64", "--data", "embedded:carpet", "--json", out)
     res = json.loads(out.read_text())
     assert set(res["peak"]) == {"matmul_fp32", "conv_fp32", "matmul_bf16", "conv_bf16"}
@@ -129,6 +129,8 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     assert set(net) == {"fp32", "bf16"} and net["fp32"]["gflop_per_step"] == net["bf16"]["gflop_per_step"] > 0
     assert [(r["side"], r["precision"]) for r in res["loop"]] == [(64, "fp32"), (64, "bf16")]
     assert all(r["steps_per_s"] > 0 and r["steps"] == 12 and r["network_steps_per_s"] > 0 for r in res["loop"])
+    assert [len(r["shares"]) for r in res["loop"]] == [1, 2]  # bf16 in rounds, the kept one among them
+    assert all(r["steps_per_s"] / r["network_steps_per_s"] in r["shares"] for r in res["loop"])
     assert "loop/network bf16 64 px" in text and "of conv peak" in text
     (pr,) = res["step_profile"]
     assert pr["side"] == 64 and pr["steps"] == 12 and {"corruption", "adam", "crops", "norms"} <= set(pr["ms"])
