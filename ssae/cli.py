@@ -21,7 +21,7 @@ from .heap import keep_freed_memory
 #: (a test keeps the two equal)
 CORRUPTIONS = ("elastic", "cutout", "swap", "occlusion", "none")
 #: ``detector.ENGINES``, listed here for the same reason (the same test keeps them equal)
-ENGINES = ("torch", "onnxruntime")
+ENGINES = ("auto", "torch", "onnxruntime")
 
 #: settings files shipped with ssae (``--settings NAME`` reads ``SETTINGS_DIR / NAME.txt``)
 SETTINGS_DIR = Path(__file__).parent / "settings"
@@ -309,9 +309,10 @@ def make_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="folder for overlays, masks and scores.csv")
     r.add_argument("--overwrite", action="store_true", help="write over earlier predictions in --out")
     r.add_argument("--device", default="cpu")
-    r.add_argument("--engine", choices=ENGINES, default="torch",
-                   help="what computes the maps: torch (default) or onnxruntime (the graph of ssae export, "
-                        "float32 on the CPU; faster, needs the onnxruntime package)")
+    r.add_argument("--engine", choices=ENGINES, default="auto",
+                   help="what computes the maps: torch, or onnxruntime (the graph of ssae export, float32 on "
+                        "the CPU; faster, needs the onnxruntime package); auto (default): onnxruntime where it "
+                        "can run the model, else torch")
     _precision_option(r)
     r.set_defaults(func=cmd_predict)
 

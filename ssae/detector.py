@@ -103,8 +103,21 @@ def image_paths(items) -> list[Path]:
 
 
 #: what computes the anomaly maps: torch (the library's own modules) or onnxruntime (the graph
-#: of ``ssae export``, built in memory; the same maps up to float rounding, faster on a CPU)
-ENGINES = ("torch", "onnxruntime")
+#: of ``ssae export``, built in memory; the same maps up to float rounding, faster on a CPU);
+#: ``auto`` (the default) takes onnxruntime where it can run the model (:func:`pick_engine`)
+ENGINES = ("auto", "torch", "onnxruntime")
+
+
+def pick_engine(device, precision: str, fixed_size: bool) -> str:
+    """The engine ``auto`` means: onnxruntime for float32 on the CPU at one image size when the
+    onnxruntime package is installed (the same maps within 1e-4 of their scale, about 1.4 times
+    the images per second of torch on one core at 256 px: benchmarks/inference.py), else
+    torch (a GPU, bf16, images read at their native sizes, or no onnxruntime)."""
+    if str(device) != "cpu" or precision != "fp32" or not fixed_size:
+        return "torch"
+    import importlib.util
+
+    return "onnxruntime" if importlib.util.find_spec("onnxruntime") is not None else "torch"
 
 
 class Detector:
@@ -114,13 +127,15 @@ class Detector:
     (:func:`ssae.model.fold_batchnorm`: the same maps up to float rounding, faster).
     ``engine``: what computes the maps (:data:`ENGINES`): ``"onnxruntime"`` runs the graph of
     ``ssae export`` (network, Diff, G_k^n and the calibrated weighting; float32 on the CPU,
-    for models with one image size) in an onnxruntime session built when the detector loads."""
+    for models with one image size) in an onnxruntime session built when the detector loads
+    (about a second); ``"auto"`` takes it where it can run the model, else torch. The
+    attribute ``engine`` says which one computes."""
 
-    def __init__(self, folder, device: str = "cpu", precision: str = INFERENCE, engine: str = "torch"):
+    def __init__(self, folder, device: str = "cpu", precision: str = INFERENCE, engine: str = "auto"):
         self.folder = Path(folder)
-        self.device, self.precision, self.engine = device, check_precision(precision), engine
+        self.device, self.precision = device, check_precision(precision)
         if engine not in ENGINES:
-            raise SsaeError(f"unknown engine {engine!r}; choose {' or '.join(ENGINES)}")
+            raise SsaeError(f"unknown engine {engine!r}; choose {', '.join(ENGINES[:-1])} or {ENGINES[-1]}")
         if engine == "onnxruntime" and (str(device) != "cpu" or self.precision != "fp32"):
             raise SsaeError(f"the onnxruntime engine computes in float32 on the CPU; got device {device}, "
                             f"precision {self.precision}")
@@ -129,6 +144,10 @@ class Detector:
         model, self.cfg = load_model(self.folder, device)
         self.model = fold_batchnorm(model)
         self.calibration, self.stats = read_calibration(self.folder)
+        if engine == "auto":
+            fixed = self.cfg.data.image_size is not None or self.stats is not None
+            engine = pick_engine(device, self.precision, fixed)
+        self.engine = engine
         self.session = None
         if engine == "onnxruntime":
             from .export import image_size, session
@@ -137,7 +156,7 @@ class Detector:
                                    image_size(self.folder, self.cfg, self.stats))
 
     @classmethod
-    def load(cls, model, device: str = "cpu", precision: str = INFERENCE, engine: str = "torch") -> "Detector":
+    def load(cls, model, device: str = "cpu", precision: str = INFERENCE, engine: str = "auto") -> "Detector":
         """The detector of a run folder, a packed model folder, or a reference model's name
         (:func:`resolve`)."""
         return cls(resolve(model), device, precision, engine)

@@ -19,7 +19,7 @@ from .runs import write_json
 
 
 def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True, precision: str = "fp32",
-            overwrite: bool = False, engine: str = "torch") -> Path:
+            overwrite: bool = False, engine: str = "auto") -> Path:
     """Heatmap overlay PNG and binary mask PNG per image, and ``scores.csv`` in ``out_dir``.
 
     ``run_dir`` is a run folder, a packed model folder or a reference model's name, and
@@ -32,7 +32,8 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True,
     whether it exceeds the image threshold, and the names of both PNGs; ``predict.json``
     beside it the model, the precision of the forward pass (``precision``, float32 by default)
     and the thresholds. An ``out_dir`` that holds a ``scores.csv`` already is refused unless
-    ``overwrite``. ``engine``: what computes the maps (:data:`ssae.detector.ENGINES`)."""
+    ``overwrite``. ``engine``: what computes the maps (:data:`ssae.detector.ENGINES`; ``predict.json``
+    records the one that did)."""
     import matplotlib
 
     out_dir = Path(out_dir)
@@ -61,7 +62,7 @@ def predict(run_dir, paths, out_dir, device: str = "cpu", progress: bool = True,
         w.writeheader()
         w.writerows(rows)
     os.replace(tmp, out_dir / "scores.csv")
-    write_json(out_dir / "predict.json", {"model": str(det.folder), "precision": precision, "engine": engine,
+    write_json(out_dir / "predict.json", {"model": str(det.folder), "precision": precision, "engine": det.engine,
                                           "images": len(rows),
                                           **{k: det.calibration.get(k) for k in
                                              ("threshold", "image_threshold", "reduce", "threshold_method")}})

@@ -158,6 +158,7 @@ def test_inference_benchmark_sets_the_library_beside_predict_and_onnxruntime(tmp
                 "--repeat", "1", "--json", out)
     res = json.loads(out.read_text())
     assert set(res["images_per_s"]) == {"library (Detector.score)", "onnxruntime (ssae export)",
-                                        "library, onnxruntime engine", "ssae predict (files, overlays)"}
+                                        "library, torch engine", "ssae predict (files, overlays)"}
+    assert res["library_engine"] == "onnxruntime" and "default engine here: onnxruntime" in text
     assert all(v > 0 for v in res["images_per_s"].values()) and res["predict_startup_s"] > 0
-    assert "goal: library within 10 % of the fastest" in text and "of fastest" in text
+    assert "goal: library (default engine, onnxruntime) within 10 % of the fastest" in text and "of fastest" in text

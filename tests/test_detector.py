@@ -97,16 +97,18 @@ def test_the_onnxruntime_engine_gives_the_torch_engine_s_results(tmp_path):
     ssae predict; a bad engine, or bf16 with it, is one line."""
     pytest.importorskip("onnxruntime")
     images = [texture(seed=i) for i in range(3)] + [texture(200, 300, seed=3)]
-    ours = Detector.load(MODEL).score(images)
+    ours = Detector.load(MODEL, engine="torch").score(images)
     det = Detector.load(MODEL, engine="onnxruntime")
     theirs = det.score(images)
+    # the default (auto) takes onnxruntime for float32 on the CPU, torch where it cannot run
+    assert (Detector.load(MODEL).engine, Detector.load(MODEL, precision="bf16").engine) == ("onnxruntime", "torch")
     for a, b in zip(ours, theirs):
         scale = float(np.abs(a.anomaly_map).max())
         assert np.abs(a.anomaly_map - b.anomaly_map).max() <= 1e-4 * scale
         assert b.score == pytest.approx(a.score, rel=1e-4) and a.anomalous == b.anomalous
         near = np.abs(a.anomaly_map - det.threshold) <= 1e-4 * scale
         assert np.array_equal(a.mask[~near], b.mask[~near])
-    with pytest.raises(SsaeError, match="unknown engine 'tvm'; choose torch or onnxruntime"):
+    with pytest.raises(SsaeError, match="unknown engine 'tvm'; choose auto, torch or onnxruntime"):
         Detector.load(MODEL, engine="tvm")
     with pytest.raises(SsaeError, match="float32 on the CPU"):
         Detector.load(MODEL, precision="bf16", engine="onnxruntime")

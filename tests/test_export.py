@@ -114,7 +114,8 @@ def test_ssae_predict_scores_are_the_onnx_graph_s_by_default(export_run, tmp_pat
     want = [float(image_score(torch.from_numpy(m)[None], cal["reduce"])) for m in maps]
     got = [float(r["score"]) for r in rows]
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
-    assert json.loads((tmp_path / "pred" / "predict.json").read_text())["precision"] == "fp32"
+    meta = json.loads((tmp_path / "pred" / "predict.json").read_text())
+    assert (meta["precision"], meta["engine"]) == ("fp32", "onnxruntime")
 
 
 def test_export_of_an_unfinished_run_is_one_line(export_run, tmp_path):

@@ -62,6 +62,7 @@ def test_inference_is_float32_unless_asked_and_says_so(smoke_run, tmp_path, monk
         evaluate(run, str(data), progress=False, precision="fp16")
     img = next((data / "test" / "good").glob("*.png"))
     assert main(["predict", str(run), str(img), "--out", str(tmp_path / "p"), "--precision", "bf16"]) == 0
-    assert json.loads((tmp_path / "p" / "predict.json").read_text())["precision"] == "bf16"
+    meta = json.loads((tmp_path / "p" / "predict.json").read_text())
+    assert (meta["precision"], meta["engine"]) == ("bf16", "torch")  # auto: onnxruntime runs float32 only
     assert main(["evaluate", str(run), "--json", str(tmp_path / "m.json")]) == 0
     assert json.loads((tmp_path / "m.json").read_text())["precision"] == "fp32"
