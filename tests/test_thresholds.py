@@ -116,6 +116,8 @@ def test_false_alarms_from_one_photograph_are_named(tmp_path):
     text = concentrated_alarms(row)
     assert "12 of the 15 flagged good test images" in text and "`0012`: 12 of its 13 tiles" in text
     assert "flags 5.8 %" in text  # 3 of the other 52 tiles
+    assert "gallery's last row below, `good/0012_x2048.png`" in concentrated_alarms(row, "good/0012_x2048.png")
+    assert "gallery" not in concentrated_alarms(row, "good/0004_x0768.png")  # not a tile of that photograph
     row["good_flagged_sources"] = {"a": [2, 13], "b": [2, 13]}
     assert concentrated_alarms(row) == ""
     path = tmp_path / "thresholds.json"

@@ -762,10 +762,11 @@ def precision_check(path: str | Path = PRECISION) -> tuple[list[Table], str]:
 THRESHOLDS = REPO / "benchmarks" / "results" / "thresholds.json"
 
 
-def concentrated_alarms(row: dict) -> str:
+def concentrated_alarms(row: dict, worst_good: str | None = None) -> str:
     """A sentence when most of a model's flagged good test images are tiles of one photograph
     (``good_flagged_sources`` of ``benchmarks/thresholds.py``), with the share flagged among the
-    other photographs' tiles; '' otherwise."""
+    other photographs' tiles; '' otherwise. ``worst_good``: the stored sample name of the good
+    test image the model scores highest (the gallery's last row), named when it is one of them."""
     sources = row.get("good_flagged_sources") or {}
     flagged = sum(n for n, _ in sources.values())
     if not sources or flagged < 2:
@@ -776,7 +777,20 @@ def concentrated_alarms(row: dict) -> str:
     rest = (flagged - n) / max(row["n_good_test"] - tiles, 1)
     return (f" On {row['model']}, {n} of the {flagged} flagged good test images are tiles of one photograph "
             f"(`{top}`: {n} of its {tiles} tiles), one of the {row.get('n_good_sources', '?')} that the good test "
-            f"images were cut from; of the other photographs' tiles it flags {100 * rest:.1f} %.")
+            f"images were cut from; of the other photographs' tiles it flags {100 * rest:.1f} %."
+            + (f" The gallery's last row below, `{worst_good}`, the good test image it scores highest, is one "
+               f"of them: judge there whether it shows an irregularity that the data set calls good."
+               if worst_good and Path(worst_good).stem.startswith(top) else ""))
+
+
+def worst_good_sample(model_dir) -> str | None:
+    """The name of the stored sample chosen as the good test image the model scores highest
+    (``good: worst``), None without samples."""
+    from ssae.samples import has_samples, read_index
+
+    if not has_samples(model_dir):
+        return None
+    return next((s["name"] for s in read_index(model_dir)["samples"] if "good: worst" in s["chosen"]), None)
 
 
 def threshold_check(ref: Reference, path: str | Path = THRESHOLDS) -> str:
@@ -799,7 +813,7 @@ def threshold_check(ref: Reference, path: str | Path = THRESHOLDS) -> str:
         if r.get("mask_area_true") is not None:
             s += (f"; its masks cover a median {pct(r['mask_area_predicted'], 2)} of a defective image (true "
                   f"defects: {pct(r['mask_area_true'], 2)}) and {pct(r['mask_area_good'], 2)} of a good one")
-        out.append(s + "." + concentrated_alarms(r))
+        out.append(s + "." + concentrated_alarms(r, worst_good_sample(ref.models[kind]) if kind == "ssae" else None))
         dates.append(str(r.get("date", doc.get("date", "")))[:10])
     when = ", ".join(sorted(set(dates)))
     return " ".join(out) + (f" (`benchmarks/thresholds.py`, {when}, {doc.get('hardware', '')}.)" if dates else "")
