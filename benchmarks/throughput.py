@@ -14,7 +14,9 @@ One run prints, for the machine at hand (every ratio from numbers measured side 
    is read, so that a drift of the machine's speed between the parts does not enter the share;
    in bf16 three rounds, the median share kept);
 4. ``step_profile``: where one bf16 training step's time goes (crops, augmentation, corruption,
-   loss, norms, Adam, the network), at the loop's sides;
+   loss, norms, Adam, the network), at the loop's sides; ``interleaved``: one bf16 training step
+   against one bare network step, in alternating blocks in one process (the same ratio as
+   ``loop``, without the process start-up, logging and drift between the parts);
 5. ``heap``: the bare network at 64 and 128 px bf16 with glibc's default heap and with freed
    memory kept (:mod:`ssae.heap`, as training and every other part here run), ms and page
    faults per step, each in a process of its own;
@@ -196,6 +198,32 @@ def loop(data: str, sides: list[int], steps: int, repeat: int = 5, rounds: int =
     return rows
 
 
+def interleaved(data: str, side: int, rounds: int = 6, block: int = 15) -> dict:
+    """One bf16 training step of :func:`ssae.training.step` (crops, corruption, augmentation,
+    objective, Adam) against one step of the bare network, timed in alternating blocks of
+    ``block`` steps in one process, ``rounds`` times (after 30 training steps): the ratio of the
+    median block times, which neither the machine's drift nor a second process's start-up moves."""
+    import ssae.training as T
+
+    cfg = override(profile("cpu"), train={"steps": 10 ** 6, "crop_start": side, "crop_end": side, "curve": (),
+                                          "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": True})
+    cfg.data.image_size = max(side, cfg.data.image_size or side)
+    split = load_split(data, cfg.data, seed=0)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = T.setup(T.prepare(cfg, split), split, Path(tmp) / "run", "cpu", progress=False)
+        for _ in range(30):
+            T.step(s)
+        bare, x = bare_model(split.channels, side)
+        parts = {"loop": lambda: T.step(s), "network": network_step(bare, x, True)}
+        ms: dict[str, list[float]] = {k: [] for k in parts}
+        for _ in range(rounds):
+            for name, fn in parts.items():
+                ms[name].append(1e3 / paced(fn, block, warmup=1))
+    loop_ms, net_ms = statistics.median(ms["loop"]), statistics.median(ms["network"])
+    return {"side": side, "rounds": rounds, "block": block, "loop_ms": loop_ms, "network_ms": net_ms,
+            "share": net_ms / loop_ms, "loop_ms_rounds": ms["loop"], "network_ms_rounds": ms["network"]}
+
+
 def step_profile(data: str, side: int, steps: int) -> dict:
     """Where a bf16 training step's time goes at ``side`` px: milliseconds per step in each part
     of :func:`ssae.training.step` (the functions it calls are wrapped with timers while
@@ -354,6 +382,10 @@ def report(res: dict) -> str:
         lines += ["", f"one bf16 training step at {pr['side']} px ({pr['ms_per_step']:.1f} ms, mean of {pr['steps']} "
                   f"steps): " + ", ".join(f"{k} {v:.1f} ms ({v / pr['ms_per_step']:.1%})" for k, v in parts)
                   + f"; outside the network {pr['outside_network_share']:.1%}"]
+    for r in res.get("interleaved", []):
+        lines += ["", f"bf16 training step against the bare network at {r['side']} px, alternating blocks of {r['block']} "
+                  f"steps in one process ({r['rounds']} rounds): {r['loop_ms']:.1f} against {r['network_ms']:.1f} ms, "
+                  f"the loop at {r['share']:.1%} of the network's pace"]
     cp = res.get("compiled")
     if cp:
         lines += ["", f"torch.compile, bare network bf16 {cp['side']} px: {cp['compiled_ms']:.1f} ms per step against "
@@ -365,7 +397,11 @@ def report(res: dict) -> str:
                                                   and r["precision"] == "bf16"), None)
         if lp and nw:
             ratio = loop_share(lp, nw)
-            goals.append(f"loop/network bf16 {side} px {ratio:.1%} ({'met' if ratio >= 0.95 else 'missed'}: >= 95 %)")
+            text = f"loop/network bf16 {side} px {ratio:.1%} ({'met' if ratio >= 0.95 else 'missed'}: >= 95 %)"
+            il = next((r for r in res.get("interleaved", []) if r["side"] == side), None)
+            if il:
+                text += f", interleaved steps {il['share']:.1%} ({'met' if il['share'] >= 0.95 else 'missed'})"
+            goals.append(text)
     nw = next((r for r in res["network"] if r["side"] == 128 and r["precision"] == "bf16"), None)
     if nw:
         share = nw["gflop_per_s"] / pk["conv_bf16"]
@@ -408,7 +444,8 @@ def main(argv=None) -> int:
            "data": args.data, "channels": channels, "peak": peak(args.repeat),
            "network": network(channels, args.sides, args.repeat),
            "loop": loop(args.data, args.loop_sides, args.steps, args.repeat, args.rounds),
-           "step_profile": [step_profile(args.data, side, args.steps) for side in args.loop_sides]}
+           "step_profile": [step_profile(args.data, side, args.steps) for side in args.loop_sides],
+           "interleaved": [interleaved(args.data, side, args.rounds * 2) for side in args.loop_sides]}
     if args.heap_sides:
         res["heap"] = heap_part(args.heap_sides, args.repeat)
     if args.thread_seconds > 0:

@@ -136,6 +136,9 @@ def test_throughput_prints_the_network_against_the_peak_and_the_loop_against_the
     assert pr["side"] == 64 and pr["steps"] == 12 and {"corruption", "adam", "crops", "norms"} <= set(pr["ms"])
     assert sum(pr["ms"].values()) == pytest.approx(pr["ms_per_step"]) and 0 < pr["outside_network_share"] < 1
     assert "one bf16 training step at 64 px" in text
+    (il,) = res["interleaved"]  # the training step against the bare network, alternating in one process
+    assert il["side"] == 64 and len(il["loop_ms_rounds"]) == il["rounds"] == 4
+    assert il["share"] == pytest.approx(il["network_ms"] / il["loop_ms"]) and "interleaved steps" in text
     (heap,) = res["heap"]  # glibc's default heap against freed memory kept, in processes of their own
     assert heap["side"] == 64 and heap["default_ms_per_step"] > 0 and heap["kept_ms_per_step"] > 0
     assert heap["kept_faults_per_step"] < heap["default_faults_per_step"] and "page faults per step" in text
