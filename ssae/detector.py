@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -128,8 +129,8 @@ class Detector:
     ``engine``: what computes the maps (:data:`ENGINES`): ``"onnxruntime"`` runs the graph of
     ``ssae export`` (network, Diff, G_k^n and the calibrated weighting; float32 on the CPU,
     for models with one image size) in an onnxruntime session built when the detector loads
-    (about a second); ``"auto"`` takes it where it can run the model, else torch. The
-    attribute ``engine`` says which one computes."""
+    (about a second); ``"auto"`` takes it where it can run the model, else torch (also, with a
+    warning, when the graph cannot be built). The attribute ``engine`` says which one computes."""
 
     def __init__(self, folder, device: str = "cpu", precision: str = INFERENCE, engine: str = "auto"):
         self.folder = Path(folder)
@@ -144,16 +145,24 @@ class Detector:
         model, self.cfg = load_model(self.folder, device)
         self.model = fold_batchnorm(model)
         self.calibration, self.stats = read_calibration(self.folder)
-        if engine == "auto":
+        auto = engine == "auto"
+        if auto:
             fixed = self.cfg.data.image_size is not None or self.stats is not None
             engine = pick_engine(device, self.precision, fixed)
-        self.engine = engine
         self.session = None
         if engine == "onnxruntime":
             from .export import image_size, session
 
-            self.session = session(self.model, self.calibration, self.stats, self.channels,
-                                   image_size(self.folder, self.cfg, self.stats))
+            try:
+                self.session = session(self.model, self.calibration, self.stats, self.channels,
+                                       image_size(self.folder, self.cfg, self.stats))
+            except Exception as e:  # auto falls back to torch; a chosen engine fails as it fails
+                if not auto:
+                    raise
+                warnings.warn(f"{self.folder}: the onnxruntime engine could not be built ({e}); "
+                              f"scoring with torch", stacklevel=2)
+                engine = "torch"
+        self.engine = engine
 
     @classmethod
     def load(cls, model, device: str = "cpu", precision: str = INFERENCE, engine: str = "auto") -> "Detector":

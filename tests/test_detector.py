@@ -91,10 +91,11 @@ def test_ssae_predict_is_the_detector_s_results_as_files(tmp_path):
     assert np.array_equal(mask, results[0].mask)
 
 
-def test_the_onnxruntime_engine_gives_the_torch_engine_s_results(tmp_path):
+def test_the_onnxruntime_engine_gives_the_torch_engine_s_results(tmp_path, monkeypatch):
     """engine="onnxruntime" scores with the graph of ssae export: the same maps within 1e-4 of
     the map's scale, the same verdicts and masks (away from the threshold), through the API and
-    ssae predict; a bad engine, or bf16 with it, is one line."""
+    ssae predict; a bad engine, or bf16 with it, is one line; auto falls back to torch (with a
+    warning) where the graph cannot be built."""
     pytest.importorskip("onnxruntime")
     images = [texture(seed=i) for i in range(3)] + [texture(200, 300, seed=3)]
     ours = Detector.load(MODEL, engine="torch").score(images)
@@ -108,6 +109,16 @@ def test_the_onnxruntime_engine_gives_the_torch_engine_s_results(tmp_path):
         assert b.score == pytest.approx(a.score, rel=1e-4) and a.anomalous == b.anomalous
         near = np.abs(a.anomaly_map - det.threshold) <= 1e-4 * scale
         assert np.array_equal(a.mask[~near], b.mask[~near])
+    import ssae.export
+
+    def broken(*a, **k):
+        raise RuntimeError("no graph today")
+    monkeypatch.setattr(ssae.export, "session", broken)
+    with pytest.warns(UserWarning, match="onnxruntime engine could not be built .no graph today.; scoring with torch"):
+        assert Detector.load(MODEL).engine == "torch"   # auto falls back
+    with pytest.raises(RuntimeError, match="no graph today"):
+        Detector.load(MODEL, engine="onnxruntime")      # a chosen engine does not
+    monkeypatch.undo()
     with pytest.raises(SsaeError, match="unknown engine 'tvm'; choose auto, torch or onnxruntime"):
         Detector.load(MODEL, engine="tvm")
     with pytest.raises(SsaeError, match="float32 on the CPU"):
