@@ -111,9 +111,9 @@ ENGINES = ("auto", "torch", "onnxruntime")
 
 def pick_engine(device, precision: str, fixed_size: bool) -> str:
     """The engine ``auto`` means: onnxruntime for float32 on the CPU at one image size when the
-    onnxruntime package is installed (the same maps within 1e-4 of their scale, about 1.4 times
-    the images per second of torch on one core at 256 px: benchmarks/inference.py), else
-    torch (a GPU, bf16, images read at their native sizes, or no onnxruntime)."""
+    onnxruntime package is installed (the same maps up to float rounding, faster than torch on a
+    CPU: benchmarks/inference.py measures both), else torch (a GPU, bf16, images read at their
+    native sizes, or no onnxruntime)."""
     if str(device) != "cpu" or precision != "fp32" or not fixed_size:
         return "torch"
     import importlib.util
@@ -128,8 +128,8 @@ class Detector:
     (:func:`ssae.model.fold_batchnorm`: the same maps up to float rounding, faster).
     ``engine``: what computes the maps (:data:`ENGINES`): ``"onnxruntime"`` runs the graph of
     ``ssae export`` (network, Diff, G_k^n and the calibrated weighting; float32 on the CPU,
-    for models with one image size) in an onnxruntime session built when the detector loads
-    (about a second); ``"auto"`` takes it where it can run the model, else torch (also, with a
+    for models with one image size) in an onnxruntime session built when the detector loads;
+    ``"auto"`` takes it where it can run the model, else torch (also, with a
     warning, when the graph cannot be built). The attribute ``engine`` says which one computes."""
 
     def __init__(self, folder, device: str = "cpu", precision: str = INFERENCE, engine: str = "auto"):
