@@ -151,6 +151,18 @@ def log_every(steps: int) -> int:
     return max(1, min(profile("cpu").train.log_every, steps // 4))
 
 
+def fixed_crop_config(side: int, steps: int, amp: bool, log_every: int | None = None):
+    """The cpu profile training ``steps`` steps at crops fixed at ``side`` px, without curve,
+    checkpoints or time budget (``log_every``: the profile's own when None)."""
+    train = {"steps": steps, "crop_start": side, "crop_end": side, "curve": (), "checkpoint_every": 10 ** 9,
+             "max_minutes": None, "amp": amp}
+    if log_every is not None:
+        train["log_every"] = log_every
+    cfg = override(profile("cpu"), train=train)
+    cfg.data.image_size = max(side, cfg.data.image_size or side)
+    return cfg
+
+
 def paced(fn, steps: int, warmup: int = 2) -> float:
     """Steps/s of ``fn`` over ``steps`` consecutive calls after ``warmup`` calls: one block's
     elapsed time, the way the loop's pace is read from its log rows (a median of single steps
@@ -175,10 +187,7 @@ def loop(data: str, sides: list[int], steps: int, repeat: int = 5, rounds: int =
     block = max(repeat, steps // 4)
     for side in sides:
         for name in ("fp32", "bf16"):
-            cfg = override(profile("cpu"), train={
-                "steps": steps, "crop_start": side, "crop_end": side, "log_every": log_every(steps), "curve": (),
-                "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": name == "bf16"})
-            cfg.data.image_size = max(side, cfg.data.image_size or side)
+            cfg = fixed_crop_config(side, steps, name == "bf16", log_every(steps))
             split = load_split(data, cfg.data, seed=0)
             bare, x = bare_model(split.channels, side)
             measured = []
@@ -205,9 +214,7 @@ def interleaved(data: str, side: int, rounds: int = 6, block: int = 15) -> dict:
     median block times, which neither the machine's drift nor a second process's start-up moves."""
     import ssae.training as T
 
-    cfg = override(profile("cpu"), train={"steps": 10 ** 6, "crop_start": side, "crop_end": side, "curve": (),
-                                          "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": True})
-    cfg.data.image_size = max(side, cfg.data.image_size or side)
+    cfg = fixed_crop_config(side, 10 ** 6, True)
     split = load_split(data, cfg.data, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         s = T.setup(T.prepare(cfg, split), split, Path(tmp) / "run", "cpu", progress=False)
@@ -267,10 +274,7 @@ def step_profile(data: str, side: int, steps: int) -> dict:
         return m
     patched = [timer(T, name, label) for name, label in parts if name != "sample"]
     T.step = timed_step
-    cfg = override(profile("cpu"), train={"steps": steps + 5, "crop_start": side, "crop_end": side,
-                                          "log_every": log_every(steps),
-                                          "curve": (), "checkpoint_every": 10 ** 9, "max_minutes": None, "amp": True})
-    cfg.data.image_size = max(side, cfg.data.image_size or side)
+    cfg = fixed_crop_config(side, steps + 5, True, log_every(steps))
     split = load_split(data, cfg.data, seed=0)
     try:
         with tempfile.TemporaryDirectory() as tmp:
